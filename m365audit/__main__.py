@@ -1,0 +1,5 @@
+"""Entry point for ``python -m m365audit``."""
+
+from m365audit.cli import main
+
+main()

@@ -1,0 +1,265 @@
+"""The SOURCES table: every Graph source the audit reads, with URL, paging and least-privilege permission."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Literal, Protocol
+
+GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+SHAREPOINT_APP_ID = "00000003-0000-0ff1-ce00-000000000000"
+EXCHANGE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
+RESOURCE_APPS: dict[str, str] = {
+    GRAPH_APP_ID: "Microsoft Graph",
+    SHAREPOINT_APP_ID: "Office 365 SharePoint Online",
+    EXCHANGE_APP_ID: "Office 365 Exchange Online",
+}
+
+AI_AUDIT_RECORD_TYPES = ("CopilotInteraction", "AIAppInteraction", "ConnectedAIAppInteraction")
+
+
+class GraphReader(Protocol):
+    """What a source fetcher may ask of the Graph client (implemented by graph.GraphSession)."""
+
+    async def get_object(self, url: str) -> dict[str, Any]: ...
+
+    async def get_collection(self, url: str) -> list[Any]: ...
+
+    async def get_text(self, url: str) -> str: ...
+
+    async def post_object(self, url: str, body: dict[str, Any]) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class FetchContext:
+    """Run-wide settings a fetcher may need: the audit window and the bounded poll for audit queries."""
+
+    now: datetime
+    audit_lookback_days: int = 7
+    audit_poll_seconds: float = 600.0
+    audit_poll_interval: float = 10.0
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+
+@dataclass
+class Fetched:
+    """A fetcher's result: the data, plus facts worth keeping beside it (query ids, windows)."""
+
+    data: Any
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+Fetcher = Callable[[GraphReader, "Source", FetchContext, dict[str, Any]], Awaitable[Fetched]]
+
+
+@dataclass(frozen=True)
+class Source:
+    """One row of the SOURCES table."""
+
+    key: str
+    url: str
+    permissions: tuple[str, ...]
+    shape: Literal["collection", "object", "csv", "custom"]
+    description: str
+    depends_on: tuple[str, ...] = ()
+    fetcher: Fetcher | None = None
+
+    @property
+    def version(self) -> str:
+        return self.url.split("/")[1]
+
+
+class SourceFailure(Exception):
+    """A source's data is not what Graph promises (a query that never finishes, a malformed body)."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+# --------------------------------------------------------------------------- fetchers
+
+
+def _resource_sp_url(app_id: str) -> str:
+    return f"/v1.0/servicePrincipals(appId='{app_id}')?$select=id,appId,displayName,appRoles,oauth2PermissionScopes"
+
+
+async def fetch_resource_permissions(
+    graph: GraphReader, source: Source, ctx: FetchContext, deps: dict[str, Any]
+) -> Fetched:
+    """The Graph, SharePoint and Exchange service principals, to turn role and scope ids into names."""
+    resources = await asyncio.gather(*(graph.get_object(_resource_sp_url(a)) for a in RESOURCE_APPS))
+    return Fetched([_strip_odata(r) for r in resources])
+
+
+async def fetch_app_role_assignments(
+    graph: GraphReader, source: Source, ctx: FetchContext, deps: dict[str, Any]
+) -> Fetched:
+    """Every application role granted on the three resources (who holds Mail.Read as an app)."""
+    resources = deps["resource_permissions"]
+    pages = await asyncio.gather(
+        *(graph.get_collection(f"/v1.0/servicePrincipals/{r['id']}/appRoleAssignedTo?$top=999") for r in resources)
+    )
+    return Fetched([item for page in pages for item in page])
+
+
+async def fetch_copilot_usage(
+    graph: GraphReader, source: Source, ctx: FetchContext, deps: dict[str, Any]
+) -> Fetched:
+    """The Copilot usage report: a CSV document turned into one dict per row."""
+    text = await graph.get_text(source.url)
+    return Fetched(parse_csv_report(text))
+
+
+def parse_csv_report(text: str) -> list[dict[str, str]]:
+    """Parse a Graph CSV report (with or without a byte-order mark) into rows keyed by header."""
+    text = text.lstrip("\ufeff")
+    if not text.strip():
+        raise SourceFailure("the report is empty: not even a header row came back")
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames or "User Principal Name" not in reader.fieldnames:
+        raise SourceFailure(
+            "the report has no 'User Principal Name' column: it is not the Copilot usage CSV",
+            hint="check the report URL and that the response was not an error page",
+        )
+    rows = []
+    for row in reader:
+        if None in row or any(v is None for v in row.values()):
+            raise SourceFailure(f"row {reader.line_num} of the report does not match its header (truncated?)")
+        rows.append(dict(row))
+    return rows
+
+
+async def fetch_audit_ai_interactions(
+    graph: GraphReader, source: Source, ctx: FetchContext, deps: dict[str, Any]
+) -> Fetched:
+    """Create a Purview audit query for AI record types, poll until it succeeds, then page its records."""
+    end = ctx.now.astimezone(timezone.utc).replace(microsecond=0)
+    start = end - timedelta(days=ctx.audit_lookback_days)
+    body = {
+        "@odata.type": "#microsoft.graph.security.auditLogQuery",
+        "displayName": f"m365audit-ai-{end:%Y%m%dT%H%M%SZ}",
+        "filterStartDateTime": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "filterEndDateTime": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "recordTypeFilters": list(AI_AUDIT_RECORD_TYPES),
+    }
+    query = await graph.post_object(source.url, body)
+    query_id = query.get("id")
+    if not isinstance(query_id, str) or not query_id:
+        raise SourceFailure("the audit query was not created: the response has no id")
+    meta = {"query_id": query_id, "window_start": body["filterStartDateTime"],
+            "window_end": body["filterEndDateTime"], "record_types": list(AI_AUDIT_RECORD_TYPES)}
+    waited = 0.0
+    status = query.get("status")
+    while status != "succeeded":
+        if status in ("failed", "cancelled"):
+            raise SourceFailure(f"audit query {query_id} ended '{status}'", hint="run the audit again")
+        if waited >= ctx.audit_poll_seconds:
+            raise SourceFailure(
+                f"audit query {query_id} did not finish within {ctx.audit_poll_seconds:g} s (last status "
+                f"'{status}')",
+                hint="raise --audit-wait; Purview audit searches can take several minutes",
+            )
+        await ctx.sleep(ctx.audit_poll_interval)
+        waited += ctx.audit_poll_interval
+        status = (await graph.get_object(f"/v1.0/security/auditLog/queries/{query_id}")).get("status")
+    records = await graph.get_collection(f"/v1.0/security/auditLog/queries/{query_id}/records")
+    meta["status"] = status
+    return Fetched(records, meta)
+
+
+async def fetch_intune_policies(
+    graph: GraphReader, source: Source, ctx: FetchContext, deps: dict[str, Any]
+) -> Fetched:
+    """Settings-catalog policies with their settings (expanded) and their assignments (one call each)."""
+    policies = await graph.get_collection(source.url)
+    assignments = await asyncio.gather(
+        *(graph.get_collection(f"/beta/deviceManagement/configurationPolicies/{p['id']}/assignments")
+          for p in policies)
+    )
+    return Fetched([{**p, "assignments": a} for p, a in zip(policies, assignments)])
+
+
+def _strip_odata(obj: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if not k.startswith("@odata.")}
+
+
+# --------------------------------------------------------------------------- the table
+
+_USER_FIELDS = "id,userPrincipalName,displayName,accountEnabled,userType,assignedLicenses,assignedPlans"
+_SP_FIELDS = "id,appId,displayName,appOwnerOrganizationId,accountEnabled,servicePrincipalType,tags,verifiedPublisher"
+
+SOURCES: dict[str, Source] = {s.key: s for s in (
+    Source("organization", "/v1.0/organization", ("Organization.Read.All",), "collection",
+           "tenant name, id and verified domains"),
+    Source("subscribed_skus", "/v1.0/subscribedSkus", ("Organization.Read.All",), "collection",
+           "licences the tenant has bought, with their service plans"),
+    Source("users", f"/v1.0/users?$select={_USER_FIELDS}&$top=999", ("User.Read.All",), "collection",
+           "users with their assigned licences and plans"),
+    Source("service_principals", f"/v1.0/servicePrincipals?$select={_SP_FIELDS}&$top=999",
+           ("Application.Read.All",), "collection", "every enterprise application in the tenant"),
+    Source("resource_permissions", _resource_sp_url(GRAPH_APP_ID), ("Application.Read.All",), "custom",
+           "names of the roles and scopes of Graph, SharePoint and Exchange",
+           fetcher=fetch_resource_permissions),
+    Source("delegated_grants", "/v1.0/oauth2PermissionGrants", ("DelegatedPermissionGrant.Read.All",),
+           "collection", "delegated permissions consented for all users or for one user"),
+    Source("app_role_assignments", "/v1.0/servicePrincipals/{resource}/appRoleAssignedTo?$top=999",
+           ("Application.Read.All",), "custom", "application permissions held on Graph, SharePoint and Exchange",
+           depends_on=("resource_permissions",), fetcher=fetch_app_role_assignments),
+    Source("authorization_policy", "/v1.0/policies/authorizationPolicy", ("Policy.Read.All",), "object",
+           "user consent settings"),
+    Source("admin_consent_policy", "/v1.0/policies/adminConsentRequestPolicy", ("Policy.Read.All",), "object",
+           "the admin consent request workflow"),
+    Source("teams_app_settings", "/v1.0/teamwork/teamsAppSettings", ("TeamworkAppSettings.Read.All",), "object",
+           "Teams resource-specific consent settings"),
+    Source("conditional_access", "/v1.0/identity/conditionalAccess/policies", ("Policy.Read.All",), "collection",
+           "Conditional Access policies"),
+    Source("external_connections", "/v1.0/external/connections", ("ExternalConnection.Read.All",), "collection",
+           "Copilot connectors that index outside data"),
+    Source("copilot_packages", "/v1.0/copilot/admin/catalog/packages", ("CopilotPackages.Read.All",),
+           "collection", "agents and apps in the Copilot catalog (needs an Agent 365 licence)"),
+    Source("agent_identities", "/v1.0/servicePrincipals/microsoft.graph.agentIdentity",
+           ("AgentIdentity.Read.All",), "collection", "Entra agent identities"),
+    Source("copilot_usage", "/v1.0/copilot/reports/getMicrosoft365CopilotUsageUserDetail(period='D30')",
+           ("Reports.Read.All",), "csv", "Copilot usage per user over 30 days (CSV)",
+           fetcher=fetch_copilot_usage),
+    Source("audit_ai_interactions", "/v1.0/security/auditLog/queries", ("AuditLogsQuery.Read.All",), "custom",
+           "Purview audit records of Copilot and AI app interactions", fetcher=fetch_audit_ai_interactions),
+    Source("intune_policies", "/beta/deviceManagement/configurationPolicies?$expand=settings",
+           ("DeviceManagementConfiguration.Read.All",), "custom",
+           "Intune settings-catalog policies with settings and assignments", fetcher=fetch_intune_policies),
+)}
+
+
+def permission_hint(key: str) -> str:
+    """The hint shown when a source is refused: which application permission to grant."""
+    perms = " or ".join(SOURCES[key].permissions) if key in SOURCES else "the permission this source needs"
+    return f"grant the application permission {perms} to the audit app and give admin consent"
+
+
+def resolve_order(keys: list[str]) -> list[list[str]]:
+    """Group source keys into waves so that every source runs after the sources it depends on."""
+    remaining = list(keys)
+    waves: list[list[str]] = []
+    done: set[str] = set()
+    while remaining:
+        wave = [k for k in remaining if all(d in done or d not in keys for d in SOURCES[k].depends_on)]
+        if not wave:
+            raise ValueError(f"circular source dependencies among {remaining}")
+        waves.append(wave)
+        done.update(wave)
+        remaining = [k for k in remaining if k not in done]
+    return waves
+
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def is_guid(value: object) -> bool:
+    """True for a string shaped like a GUID."""
+    return isinstance(value, str) and bool(_GUID.match(value))

@@ -182,7 +182,7 @@ async def fetch_intune_policies(
         *(graph.get_collection(f"/beta/deviceManagement/configurationPolicies/{p['id']}/assignments")
           for p in policies)
     )
-    return Fetched([{**p, "assignments": a} for p, a in zip(policies, assignments)])
+    return Fetched([{**p, "assignments": a} for p, a in zip(policies, assignments, strict=True)])
 
 
 def _strip_odata(obj: dict[str, Any]) -> dict[str, Any]:

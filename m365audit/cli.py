@@ -1,0 +1,275 @@
+"""The command line: the only module that prints, exits, calls asyncio.run or maps errors to exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import IO, Any
+
+import click
+
+from m365audit import __version__
+from m365audit.errors import EXIT_FAIL, EXIT_PASS, AuditError
+
+LANGS = ("nl", "en")
+
+
+class AuditClickError(click.ClickException):
+    """Shows an AuditError as 'Error: …' and 'Hint: …' and exits with its code."""
+
+    def __init__(self, error: AuditError) -> None:
+        super().__init__(error.message)
+        self.exit_code = error.exit_code
+        self.hint = error.hint
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"Error: {self.message}", err=True)
+        if self.hint:
+            click.echo(f"Hint: {self.hint}", err=True)
+
+
+class AuditGroup(click.Group):
+    """Turns our errors into clean messages with their exit codes; --debug shows the traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AuditError as exc:
+            if ctx.params.get("debug"):
+                raise
+            raise AuditClickError(exc) from exc
+
+
+def _run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+policies_option = click.option(
+    "--policies", "policies", type=click.Path(path_type=Path, file_okay=False), default=None,
+    envvar="M365AUDIT_POLICIES", help="Policy folder (default: the pack shipped with m365audit).")
+lang_option = click.option("--lang", type=click.Choice(LANGS), default="nl", show_default=True,
+                           help="Language of reports and messages.")
+reports_option = click.option(
+    "--reports", type=click.Path(path_type=Path, file_okay=False), default=Path("reports"), show_default=True,
+    envvar="M365AUDIT_REPORTS", help="Folder that holds reports/<tenant>/<run-id>/.")
+
+
+def _as_of(value: datetime | None) -> date | None:
+    return value.date() if value is not None else None
+
+
+@click.group(cls=AuditGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="m365audit")
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of short error messages.")
+def cli(debug: bool) -> None:
+    """Prove every night that no generative AI reaches organisation or resident data in a Microsoft 365 tenant.
+
+    Exit codes: 0 all pass, waived or attested; 1 a rule fails; 2 usage or policy-file error; 3 no fail but
+    evidence incomplete (a source could not be read); 4 sign-in, network or environment failure.
+    """
+
+
+@cli.command()
+@click.option("--replay", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
+              help="Answer Graph from a recording (fixture tenant, run folder or exchanges/): offline, no login.")
+@policies_option
+@reports_option
+@lang_option
+@click.option("--auth", type=click.Choice(["auto", "certificate", "secret", "managed-identity",
+                                           "workload-identity", "azure-cli"]), default="auto", show_default=True,
+              envvar="M365AUDIT_AUTH", help="How to sign in (auto: from the AZURE_* environment variables).")
+@click.option("--tenant-id", envvar="AZURE_TENANT_ID", default=None, help="Directory (tenant) id.")
+@click.option("--client-id", envvar="AZURE_CLIENT_ID", default=None, help="Application (client) id.")
+@click.option("--certificate", type=click.Path(path_type=Path, dir_okay=False), envvar="AZURE_CLIENT_CERTIFICATE_PATH",
+              default=None, help="PEM/PKCS12 certificate with private key (the secret is read from "
+                                 "AZURE_CLIENT_SECRET only, never from the command line).")
+@click.option("--concurrency", type=click.IntRange(1, 16), default=4, show_default=True,
+              help="Graph requests in flight at once.")
+@click.option("--timeout", type=click.FloatRange(1, 600), default=60.0, show_default=True,
+              help="Seconds to wait for one Graph response.")
+@click.option("--audit-wait", type=click.FloatRange(0, 3600), default=600.0, show_default=True,
+              help="Seconds to wait for the Purview audit query to finish before the rule is 'error'.")
+@click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Judge waiver and attestation expiry as of this date (default: today, UTC).")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line (for cron).")
+def audit(replay: Path | None, policies: Path | None, reports: Path, lang: str, auth: str, tenant_id: str | None,
+          client_id: str | None, certificate: Path | None, concurrency: int, timeout: float, audit_wait: float,
+          as_of: datetime | None, quiet: bool) -> None:
+    """Audit a tenant (or replay a recording) and write a dated, hash-chained run folder."""
+    from m365audit.graph import CredentialSettings
+    from m365audit.runner import AuditOptions, run_audit
+
+    options = AuditOptions(
+        reports=reports, policies=policies, replay=replay, lang=lang,  # type: ignore[arg-type]
+        credential=CredentialSettings(method=auth, tenant_id=tenant_id, client_id=client_id,
+                                      certificate_path=str(certificate) if certificate else None),
+        concurrency=concurrency, timeout=timeout, audit_wait=audit_wait, as_of=_as_of(as_of))
+    result = _run(run_audit(options))
+    _print_summary(result.snapshot.tenant_name, result.snapshot.tenant_id, result.run_dir.name, result.findings,
+                   result.verdict, lang, quiet)
+    if not quiet:
+        click.echo(f"Run folder: {result.run_dir}")
+        click.echo(f"Report:     {result.run_dir / 'report.html'}")
+    if result.unmatched:
+        click.echo(f"Warning: {len(result.unmatched)} request(s) had no recorded answer and count as errors: "
+                   + "; ".join(result.unmatched[:3]), err=True)
+    sys.exit(result.exit_code)
+
+
+VERDICT_TEXT = {"pass": "COMPLIANT", "fail": "NOT COMPLIANT", "error": "INCOMPLETE (not a pass)"}
+
+
+def _print_summary(tenant_name: str, tenant_id: str, run_id: str, findings: list[Any], verdict: str, lang: str,
+                   quiet: bool) -> None:
+    from m365audit.report import counts, ordered
+
+    c = counts(findings)
+    line = " · ".join(f"{k} {v}" for k, v in c.items())
+    click.echo(f"{VERDICT_TEXT[verdict]}: {tenant_name or tenant_id} run {run_id}: {line}")
+    if quiet:
+        return
+    for f in ordered(findings):
+        if f.status.value in ("fail", "error", "waived"):
+            click.echo(f"  {f.status.value.upper():6} {f.severity.value:8} {f.rule_id}: {f.message.get(lang)}")
+
+
+@cli.command("evaluate")
+@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@policies_option
+@lang_option
+@click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Judge waiver and attestation expiry as of this date (default: today, UTC).")
+@click.option("--json", "as_json", is_flag=True, help="Print findings.json to stdout instead of a summary.")
+def evaluate_cmd(run_dir: Path, policies: Path | None, lang: str, as_of: datetime | None, as_json: bool) -> None:
+    """Re-check a stored snapshot with today's policies, waivers and attestations (no Graph calls)."""
+    from m365audit.evaluate import evaluate
+    from m365audit.models import Snapshot
+    from m365audit.policies import load_pack
+    from m365audit.report import findings_document, verdict
+
+    snapshot_file = run_dir / "snapshot.json"
+    if not snapshot_file.is_file():
+        raise AuditError(f"{run_dir} has no snapshot.json", hint="give a run folder: reports/<tenant>/<run-id>")
+    try:
+        snapshot = Snapshot.model_validate_json(snapshot_file.read_bytes())
+    except ValueError as exc:
+        raise AuditError(f"{snapshot_file} is not a valid snapshot: {str(exc).splitlines()[0]}",
+                         hint="run `m365audit verify` on the run folder") from exc
+    pack = load_pack(policies)
+    findings = evaluate(snapshot, pack, _as_of(as_of) or datetime.now(timezone.utc).date())
+    result = verdict(findings)
+    if as_json:
+        click.echo(json.dumps(findings_document(snapshot, findings, run_dir.name, lang),  # type: ignore[arg-type]
+                              indent=2, ensure_ascii=False))
+    else:
+        _print_summary(snapshot.tenant_name, snapshot.tenant_id, run_dir.name, findings, result, lang, False)
+    from m365audit.runner import EXIT_BY_VERDICT
+
+    sys.exit(EXIT_BY_VERDICT[result])
+
+
+@cli.command()
+@click.argument("folder", required=False, type=click.Path(path_type=Path, file_okay=False))
+def validate(folder: Path | None) -> None:
+    """Check a policy folder (default: the shipped pack) without touching a tenant."""
+    from m365audit.policies import load_pack
+
+    pack = load_pack(folder)
+    manual = sum(1 for r in pack.rules if r.manual)
+    click.echo(f"OK: {len(pack.rules)} rules ({manual} manual), {len(pack.catalogs)} catalogs, "
+               f"{len(pack.waivers)} waivers, {len(pack.attestations)} attestations, "
+               f"{len(pack.approved_apps)} approved apps; digest {pack.digest[:16]}")
+
+
+@cli.command()
+@policies_option
+@lang_option
+def rules(policies: Path | None, lang: str) -> None:
+    """List the rules: id, severity, sources and title."""
+    from m365audit.policies import load_pack
+
+    pack = load_pack(policies)
+    width = max(len(r.id) for r in pack.rules)
+    for r in pack.rules:
+        sources = ",".join(r.sources) if r.sources else "(manual)"
+        click.echo(f"{r.id:<{width}}  {r.severity.value:<8}  {r.title.get(lang)}  [{sources}]")  # type: ignore[arg-type]
+
+
+@cli.command()
+@click.argument("rule_id")
+@policies_option
+@lang_option
+def explain(rule_id: str, policies: Path | None, lang: str) -> None:
+    """Explain one rule: rationale, remediation, sources and the Graph permissions it needs."""
+    import difflib
+
+    from m365audit.policies import load_pack, rule_params
+    from m365audit.sources import SOURCES
+
+    pack = load_pack(policies)
+    rule = pack.rule(rule_id)
+    if rule is None:
+        guess = difflib.get_close_matches(rule_id, [r.id for r in pack.rules], n=1)
+        raise AuditError(f"unknown rule '{rule_id}'" + (f" (did you mean '{guess[0]}'?)" if guess else ""),
+                         hint="`m365audit rules` lists them")
+    L: Any = lang
+    click.echo(f"{rule.id} (version {rule.version}, severity {rule.severity.value})")
+    click.echo(rule.title.get(L))
+    click.echo("")
+    click.echo(("Waarom: " if lang == "nl" else "Why: ") + rule.rationale.get(L))
+    click.echo(("Herstel: " if lang == "nl" else "How to fix: ") + rule.remediation.get(L))
+    if rule.manual:
+        click.echo(("Waar: " if lang == "nl" else "Where: ") + rule.manual.where.get(L))
+        click.echo(("Controle: " if lang == "nl" else "How to check: ") + rule.manual.how.get(L))
+    for key in rule.sources:
+        s = SOURCES[key]
+        click.echo(f"Source {key}: {s.url.split('?')[0]} ({s.version}) needs {' or '.join(s.permissions)}")
+    params = rule_params(rule, pack)
+    if params:
+        click.echo("Parameters: " + ", ".join(f"{k}={v}" for k, v in params.items()))
+    for ref in rule.references:
+        click.echo(f"Reference: {ref.label}" + (f" <{ref.url}>" if ref.url else ""))
+
+
+@cli.command()
+@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write to this file instead of stdout.")
+def schema(output: Path | None) -> None:
+    """Print the JSON Schema of policy files (kept in the repo as policies/schema.json)."""
+    from m365audit.policies import pack_schema
+
+    text = json.dumps(pack_schema(), indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--chain", is_flag=True, help="RUN_DIR is a tenant folder: verify every run and every link.")
+def verify(run_dir: Path, chain: bool) -> None:
+    """Check a run folder against its manifest (and the hash chain): exit 0 intact, 1 tampered."""
+    from m365audit.evidence import verify_chain, verify_run
+
+    reports = verify_chain(run_dir) if chain else [verify_run(run_dir)]
+    if chain and not reports:
+        raise AuditError(f"{run_dir} holds no complete runs", hint="give reports/<tenant>/ with --chain")
+    bad = 0
+    for report in reports:
+        if report.ok:
+            click.echo(f"OK       {report.run}")
+        else:
+            bad += 1
+            click.echo(f"TAMPERED {report.run}")
+            for problem in report.problems:
+                click.echo(f"  {problem}")
+    sys.exit(EXIT_FAIL if bad else EXIT_PASS)
+
+
+def main() -> None:
+    """Console script entry point."""
+    cli(prog_name="m365audit")

@@ -1,0 +1,107 @@
+"""Run the selected sources concurrently and record each as ok with its data or error with the reason."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from m365audit import __version__
+from m365audit.errors import GraphError
+from m365audit.graph import GraphSession, current_source
+from m365audit.models import Snapshot, SourceError, SourceResult
+from m365audit.sources import SOURCES, FetchContext, Fetched, SourceFailure, resolve_order
+
+log = logging.getLogger(__name__)
+
+
+def with_dependencies(keys: Iterable[str]) -> list[str]:
+    """The keys asked for plus every source they depend on, in table order."""
+    wanted = set(keys)
+    unknown = wanted - SOURCES.keys()
+    if unknown:
+        raise KeyError(", ".join(sorted(unknown)))
+    frontier = list(wanted)
+    while frontier:
+        for dep in SOURCES[frontier.pop()].depends_on:
+            if dep not in wanted:
+                wanted.add(dep)
+                frontier.append(dep)
+    return [k for k in SOURCES if k in wanted]
+
+
+async def _fetch(session: GraphSession, key: str, ctx: FetchContext, deps: dict[str, Any]) -> Fetched:
+    source = SOURCES[key]
+    if source.fetcher is not None:
+        return await source.fetcher(session, source, ctx, deps)
+    if source.shape == "object":
+        return Fetched(await session.get_object(source.url))
+    return Fetched(await session.get_collection(source.url))
+
+
+def _failed(key: str, session: GraphSession, error: SourceError) -> SourceResult:
+    stats = session.stats.get(key)
+    return SourceResult(key=key, ok=False, url=(stats.first_url if stats else None) or SOURCES[key].url,
+                        requests=stats.requests if stats else 0,
+                        request_ids=list(stats.request_ids) if stats else [], error=error)
+
+
+async def _run_source(session: GraphSession, key: str, ctx: FetchContext,
+                      done: dict[str, SourceResult]) -> SourceResult:
+    source = SOURCES[key]
+    broken = [d for d in source.depends_on if not done[d].ok]
+    if broken:
+        return _failed(key, session, SourceError(
+            message=f"not read: it needs {', '.join(broken)}, which could not be read",
+            hint=f"fix {', '.join(broken)} first"))
+    token = current_source.set(key)
+    try:
+        fetched = await _fetch(session, key, ctx, {d: done[d].data for d in source.depends_on})
+    except GraphError as exc:
+        return _failed(key, session, SourceError(message=exc.message, status=exc.status, code=exc.code,
+                                                 request_id=exc.request_id, url=exc.url, hint=exc.hint))
+    except SourceFailure as exc:
+        return _failed(key, session, SourceError(message=str(exc), code="UnexpectedData", hint=exc.hint))
+    except (KeyError, TypeError, AttributeError) as exc:
+        log.debug("source %s: unexpected data shape", key, exc_info=True)
+        return _failed(key, session, SourceError(
+            message=f"Graph data had an unexpected shape ({type(exc).__name__}: {exc})", code="UnexpectedData",
+            hint="keep the run folder: the exchanges show what Graph sent"))
+    finally:
+        current_source.reset(token)
+    stats = session.stats.get(key)
+    return SourceResult(key=key, ok=True, url=(stats.first_url if stats else None) or SOURCES[key].url,
+                        requests=stats.requests if stats else 0,
+                        request_ids=list(stats.request_ids) if stats else [], data=fetched.data,
+                        meta=fetched.meta)
+
+
+async def collect(session: GraphSession, keys: Iterable[str], ctx: FetchContext,
+                  refused: dict[str, SourceError] | None = None) -> dict[str, SourceResult]:
+    """Read every source (and what it depends on); one failing source never stops the others.
+
+    ``refused`` marks sources as error before any request, e.g. when the token lacks their permission.
+    """
+    refused = refused or {}
+    done: dict[str, SourceResult] = {}
+    for wave in resolve_order(with_dependencies(keys)):
+        for key in wave:
+            if key in refused:
+                done[key] = SourceResult(key=key, ok=False, url=SOURCES[key].url, error=refused[key])
+        todo = [k for k in wave if k not in done]
+        results = await asyncio.gather(*(_run_source(session, k, ctx, done) for k in todo))
+        done.update(zip(todo, results, strict=True))
+    return done
+
+
+def build_snapshot(sources: dict[str, SourceResult], collected_at: datetime,
+                   tenant_id: str | None = None, tenant_name: str | None = None) -> Snapshot:
+    """The Snapshot of a run; the tenant id and name come from the organization source when it was read."""
+    org = sources.get("organization")
+    if org is not None and org.ok and isinstance(org.data, list) and org.data and isinstance(org.data[0], dict):
+        tenant_id = tenant_id or org.data[0].get("id")
+        tenant_name = tenant_name or org.data[0].get("displayName")
+    return Snapshot(tenant_id=tenant_id or "unknown-tenant", tenant_name=tenant_name or "",
+                    collected_at=collected_at, tool_version=__version__, sources=sources)

@@ -1,0 +1,433 @@
+"""The only module that talks to Microsoft Graph: credential, SDK client, raw-bytes paging, error translation."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextvars
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import httpx
+
+from m365audit.errors import AuthError, GraphError, UsageError
+from m365audit.sources import permission_hint
+
+GRAPH_ROOT = "https://graph.microsoft.com"
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+AUTH_METHODS = ("auto", "certificate", "secret", "managed-identity", "workload-identity", "azure-cli")
+KEPT_RESPONSE_HEADERS = ("content-type", "request-id", "client-request-id", "retry-after", "date", "location")
+
+current_source: contextvars.ContextVar[str | None] = contextvars.ContextVar("current_source", default=None)
+"""The source key a request belongs to, set by collect for each source task."""
+
+
+# --------------------------------------------------------------------------- evidence capture
+
+
+@dataclass(frozen=True)
+class RecordedExchange:
+    """One HTTP attempt as Graph answered it: the exact body bytes and what identifies the request."""
+
+    source: str | None
+    method: str
+    url: str
+    request_body: bytes | None
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    recorded_at: datetime
+    attempt: int
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.body).hexdigest()
+
+    @property
+    def request_id(self) -> str | None:
+        return self.headers.get("request-id")
+
+
+class ExchangeSink(Protocol):
+    """Receives every recorded exchange (evidence.ExchangeStore writes them to the run folder)."""
+
+    def record(self, exchange: RecordedExchange) -> None: ...
+
+
+@dataclass
+class SourceStats:
+    """Requests made on behalf of one source."""
+
+    requests: int = 0
+    request_ids: list[str] = field(default_factory=list)
+    first_url: str | None = None
+    throttled: int = 0
+
+
+def _make_recording_middleware(on_exchange: Callable[[RecordedExchange], None]) -> Any:
+    """A kiota middleware placed last in the chain, below the retry handler, so it sees every attempt."""
+    from kiota_http.middleware import BaseMiddleware
+
+    class RecordEveryAttempt(BaseMiddleware):  # type: ignore[misc]
+        async def send(self, request: httpx.Request, transport: httpx.AsyncBaseTransport) -> httpx.Response:
+            response: httpx.Response = await super().send(request, transport)
+            body = await response.aread()
+            retry_attempt = request.headers.get("Retry-Attempt")
+            on_exchange(RecordedExchange(
+                source=current_source.get(),
+                method=request.method,
+                url=str(request.url),
+                request_body=request.content or None,
+                status=response.status_code,
+                headers={k: response.headers[k] for k in KEPT_RESPONSE_HEADERS if k in response.headers},
+                body=body,
+                recorded_at=datetime.now(timezone.utc),
+                attempt=int(retry_attempt) + 1 if retry_attempt and retry_attempt.isdigit() else 1,
+            ))
+            return response
+
+    return RecordEveryAttempt()
+
+
+def _middleware(on_exchange: Callable[[RecordedExchange], None], instant_retries: bool) -> list[Any]:
+    from kiota_http.kiota_client_factory import KiotaClientFactory
+    from kiota_http.middleware import RetryHandler
+    from msgraph.graph_request_adapter import options as sdk_options
+    from msgraph_core.middleware import GraphTelemetryHandler
+    from msgraph_core.middleware.options import GraphTelemetryHandlerOption
+
+    class InstantRetryHandler(RetryHandler):  # type: ignore[misc]
+        """Replay answers at once: retrying a recorded 429 needs no real wait."""
+
+        def get_delay_time(self, *args: Any, **kwargs: Any) -> float:
+            return 0.0
+
+    chain = KiotaClientFactory.get_default_middleware(sdk_options)
+    if instant_retries:
+        chain = [InstantRetryHandler(m.options) if isinstance(m, RetryHandler) else m for m in chain]
+    telemetry = sdk_options.get(GraphTelemetryHandlerOption.get_key())
+    chain.append(GraphTelemetryHandler(options=telemetry))
+    chain.append(_make_recording_middleware(on_exchange))
+    return chain
+
+
+# --------------------------------------------------------------------------- credentials
+
+
+@dataclass(frozen=True)
+class CredentialSettings:
+    """How to sign in, from options or the standard AZURE_* environment variables."""
+
+    method: str = "auto"
+    tenant_id: str | None = None
+    client_id: str | None = None
+    certificate_path: str | None = None
+
+    def resolved(self, env: dict[str, str] | None = None) -> CredentialSettings:
+        env = dict(os.environ) if env is None else env
+        return CredentialSettings(
+            method=self.method,
+            tenant_id=self.tenant_id or env.get("AZURE_TENANT_ID"),
+            client_id=self.client_id or env.get("AZURE_CLIENT_ID"),
+            certificate_path=self.certificate_path or env.get("AZURE_CLIENT_CERTIFICATE_PATH"),
+        )
+
+
+_AUTH_HINT = (
+    "set AZURE_TENANT_ID and AZURE_CLIENT_ID, and AZURE_CLIENT_CERTIFICATE_PATH (recommended) or "
+    "AZURE_CLIENT_SECRET; or choose --auth managed-identity, workload-identity or azure-cli "
+    "(see README, 'Auditing a real tenant')"
+)
+
+
+def build_credential(settings: CredentialSettings, env: dict[str, str] | None = None) -> Any:
+    """Build the azure-identity (async) credential the settings ask for; never prints a secret."""
+    env = dict(os.environ) if env is None else env
+    s = settings.resolved(env)
+    method = s.method
+    if method not in AUTH_METHODS:
+        raise UsageError(f"unknown --auth '{method}'", hint=f"choose one of: {', '.join(AUTH_METHODS)}")
+    if method == "auto":
+        if s.certificate_path:
+            method = "certificate"
+        elif env.get("AZURE_CLIENT_SECRET"):
+            method = "secret"
+        elif env.get("AZURE_FEDERATED_TOKEN_FILE"):
+            method = "workload-identity"
+        elif env.get("IDENTITY_ENDPOINT") or env.get("MSI_ENDPOINT"):
+            method = "managed-identity"
+        else:
+            raise AuthError("no credential configured for a live audit", hint=_AUTH_HINT)
+    from azure.identity import aio
+
+    if method in ("certificate", "secret", "workload-identity"):
+        missing = [n for n, v in (("AZURE_TENANT_ID", s.tenant_id), ("AZURE_CLIENT_ID", s.client_id)) if not v]
+        if missing:
+            raise AuthError(f"--auth {method} needs {' and '.join(missing)}", hint=_AUTH_HINT)
+    if method == "certificate":
+        if not s.certificate_path or not os.path.isfile(s.certificate_path):
+            raise AuthError(f"certificate file not found: {s.certificate_path!r}",
+                            hint="set AZURE_CLIENT_CERTIFICATE_PATH to a PEM or PKCS12 file with the private key")
+        return aio.CertificateCredential(s.tenant_id, s.client_id, s.certificate_path,
+                                         password=env.get("AZURE_CLIENT_CERTIFICATE_PASSWORD"))
+    if method == "secret":
+        secret = env.get("AZURE_CLIENT_SECRET")
+        if not secret:
+            raise AuthError("--auth secret needs AZURE_CLIENT_SECRET in the environment",
+                            hint="secrets are read from the environment only, never from the command line")
+        return aio.ClientSecretCredential(s.tenant_id, s.client_id, secret)
+    if method == "workload-identity":
+        return aio.WorkloadIdentityCredential(tenant_id=s.tenant_id, client_id=s.client_id)
+    if method == "managed-identity":
+        return aio.ManagedIdentityCredential(client_id=s.client_id) if s.client_id else aio.ManagedIdentityCredential()
+    return aio.AzureCliCredential(tenant_id=s.tenant_id) if s.tenant_id else aio.AzureCliCredential()
+
+
+class PlaceholderCredential:
+    """Stands in for a real credential in replay: a token no service would accept, and no login."""
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        from azure.core.credentials import AccessToken
+
+        return AccessToken("replay-placeholder-token", int(time.time()) + 3600)
+
+    async def close(self) -> None:
+        return None
+
+
+def token_roles(token: str) -> list[str] | None:
+    """The application roles in an access token's claims, or None when the token is not a JWT."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, json.JSONDecodeError):
+        return None
+    roles = payload.get("roles") if isinstance(payload, dict) else None
+    return [r for r in roles if isinstance(r, str)] if isinstance(roles, list) else []
+
+
+# --------------------------------------------------------------------------- error translation
+
+
+def translate_error(exc: BaseException, url: str, source: str | None) -> GraphError | AuthError:
+    """The one place where SDK, httpx and azure-identity errors become our errors."""
+    from azure.core.exceptions import ClientAuthenticationError
+    from kiota_abstractions.api_error import APIError
+
+    if isinstance(exc, ClientAuthenticationError):
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return AuthError(f"sign-in failed: {first_line}", hint=_AUTH_HINT)
+    if isinstance(exc, APIError):
+        status = exc.response_status_code
+        odata = getattr(exc, "error", None)
+        code = getattr(odata, "code", None)
+        message = getattr(odata, "message", None) or exc.message or str(exc)
+        inner = getattr(odata, "inner_error", None)
+        headers = exc.response_headers or {}
+        request_id = getattr(inner, "request_id", None) or headers.get("request-id")
+        return GraphError(f"Graph answered {status}{' ' + code if code else ''}: {message}",
+                          status=status, code=code, request_id=request_id, url=url,
+                          hint=_hint_for_status(status, code, source))
+    if isinstance(exc, httpx.TimeoutException):
+        return GraphError(f"no answer from Graph in time ({type(exc).__name__})", code="Timeout", url=url,
+                          hint="run again later; raise --timeout if this source is slow")
+    if isinstance(exc, httpx.HTTPError):
+        return GraphError(f"network error: {type(exc).__name__}: {exc}", code="NetworkError", url=url,
+                          hint="check the network path to graph.microsoft.com (proxy, firewall, DNS)")
+    if isinstance(exc, (json.JSONDecodeError, UnicodeDecodeError)):
+        return GraphError(f"Graph sent a body that is not valid JSON (truncated?): {exc}", code="MalformedBody",
+                          url=url, hint="run again; if it persists, keep the run folder as evidence for support")
+    raise exc
+
+
+def _hint_for_status(status: int | None, code: str | None, source: str | None) -> str:
+    if status == 403:
+        return permission_hint(source) if source else "the audit app lacks a permission"
+    if status == 401:
+        return "the token was refused: check AZURE_TENANT_ID, the app registration and its admin consent"
+    if status == 404:
+        return "Graph does not know this resource here: the feature may not be licensed or enabled"
+    if status == 429:
+        return "Graph kept throttling after retries: run again later, or lower --concurrency"
+    if status == 599 and code == "NotRecorded":
+        return "the replayed recording has no answer for this request"
+    if status is not None and status >= 500:
+        return "Microsoft Graph had a service problem: run again later"
+    return "see the Graph error code and message"
+
+
+# --------------------------------------------------------------------------- the session
+
+
+class GraphSession:
+    """An open msgraph-sdk client for one command: raw JSON through the SDK stack, bounded concurrency."""
+
+    def __init__(
+        self,
+        credential: Any,
+        *,
+        sink: ExchangeSink | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        graph_root: str = GRAPH_ROOT,
+        concurrency: int = 4,
+        timeout: float = 60.0,
+        instant_retries: bool = False,
+    ) -> None:
+        self.graph_root = _check_root(graph_root)
+        self._credential = credential
+        self._sink = sink
+        self._transport = transport
+        self._semaphore = asyncio.Semaphore(concurrency)
+        self._timeout = timeout
+        self._instant_retries = instant_retries
+        self.stats: dict[str, SourceStats] = {}
+        self.exchanges = 0
+        self._http: httpx.AsyncClient | None = None
+        self._adapter: Any = None
+
+    async def __aenter__(self) -> GraphSession:
+        from kiota_authentication_azure.azure_identity_authentication_provider import (
+            AzureIdentityAuthenticationProvider,
+        )
+        from msgraph import GraphRequestAdapter, GraphServiceClient
+        from msgraph_core import GraphClientFactory
+
+        http = httpx.AsyncClient(transport=self._transport, timeout=httpx.Timeout(self._timeout, connect=15),
+                                 follow_redirects=False)
+        self._http = GraphClientFactory.create_with_custom_middleware(
+            _middleware(self._on_exchange, self._instant_retries), client=http)
+        auth = AzureIdentityAuthenticationProvider(self._credential, scopes=[GRAPH_SCOPE])
+        self._adapter = GraphRequestAdapter(auth, client=self._http)
+        GraphServiceClient(request_adapter=self._adapter)  # registers the JSON, text and form parse nodes
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+        close = getattr(self._credential, "close", None)
+        if close is not None:
+            await close()
+
+    async def token_roles(self) -> list[str] | None:
+        """Sign in once before any source runs; returns the token's roles (None when unknown)."""
+        try:
+            token = await self._credential.get_token(GRAPH_SCOPE)
+        except Exception as exc:  # azure-identity raises several unrelated types
+            from azure.core.exceptions import ClientAuthenticationError
+
+            if isinstance(exc, ClientAuthenticationError):
+                raise translate_error(exc, GRAPH_ROOT, None) from exc
+            raise AuthError(f"sign-in failed: {type(exc).__name__}: {exc}", hint=_AUTH_HINT) from exc
+        return token_roles(token.token)
+
+    def _on_exchange(self, exchange: RecordedExchange) -> None:
+        self.exchanges += 1
+        stats = self.stats.setdefault(exchange.source or "", SourceStats())
+        stats.requests += 1
+        stats.first_url = stats.first_url or exchange.url
+        if exchange.request_id:
+            stats.request_ids.append(exchange.request_id)
+        if exchange.status == 429:
+            stats.throttled += 1
+        if self._sink is not None:
+            self._sink.record(exchange)
+
+    def absolute(self, url: str) -> str:
+        """A host-relative Graph URL made absolute; an absolute URL must point at the Graph root."""
+        if url.startswith("/"):
+            return self.graph_root + url
+        if not (url.startswith(self.graph_root + "/")):
+            raise GraphError(f"refusing to send the audit's token to {urlsplit(url).netloc or url!r}",
+                             code="ForeignHost", url=url,
+                             hint="a nextLink or URL pointed away from Microsoft Graph; keep the evidence")
+        return url
+
+    async def _send(self, method: str, url: str, body: dict[str, Any] | None = None) -> bytes:
+        from kiota_abstractions.method import Method
+        from kiota_abstractions.request_information import RequestInformation
+        from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+
+        full = self.absolute(url)
+        info = RequestInformation(Method.POST if method == "POST" else Method.GET)
+        info.url = full
+        info.headers.try_add("Accept", "application/json")
+        if body is not None:
+            info.set_stream_content(json.dumps(body).encode(), "application/json")
+        async with self._semaphore:
+            try:
+                raw = await self._adapter.send_primitive_async(info, "bytes", {"XXX": ODataError})
+            except Exception as exc:
+                raise translate_error(exc, full, current_source.get()) from exc
+        if not raw:
+            raise GraphError("Graph answered with an empty body", code="EmptyBody", url=full,
+                             hint="run again; an empty success is not evidence")
+        return bytes(raw)
+
+    async def _json(self, method: str, url: str, body: dict[str, Any] | None = None) -> Any:
+        raw = await self._send(method, url, body)
+        try:
+            return json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise translate_error(exc, self.absolute(url), current_source.get()) from exc
+
+    async def get_object(self, url: str) -> dict[str, Any]:
+        doc = await self._json("GET", url)
+        if not isinstance(doc, dict):
+            raise GraphError(f"expected a JSON object, got {type(doc).__name__}", code="MalformedBody", url=url)
+        if "value" in doc and isinstance(doc["value"], dict) and len(doc) <= 2:
+            doc = doc["value"]  # some singletons come wrapped as {"value": {...}}
+        return {k: v for k, v in doc.items() if not k.startswith("@odata.")}
+
+    async def post_object(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
+        doc = await self._json("POST", url, body)
+        if not isinstance(doc, dict):
+            raise GraphError(f"expected a JSON object, got {type(doc).__name__}", code="MalformedBody", url=url)
+        return doc
+
+    async def get_collection(self, url: str) -> list[Any]:
+        """Every item of a collection, following @odata.nextLink until Graph gives none."""
+        items: list[Any] = []
+        seen: set[str] = set()
+        next_url: str | None = url
+        while next_url is not None:
+            seen.add(next_url)
+            doc = await self._json("GET", next_url)
+            if not isinstance(doc, dict) or not isinstance(doc.get("value"), list):
+                raise GraphError("a page of the collection has no 'value' list", code="MalformedBody",
+                                 url=self.absolute(next_url), hint="the page is not a Graph collection")
+            items.extend(doc["value"])
+            link = doc.get("@odata.nextLink")
+            if link is not None and not isinstance(link, str):
+                raise GraphError("@odata.nextLink is not a string", code="MalformedBody", url=next_url)
+            if link in seen:
+                raise GraphError("@odata.nextLink points back to a page already read", code="PagingLoop",
+                                 url=link, hint="Graph paging misbehaved; run again")
+            next_url = link
+        return items
+
+    async def get_text(self, url: str) -> str:
+        raw = await self._send("GET", url)
+        try:
+            return raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise translate_error(exc, self.absolute(url), current_source.get()) from exc
+
+
+def _check_root(root: str) -> str:
+    root = root.rstrip("/")
+    parts = urlsplit(root)
+    local = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
+    if root != GRAPH_ROOT and not local:
+        raise UsageError(f"unsupported Graph root {root!r}",
+                         hint="only https://graph.microsoft.com (national clouds are out of scope) or a local "
+                              "simulator on http://127.0.0.1 is allowed")
+    return root

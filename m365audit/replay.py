@@ -1,0 +1,150 @@
+"""An httpx transport that answers from recorded exchanges (fixtures, evidence), exactly as FIXTURES.md says."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import httpx
+
+from m365audit.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One recorded exchange, loaded and ready to serve."""
+
+    file: str
+    method: str
+    host: str | None
+    path: str
+    query: tuple[tuple[str, str], ...]
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    delay_ms: int = 0
+
+
+def exchanges_dir(path: Path) -> Path:
+    """The folder of exchange files for a tenant folder, an exchanges folder or a run folder."""
+    if (path / "exchanges").is_dir():
+        return path / "exchanges"
+    if path.is_dir() and any(path.glob("*.json")) and path.name == "exchanges":
+        return path
+    raise UsageError(f"{path} holds no recorded exchanges",
+                     hint="give a fixture tenant folder, a run folder or their exchanges/ folder")
+
+
+def _split(url: str) -> tuple[str | None, str, tuple[tuple[str, str], ...]]:
+    parts = urlsplit(url)
+    host = parts.netloc.lower() or None
+    path = unquote(parts.path).rstrip("/").lower() or "/"
+    query = tuple((k.lower(), v) for k, v in parse_qsl(parts.query, keep_blank_values=True))
+    return host, path, query
+
+
+def load_exchange(file: Path) -> Recorded:
+    """Read one exchange file; a malformed one is a clear error naming the file."""
+    try:
+        doc = json.loads(file.read_text(encoding="utf-8"))
+        request, response = doc["request"], doc["response"]
+        host, path, query = _split(request["url"])
+        headers = {str(k).lower(): str(v) for k, v in (response.get("headers") or {}).items()}
+        if "body_file" in response:
+            body = (file.parent / response["body_file"]).read_bytes()
+        elif "body_text" in response:
+            body = str(response["body_text"]).encode("utf-8")
+        elif "body" in response:
+            body = json.dumps(response["body"], ensure_ascii=False).encode("utf-8")
+            headers.setdefault("content-type", "application/json")
+        else:
+            body = b""
+        return Recorded(file=file.name, method=str(request.get("method", "GET")).upper(), host=host, path=path,
+                        query=query, status=int(response["status"]), headers=headers, body=body,
+                        delay_ms=int(doc.get("delay_ms", 0)))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"{file}: not a recorded exchange ({type(exc).__name__}: {exc})",
+                         hint="see FIXTURES.md for the format") from exc
+
+
+def load_recording(path: Path) -> list[Recorded]:
+    """Every exchange of a folder, in file-name order."""
+    folder = exchanges_dir(path)
+    return [load_exchange(f) for f in sorted(folder.glob("*.json"))]
+
+
+@dataclass
+class ReplayTransport(httpx.AsyncBaseTransport):
+    """Serves recorded exchanges; an unrecorded request gets 599 NotRecorded and is remembered."""
+
+    recorded: list[Recorded]
+    unmatched: list[str] = field(default_factory=list)
+    served: int = 0
+    _cursor: dict[tuple[int, ...], int] = field(default_factory=dict)
+
+    @classmethod
+    def from_folder(cls, path: Path) -> ReplayTransport:
+        return cls(load_recording(path))
+
+    def match(self, method: str, url: str) -> Recorded | None:
+        """The exchange FIXTURES.md says answers this request, advancing sequences."""
+        host, path, query = _split(url)
+        asked = {}
+        for k, v in query:
+            asked.setdefault(k, v)
+        candidates: list[tuple[int, int]] = []
+        for index, rec in enumerate(self.recorded):
+            if rec.method != method.upper() or rec.path != path:
+                continue
+            if rec.host is not None and host is not None and rec.host != host:
+                continue
+            if all(asked.get(k) == v for k, v in rec.query):
+                candidates.append((len(rec.query), index))
+        if not candidates:
+            return None
+        best = max(n for n, _ in candidates)
+        group = tuple(i for n, i in candidates if n == best)
+        position = self._cursor.get(group, 0)
+        self._cursor[group] = position + 1
+        return self.recorded[group[min(position, len(group) - 1)]]
+
+    def answer(self, request: httpx.Request) -> httpx.Response:
+        """The response for a request, without waiting (respx side effects use this)."""
+        return self._respond(request, self.match(request.method, str(request.url)))
+
+    def _respond(self, request: httpx.Request, rec: Recorded | None) -> httpx.Response:
+        if rec is None:
+            self.unmatched.append(f"{request.method} {request.url}")
+            body = json.dumps({"error": {"code": "NotRecorded", "message": f"{request.method} {request.url}"}})
+            return httpx.Response(599, headers={"content-type": "application/json"}, content=body.encode(),
+                                  request=request)
+        self.served += 1
+        return httpx.Response(rec.status, headers=rec.headers, content=rec.body, request=request)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await request.aread()
+        rec = self.match(request.method, str(request.url))
+        if rec is not None and rec.delay_ms:
+            await asyncio.sleep(rec.delay_ms / 1000)
+        return self._respond(request, rec)
+
+
+def tenant_metadata(path: Path) -> dict[str, Any]:
+    """tenant.yaml of a fixture tenant, or the tenant facts of a run folder's snapshot, if present."""
+    import yaml
+
+    meta: dict[str, Any] = {}
+    tenant_file = path / "tenant.yaml"
+    if tenant_file.is_file():
+        loaded = yaml.safe_load(tenant_file.read_text(encoding="utf-8"))
+        if isinstance(loaded, dict):
+            meta.update(loaded)
+    snapshot = path / "snapshot.json"
+    if not meta and snapshot.is_file():
+        doc = json.loads(snapshot.read_text(encoding="utf-8"))
+        meta = {"tenant_id": doc.get("tenant_id"), "display_name": doc.get("tenant_name")}
+    return meta

@@ -1,0 +1,160 @@
+"""Run one audit end to end: sign in (or replay), collect, evaluate, and write the run folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from m365audit import __version__
+from m365audit.collect import build_snapshot, collect
+from m365audit.errors import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, AuthError, PolicyFileError
+from m365audit.evaluate import evaluate
+from m365audit.evidence import ExchangeStore, RunFolder, new_run_id
+from m365audit.graph import CredentialSettings, GraphSession, PlaceholderCredential, build_credential
+from m365audit.models import Finding, Lang, PolicyPack, Snapshot
+from m365audit.policies import load_pack, rule_params
+from m365audit.replay import ReplayTransport, tenant_metadata
+from m365audit.report import (
+    findings_bytes,
+    findings_document,
+    render_html,
+    render_junit,
+    render_markdown,
+    snapshot_bytes,
+    verdict,
+)
+from m365audit.sources import FetchContext
+
+EXIT_BY_VERDICT = {"pass": EXIT_PASS, "fail": EXIT_FAIL, "error": EXIT_INCOMPLETE}
+ENVIRONMENT_CODES = {"NetworkError", "Timeout"}
+
+
+@dataclass(frozen=True)
+class AuditOptions:
+    """Everything one audit needs; the CLI builds it from options and the environment."""
+
+    reports: Path
+    policies: Path | None = None
+    replay: Path | None = None
+    credential: CredentialSettings = field(default_factory=CredentialSettings)
+    lang: Lang = "nl"
+    concurrency: int = 4
+    timeout: float = 60.0
+    audit_wait: float = 600.0
+    graph_root: str = "https://graph.microsoft.com"
+    now: datetime | None = None
+    as_of: date | None = None
+    transport: httpx.AsyncBaseTransport | None = None
+
+
+@dataclass
+class AuditResult:
+    """What the CLI reports: where the run went and what it found."""
+
+    run_dir: Path
+    snapshot: Snapshot
+    findings: list[Finding]
+    verdict: str
+    unmatched: list[str]
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_BY_VERDICT[self.verdict]
+
+
+def needed_sources(pack: PolicyPack) -> list[str]:
+    """Every source the rules read, plus organization (the tenant's name and id)."""
+    keys = {"organization"}
+    for rule in pack.rules:
+        keys.update(rule.sources)
+    return sorted(keys)
+
+
+def _environment_failure(snapshot: Snapshot) -> AuthError | None:
+    """No source read and every error a network or sign-in failure: no evidence was taken at all."""
+    results = list(snapshot.sources.values())
+    if any(r.ok for r in results) or not results:
+        return None
+    errors = [r.error for r in results if r.error is not None]
+    if all(e.code in ENVIRONMENT_CODES or e.status == 401 for e in errors):
+        first = errors[0]
+        return AuthError(f"no source could be read: {first.message}", hint=first.hint)
+    return None
+
+
+def write_outputs(folder: RunFolder, snapshot: Snapshot, findings: list[Finding], pack: PolicyPack, lang: Lang,
+                  evidence: dict[str, list[str]], generated_at: datetime) -> None:
+    """snapshot.json, findings.json, report.html, report.md and junit.xml into the (temporary) run folder."""
+    run_id = folder.run_id
+    folder.write("snapshot.json", snapshot_bytes(snapshot))
+    folder.write("findings.json", findings_bytes(findings_document(snapshot, findings, run_id, lang)))
+    folder.write("report.html", render_html(snapshot, findings, pack, run_id, lang, evidence, generated_at).encode())
+    folder.write("report.md", render_markdown(snapshot, findings, run_id, lang).encode())
+    folder.write("junit.xml", render_junit(snapshot, findings, run_id, lang))
+
+
+async def run_audit(options: AuditOptions) -> AuditResult:
+    """Collect, evaluate and write one run folder; a failure leaves no run that looks complete."""
+    pack = load_pack(options.policies)
+    started = options.now or datetime.now(timezone.utc)
+    today = options.as_of or started.date()
+    meta: dict[str, Any] = {}
+    transport = options.transport
+    replay: ReplayTransport | None = None
+    if options.replay is not None:
+        replay = ReplayTransport.from_folder(options.replay)
+        transport = transport or replay
+        meta = tenant_metadata(options.replay)
+        credential: Any = PlaceholderCredential()
+    else:
+        credential = build_credential(options.credential)
+    folder = RunFolder(options.reports, new_run_id(started), started)
+    try:
+        store = ExchangeStore(folder.tmp / "exchanges")
+        ctx = FetchContext(now=started, audit_lookback_days=_lookback(pack),
+                           audit_poll_seconds=options.audit_wait,
+                           audit_poll_interval=0.0 if replay is not None else 10.0)
+        async with GraphSession(credential, sink=store, transport=transport, graph_root=options.graph_root,
+                                concurrency=options.concurrency, timeout=options.timeout,
+                                instant_retries=replay is not None) as session:
+            await session.token_roles()
+            sources = await collect(session, needed_sources(pack), ctx)
+        snapshot = build_snapshot(sources, started, tenant_id=meta.get("tenant_id") or options.credential.tenant_id,
+                                  tenant_name=meta.get("display_name"))
+        failure = _environment_failure(snapshot)
+        if failure is not None:
+            raise failure
+        findings = evaluate(snapshot, pack, today)
+        finished = options.now or datetime.now(timezone.utc)
+        write_outputs(folder, snapshot, findings, pack, options.lang, store.names, finished)
+        run_dir = folder.finalise(snapshot.tenant_id, {
+            "schema_version": 1, "tool": "m365audit", "tool_version": __version__,
+            "tenant_id": snapshot.tenant_id, "tenant_name": snapshot.tenant_name,
+            "mode": "replay" if replay is not None else "live",
+            "replay_of": str(options.replay) if options.replay is not None else None,
+            "started_at": started.isoformat(), "finished_at": finished.isoformat(), "as_of": today.isoformat(),
+            "lang": options.lang, "verdict": verdict(findings),
+            "policy_pack": {"digest": pack.digest, "files": pack.files},
+            "exchanges": store.count,
+        })
+    except BaseException:
+        folder.discard()
+        raise
+    return AuditResult(run_dir=run_dir, snapshot=snapshot, findings=findings, verdict=verdict(findings),
+                       unmatched=list(replay.unmatched) if replay else [])
+
+
+def _lookback(pack: PolicyPack) -> int:
+    """The audit look-back window in days (parameter of audit-no-ai-interactions, overridable)."""
+    rule = pack.rule("audit-no-ai-interactions")
+    if rule is None:
+        return 7
+    value = rule_params(rule, pack).get("lookback_days", 7)
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 180:
+        raise PolicyFileError([f"params: audit-no-ai-interactions: lookback_days must be a whole number of days "
+                               f"from 1 to 180 (Purview keeps audit records 180 days), got {value!r}"])
+    return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -293,6 +294,44 @@ def copilot_subscriptions_absent(inp: CheckInput) -> CheckOutcome:
     )
 
 
+def ai_plans_in_catalog(inp: CheckInput) -> CheckOutcome:
+    """Every service plan whose name matches an AI pattern is classified in one of the known catalogs."""
+    patterns = []
+    for entry in _catalog(inp, _param(inp, "pattern_catalog", str)):
+        try:
+            patterns.append(re.compile(_str(entry, "pattern", "AI plan-name pattern"), re.IGNORECASE))
+        except re.error as exc:
+            raise ShapeError(f"AI plan-name pattern {entry.get('pattern')!r} is invalid: {exc}") from exc
+    known: set[str] = set()
+    for name in _str_list_param(inp, "known_catalogs"):
+        known.update(_catalog_ids(inp, name, "id"))
+    ai_plans: dict[str, tuple[str, list[str]]] = {}
+    for sku in _items(inp, "subscribed_skus"):
+        part = str(sku.get("skuPartNumber") or sku.get("skuId"))
+        for plan in _dicts(sku, "servicePlans", f"SKU {part}"):
+            name = _str(plan, "servicePlanName", f"SKU {part} service plan")
+            if any(p.search(name) for p in patterns):
+                plan_id = _str(plan, "servicePlanId", f"SKU {part} plan {name}").lower()
+                ai_plans.setdefault(plan_id, (name, []))[1].append(part)
+    unknown = [
+        FindingObject(id=pid, name=name, detail=f"in {', '.join(parts)}: review and classify in a catalog")
+        for pid, (name, parts) in sorted(ai_plans.items()) if pid not in known
+    ]
+    if unknown:
+        return _fail(
+            f"{len(unknown)} serviceplan(nen) lijken op AI maar staan in geen catalogus:"
+            " beoordeel en classificeer.",
+            f"{_plural(len(unknown), 'plan looks', 'plans look')} like AI but"
+            f" {'is' if len(unknown) == 1 else 'are'} in no catalog: review and classify.",
+            unknown,
+        )
+    scope = f"{len(ai_plans)}" if ai_plans else "0 in scope:"
+    return _pass(
+        f"{scope} serviceplan(nen) met een AI-naam, alle geclassificeerd.",
+        f"{scope} service plan(s) with an AI-like name, all classified.",
+    )
+
+
 # --------------------------------------------------------------------------- consent settings
 
 _FOR_SELF = "managepermissiongrantsforself"
@@ -345,6 +384,225 @@ def consent_users_cannot_grant_org_data(inp: CheckInput) -> CheckOutcome:
     )
 
 
+# --------------------------------------------------------------------------- apps and their access
+
+
+@dataclass(frozen=True)
+class _Access:
+    """One permission that reaches organisation data, held by one client service principal."""
+
+    client: str  # client service principal object id, lower-cased
+    permission: str
+    resource: str
+    kind: str  # "application", "all users" (admin consent) or "user" (one user's consent)
+    principal: str = ""
+
+
+def _resources(inp: CheckInput) -> dict[str, Obj]:
+    """The Graph, SharePoint and Exchange service principals, keyed by object id (lower-cased)."""
+    resources = _items(inp, "resource_permissions")
+    return {_str(r, "id", "resource service principal").lower(): r for r in resources}
+
+
+def _org_permissions(inp: CheckInput) -> dict[tuple[str, str, str], str]:
+    """(resource appId, permission, kind), lower-cased -> the permission's name as the catalog spells it."""
+    result = {}
+    for entry in _catalog(inp, "org-data-permissions"):
+        app = _str(entry, "resource_app_id", "org-data-permissions").lower()
+        value = _str(entry, "value", "org-data-permissions")
+        for kind in _list(entry, "kinds", f"org-data-permissions {value}", required=True):
+            result[(app, value.lower(), _lower(kind))] = value
+    return result
+
+
+def _role_name(resource: Obj, role_id: str) -> str:
+    where = f"resource {resource.get('displayName') or resource.get('appId')}"
+    for role in _dicts(resource, "appRoles", where):
+        if _lower(role.get("id")) == role_id.lower():
+            return _str(role, "value", f"{where} app role {role_id}")
+    raise ShapeError(f"app role {role_id} is not defined on {where}: cannot tell what it grants")
+
+
+def _accesses(inp: CheckInput) -> list[_Access]:
+    """Every application role and delegated grant on Graph, SharePoint or Exchange that reaches org data."""
+    resources = _resources(inp)
+    org = _org_permissions(inp)
+    found = []
+    for assignment in _items(inp, "app_role_assignments"):
+        resource = resources.get(_lower(assignment.get("resourceId")))
+        if resource is None:
+            raise ShapeError(f"app role assignment {assignment.get('id')} is on an unknown resource")
+        role_id = _str(assignment, "appRoleId", "app role assignment")
+        if role_id == "00000000-0000-0000-0000-000000000000":
+            continue  # the default role: access to the app, no permission
+        name = org.get((_lower(resource.get("appId")), _role_name(resource, role_id).lower(), "application"))
+        if name:
+            found.append(_Access(_str(assignment, "principalId", "app role assignment").lower(), name,
+                                 str(resource.get("displayName") or resource.get("appId")), "application"))
+    for grant in _items(inp, "delegated_grants"):
+        resource = resources.get(_lower(grant.get("resourceId")))
+        if resource is None:
+            continue  # a grant on some other API (often the app's own): not Graph, SharePoint or Exchange
+        scope = grant.get("scope") or ""
+        consent = grant.get("consentType")
+        if not isinstance(scope, str) or consent not in ("AllPrincipals", "Principal"):
+            raise ShapeError(f"delegated grant {grant.get('id')} has an unexpected scope or consentType")
+        kind = "all users" if consent == "AllPrincipals" else "user"
+        for scope_name in scope.split():
+            name = org.get((_lower(resource.get("appId")), scope_name.lower(), "delegated"))
+            if name:
+                found.append(_Access(_str(grant, "clientId", "delegated grant").lower(), name,
+                                     str(resource.get("displayName") or resource.get("appId")), kind,
+                                     str(grant.get("principalId") or "")))
+    return found
+
+
+def _describe(accesses: Iterable[_Access]) -> str:
+    """E.g. 'Files.Read.All (Microsoft Graph, user consent by 2 users); Mail.Read (…, application permission)'."""
+    users: dict[tuple[str, str, str], set[str]] = {}
+    for a in accesses:
+        users.setdefault((a.permission, a.resource, a.kind), set()).add(a.principal)
+    parts = []
+    for (perm, res, kind), who in sorted(users.items()):
+        how = {"application": "application permission", "all users": "admin consent for all users"}.get(
+            kind, f"user consent by {_plural(len(who), 'user', 'users')}")
+        parts.append(f"{perm} ({res}, {how})")
+    return "; ".join(parts)
+
+
+def _service_principals(inp: CheckInput) -> dict[str, Obj]:
+    return {_str(sp, "id", "service principal").lower(): sp for sp in _items(inp, "service_principals")}
+
+
+def _client(sps: Mapping[str, Obj], client: str) -> Obj:
+    sp = sps.get(client)
+    if sp is None:
+        raise ShapeError(f"a grant belongs to service principal {client}, which is not in service_principals")
+    return sp
+
+
+def _sp_object(sp: Obj, accesses: Iterable[_Access], extra: str = "") -> FindingObject:
+    disabled = "; service principal disabled" if sp.get("accountEnabled") is False else ""
+    return FindingObject(id=str(sp.get("appId") or sp.get("id")), name=str(sp.get("displayName") or ""),
+                         detail=_describe(accesses) + extra + disabled)
+
+
+def _publisher(sp: Obj) -> str:
+    verified = sp.get("verifiedPublisher")
+    name = verified.get("displayName") if isinstance(verified, dict) else None
+    return str(name or sp.get("publisherName") or "")
+
+
+def _ai_match(sp: Obj, catalog: Sequence[Obj], microsoft: set[str]) -> str | None:
+    """The catalog name of the AI app this service principal is, or None."""
+    app_id = _lower(sp.get("appId"))
+    third_party = _lower(sp.get("appOwnerOrganizationId")) not in microsoft
+    for entry in catalog:
+        label = f"{entry.get('name')} ({entry.get('vendor')})"
+        if entry.get("app_id") and _lower(entry["app_id"]) == app_id:
+            return label
+        tests = ((entry.get("name_pattern"), str(sp.get("displayName") or "")),
+                 (entry.get("publisher_pattern"), _publisher(sp)))
+        for pattern, text in tests:
+            if third_party and isinstance(pattern, str) and text and re.search(pattern, text, re.IGNORECASE):
+                return label
+    return None
+
+
+def ai_apps_no_org_data_access(inp: CheckInput) -> CheckOutcome:
+    """No app the AI-app catalog recognises holds a permission that reaches organisation data."""
+    sps = _service_principals(inp)
+    microsoft = set(_catalog_ids(inp, "microsoft-tenant-ids", "id"))
+    catalog = _catalog(inp, "ai-apps")
+    by_client: dict[str, list[_Access]] = {}
+    for access in _accesses(inp):
+        by_client.setdefault(access.client, []).append(access)
+    ai_apps = {sid: label for sid, sp in sps.items() if (label := _ai_match(sp, catalog, microsoft))}
+    objects = [
+        _sp_object(sp, accesses, f"; recognised as {ai_apps[client]}")
+        for client, accesses in sorted(by_client.items())
+        if (sp := _client(sps, client)) and client in ai_apps
+    ]
+    if objects:
+        return _fail(
+            f"{len(objects)} AI-app(s) hebben toegang tot organisatiegegevens.",
+            f"{_plural(len(objects), 'AI app holds', 'AI apps hold')} access to organisation data.",
+            objects,
+        )
+    return _pass(
+        f"{len(ai_apps)} herkende AI-app(s), geen met toegang tot organisatiegegevens"
+        f"{' (0 in scope)' if not ai_apps else ''}.",
+        f"{_plural(len(ai_apps), 'recognised AI app', 'recognised AI apps')}, none with access to"
+        f" organisation data{' (0 in scope)' if not ai_apps else ''}.",
+    )
+
+
+def apps_tenant_wide_data_access_approved(inp: CheckInput) -> CheckOutcome:
+    """Every non-Microsoft app with tenant-wide org-data access is approved, its review date not passed."""
+    sps = _service_principals(inp)
+    microsoft = set(_catalog_ids(inp, "microsoft-tenant-ids", "id"))
+    approved = {a.app_id.lower(): a for a in inp.approved_apps}
+    by_client: dict[str, list[_Access]] = {}
+    for access in _accesses(inp):
+        if access.kind in ("application", "all users"):
+            by_client.setdefault(access.client, []).append(access)
+    objects, ok = [], 0
+    for client, accesses in sorted(by_client.items()):
+        sp = _client(sps, client)
+        if _lower(sp.get("appOwnerOrganizationId")) in microsoft:
+            continue
+        approval = approved.get(_lower(sp.get("appId")))
+        if approval is not None and approval.review_by >= inp.today:
+            ok += 1
+            continue
+        why = (f"; approval expired: review was due {approval.review_by.isoformat()}" if approval
+               else "; not on the approved-apps list")
+        objects.append(_sp_object(sp, accesses, why))
+    in_scope = ok + len(objects)
+    if objects:
+        return _fail(
+            f"{len(objects)} van {in_scope} apps met tenantbrede toegang tot organisatiegegevens zijn niet"
+            " (meer) goedgekeurd.",
+            f"{len(objects)} of {in_scope} apps with tenant-wide access to organisation data "
+            f"{'is' if len(objects) == 1 else 'are'} not (or no longer) approved.",
+            objects,
+        )
+    zero = " (0 in scope)" if not in_scope else ""
+    return _pass(
+        f"Alle {in_scope} apps met tenantbrede toegang tot organisatiegegevens zijn goedgekeurd{zero}.",
+        f"All {in_scope} apps with tenant-wide access to organisation data are approved{zero}.",
+    )
+
+
+def consent_owners_cannot_grant_team_data(inp: CheckInput) -> CheckOutcome:
+    """No resource-specific consent for team or chat owners, and personal-scope RSC in Teams is off."""
+    policy = _single(inp, "authorization_policy")
+    settings = _single(inp, "teams_app_settings")
+    allowed = {p.lower() for p in _str_list_param(inp, "allowed_policies")}
+    objects = [
+        FindingObject(id=raw, name=pid, detail="team and chat owners may consent to apps for their team/chat")
+        for prefix, pid, raw in _grant_policy_assignments(policy)
+        if prefix == _FOR_OWNED and pid.lower() not in allowed
+    ]
+    personal = settings.get("isUserPersonalScopeResourceSpecificConsentEnabled")
+    if not isinstance(personal, bool):
+        raise ShapeError("teamsAppSettings lacks a boolean isUserPersonalScopeResourceSpecificConsentEnabled")
+    if personal:
+        objects.append(FindingObject(
+            id="isUserPersonalScopeResourceSpecificConsentEnabled", name="Teams personal-scope RSC",
+            detail="true: users may let Teams apps read their own chats (resource-specific consent)",
+        ))
+    if objects:
+        return _fail(
+            "Eigenaren of gebruikers kunnen Teams-apps toegang geven tot team- of chatgegevens.",
+            "Owners or users can give Teams apps access to team or chat data.",
+            objects,
+        )
+    return _pass(
+        "Geen resource-specifieke toestemming voor eigenaren; persoonlijke RSC in Teams staat uit.",
+        "No resource-specific consent for owners; personal-scope RSC in Teams is off.",
+    )
+
 # --------------------------------------------------------------------------- the table
 
 CHECKS: dict[str, CheckFn] = {
@@ -353,5 +611,9 @@ CHECKS: dict[str, CheckFn] = {
         service_plans_not_assigned,
         copilot_subscriptions_absent,
         consent_users_cannot_grant_org_data,
+        consent_owners_cannot_grant_team_data,
+        ai_plans_in_catalog,
+        ai_apps_no_org_data_access,
+        apps_tenant_wide_data_access_approved,
     )
 }

@@ -313,3 +313,224 @@ def test_consent_users_risky_apps_fail_only_when_consent_is_on() -> None:
 def test_consent_users_unexpected_shape_is_error(policy: Any) -> None:
     out = run("consent-users-cannot-grant-org-data", {"authorization_policy": policy})
     assert out.status is Status.ERROR
+
+
+def test_consent_owners_pass_when_off() -> None:
+    data = {"authorization_policy": auth_policy("ManagePermissionGrantsForSelf.microsoft-user-default-low"),
+            "teams_app_settings": {"isUserPersonalScopeResourceSpecificConsentEnabled": False}}
+    assert run("consent-owners-cannot-grant-team-data", data).status is Status.PASS
+
+
+def test_consent_owners_fail_names_rsc_policy_and_personal_scope() -> None:
+    team = "ManagePermissionGrantsForOwnedResource.microsoft-dynamically-managed-permissions-for-team"
+    data = {"authorization_policy": auth_policy(team),
+            "teams_app_settings": {"isUserPersonalScopeResourceSpecificConsentEnabled": True}}
+    out = run("consent-owners-cannot-grant-team-data", data)
+    assert out.status is Status.FAIL
+    assert ids(out) == [team, "isUserPersonalScopeResourceSpecificConsentEnabled"]
+
+
+def test_consent_owners_allowed_policy_is_case_insensitive() -> None:
+    chat = "managePermissionGrantsForOwnedResource.Microsoft-Pre-Approval-Apps-For-Chat"
+    data = {"authorization_policy": auth_policy(chat),
+            "teams_app_settings": {"isUserPersonalScopeResourceSpecificConsentEnabled": False}}
+    out = run("consent-owners-cannot-grant-team-data", data,
+              params={"allowed_policies": ["microsoft-pre-approval-apps-for-chat"]})
+    assert out.status is Status.PASS
+    assert run("consent-owners-cannot-grant-team-data", data).status is Status.FAIL
+
+
+def test_consent_owners_missing_teams_setting_is_error() -> None:
+    data = {"authorization_policy": auth_policy(), "teams_app_settings": {}}
+    assert run("consent-owners-cannot-grant-team-data", data).status is Status.ERROR
+
+
+# --------------------------------------------------------------------------- catalog and studio plans
+
+
+def test_catalog_current_passes_when_ai_plans_are_classified() -> None:
+    out = run("copilot-catalog-current", {"subscribed_skus": [copilot_sku(), e5_sku()]})
+    assert out.status is Status.PASS
+    assert "5 service plan(s)" in out.message.en  # 3 Copilot plans, PVA P3 and Bing (reviewed)
+
+
+def test_catalog_current_flags_unknown_ai_plan_once() -> None:
+    new = plan("99999999-aaaa-bbbb-cccc-dddddddddddd", "M365_COPILOT_FUTURE_THING")
+    sku1 = {**copilot_sku(), "servicePlans": [*copilot_sku()["servicePlans"], new]}
+    upper = {**new, "servicePlanId": new["servicePlanId"].upper()}
+    sku2 = {**e5_sku(), "servicePlans": [*e5_sku()["servicePlans"], upper]}
+    out = run("copilot-catalog-current", {"subscribed_skus": [sku1, sku2]})
+    assert out.status is Status.FAIL
+    assert ids(out) == ["99999999-aaaa-bbbb-cccc-dddddddddddd"]
+    assert "Microsoft_365_Copilot, SPE_E5" in out.objects[0].detail
+
+
+def test_catalog_current_zero_in_scope() -> None:
+    sku = {**e5_sku(), "servicePlans": [plan(EXCHANGE_PLAN, "EXCHANGE_S_ENTERPRISE")]}
+    out = run("copilot-catalog-current", {"subscribed_skus": [sku]})
+    assert out.status is Status.PASS
+    assert "0 in scope" in out.message.en
+
+
+def test_catalog_current_invalid_pattern_is_error() -> None:
+    rule = RULES["copilot-catalog-current"]
+    catalogs = {**CATALOGS, "ai-plan-name-patterns": [{"pattern": "copilot("}]}
+    out = CHECKS["ai_plans_in_catalog"](CheckInput(
+        rule=rule, data={"subscribed_skus": [copilot_sku()]}, catalogs=catalogs, params=rule.params,
+        approved_apps=[], today=TODAY))
+    assert out.status is Status.ERROR
+
+
+def test_studio_plans_fail_for_e5_power_virtual_agents_and_pass_when_disabled() -> None:
+    out = run("copilot-studio-plans-not-assigned", plans_data([user("a", [licence(E5_SKU)])]))
+    assert out.status is Status.FAIL
+    assert "POWER_VIRTUAL_AGENTS_O365_P3 via SPE_E5" in out.objects[0].detail
+    out = run("copilot-studio-plans-not-assigned", plans_data([user("a", [licence(E5_SKU, [PVA_P3])])]))
+    assert out.status is Status.PASS
+
+
+# --------------------------------------------------------------------------- apps
+
+GRAPH_APP = "00000003-0000-0000-c000-000000000000"
+SPO_APP = "00000003-0000-0ff1-ce00-000000000000"
+EXO_APP = "00000002-0000-0ff1-ce00-000000000000"
+GRAPH_SP, SPO_SP, EXO_SP = "g0000000-0000-0000-0000-000000000001", "s0000000-0000-0000-0000-000000000002", \
+    "e0000000-0000-0000-0000-000000000003"
+MAIL_READ_ROLE = "810c84a8-4a9e-49e6-bf7d-12d183f40d01"
+USER_READ_ALL_ROLE = "df021288-bdef-4463-88db-98f22de89214"
+SITES_READ_ALL_SPO_ROLE = "678536fe-1083-478a-9c59-b99265e6b0d3"
+MICROSOFT_TENANT = "f8cdef31-a31e-4b4a-93e4-5f571e91255a"
+CLAUDE_CLIENT = "08ad6f98-a4f8-4635-bb8d-f1a3044760f0"
+
+
+def resources() -> list[dict[str, Any]]:
+    return [
+        {"id": GRAPH_SP, "appId": GRAPH_APP, "displayName": "Microsoft Graph",
+         "appRoles": [{"id": MAIL_READ_ROLE, "value": "Mail.Read"},
+                      {"id": USER_READ_ALL_ROLE, "value": "User.Read.All"}],
+         "oauth2PermissionScopes": []},
+        {"id": SPO_SP, "appId": SPO_APP, "displayName": "Office 365 SharePoint Online",
+         "appRoles": [{"id": SITES_READ_ALL_SPO_ROLE, "value": "Sites.Read.All"}], "oauth2PermissionScopes": []},
+        {"id": EXO_SP, "appId": EXO_APP, "displayName": "Office 365 Exchange Online",
+         "appRoles": [], "oauth2PermissionScopes": []},
+    ]
+
+
+def sp(obj_id: str, app_id: str, name: str, owner: str = "aaaaaaaa-0000-0000-0000-000000000000",
+       publisher: str | None = None, enabled: bool = True) -> dict[str, Any]:
+    return {"id": obj_id, "appId": app_id, "displayName": name, "appOwnerOrganizationId": owner,
+            "accountEnabled": enabled, "servicePrincipalType": "Application", "tags": [],
+            "verifiedPublisher": {"displayName": publisher, "verifiedPublisherId": None, "addedDateTime": None}}
+
+
+def grant(client: str, scope: str, consent: str = "Principal", principal: str | None = "u1",
+          resource: str = GRAPH_SP) -> dict[str, Any]:
+    return {"id": f"grant-{client}-{principal}", "clientId": client, "consentType": consent,
+            "principalId": principal if consent == "Principal" else None, "resourceId": resource, "scope": scope}
+
+
+def role(client: str, role_id: str, resource: str = GRAPH_SP) -> dict[str, Any]:
+    return {"id": f"ra-{client}-{role_id}", "appRoleId": role_id, "principalId": client,
+            "principalType": "ServicePrincipal", "resourceId": resource, "principalDisplayName": client}
+
+
+def apps_data(sps: list[dict[str, Any]], grants: list[dict[str, Any]] | None = None,
+              roles: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"service_principals": sps, "resource_permissions": resources(),
+            "delegated_grants": grants or [], "app_role_assignments": roles or []}
+
+
+CHATGPT = sp("c1", "11111111-1111-1111-1111-111111111111", "ChatGPT Connector", publisher="OpenAI")
+
+
+def test_ai_app_with_only_basic_sign_in_scopes_passes() -> None:
+    out = run("ai-apps-no-org-data-access",
+              apps_data([CHATGPT], [grant("c1", "openid profile User.Read", "AllPrincipals")]))
+    assert out.status is Status.PASS
+    assert "1 recognised AI app" in out.message.en
+
+
+def test_user_consented_ai_app_with_files_read_all_fails() -> None:
+    out = run("ai-apps-no-org-data-access", apps_data([CHATGPT], [
+        grant("c1", "openid Files.Read.All", principal="u1"),
+        grant("c1", "openid files.read.all User.Read", principal="u2"),
+    ]))
+    assert out.status is Status.FAIL
+    assert ids(out) == [CHATGPT["appId"]]
+    detail = out.objects[0].detail
+    assert "Files.Read.All (Microsoft Graph, user consent by 2 users)" in detail
+    assert "ChatGPT (OpenAI)" in detail
+
+
+def test_ai_app_application_role_resolved_to_name() -> None:
+    claude = sp("c2", CLAUDE_CLIENT, "M365 MCP Client for Claude")
+    out = run("ai-apps-no-org-data-access", apps_data([claude], roles=[role("c2", MAIL_READ_ROLE)]))
+    assert out.status is Status.FAIL
+    assert "Mail.Read (Microsoft Graph, application permission)" in out.objects[0].detail
+    assert MAIL_READ_ROLE not in out.objects[0].detail
+
+
+def test_ai_app_sharepoint_permission_and_disabled_sp() -> None:
+    otter = sp("c3", "33333333-3333-3333-3333-333333333333", "Otter.ai", enabled=False)
+    out = run("ai-apps-no-org-data-access", apps_data([otter], roles=[role("c3", SITES_READ_ALL_SPO_ROLE, SPO_SP)]))
+    assert out.status is Status.FAIL
+    assert "Sites.Read.All (Office 365 SharePoint Online, application permission)" in out.objects[0].detail
+    assert "service principal disabled" in out.objects[0].detail
+
+
+def test_non_ai_app_and_microsoft_app_named_like_ai_are_ignored() -> None:
+    hr = sp("c4", "44444444-4444-4444-4444-444444444444", "Zaaksysteem connector")
+    ms = sp("c5", "55555555-5555-5555-5555-555555555555", "Gemini migration tool", owner=MICROSOFT_TENANT)
+    out = run("ai-apps-no-org-data-access", apps_data([hr, ms], [
+        grant("c4", "Mail.Read", "AllPrincipals"), grant("c5", "Mail.Read", "AllPrincipals")]))
+    assert out.status is Status.PASS
+    assert "0 in scope" in out.message.en
+
+
+def test_ai_app_unknown_role_id_is_error() -> None:
+    out = run("ai-apps-no-org-data-access",
+              apps_data([CHATGPT], roles=[role("c1", "12345678-1234-1234-1234-123456789012")]))
+    assert out.status is Status.ERROR
+
+
+def test_ai_app_grant_for_unknown_client_is_error() -> None:
+    out = run("ai-apps-no-org-data-access", apps_data([CHATGPT], [grant("zz", "Mail.Read")]))
+    assert out.status is Status.ERROR
+
+
+def test_tenant_wide_unapproved_app_fails_and_user_grants_do_not_count() -> None:
+    hr = sp("c4", "44444444-4444-4444-4444-444444444444", "Zaaksysteem connector")
+    tool = sp("c6", "66666666-6666-6666-6666-666666666666", "Some tool")
+    out = run("apps-tenant-wide-data-access-approved", apps_data([hr, tool], [
+        grant("c4", "Mail.Read", "AllPrincipals"), grant("c6", "Mail.Read", principal="u1")]))
+    assert out.status is Status.FAIL
+    assert ids(out) == [hr["appId"]]
+    assert "not on the approved-apps list" in out.objects[0].detail
+    assert "admin consent for all users" in out.objects[0].detail
+
+
+def test_tenant_wide_approved_app_passes_until_review_date() -> None:
+    hr = sp("c4", "44444444-4444-4444-4444-444444444444", "Zaaksysteem connector")
+    data = apps_data([hr], roles=[role("c4", MAIL_READ_ROLE)])
+    approval = ApprovedApp(app_id=hr["appId"].upper(), name="Zaaksysteem", reason="DPIA 2025-14",
+                           review_by=date(2026, 11, 28))
+    assert run("apps-tenant-wide-data-access-approved", data, approved=[approval]).status is Status.PASS
+    out = run("apps-tenant-wide-data-access-approved", data, approved=[approval], today=date(2026, 11, 29))
+    assert out.status is Status.FAIL
+    assert "approval expired: review was due 2026-11-28" in out.objects[0].detail
+
+
+def test_tenant_wide_ignores_microsoft_apps_and_non_org_data_roles() -> None:
+    ms = sp("c7", "77777777-7777-7777-7777-777777777777", "Office 365 Management", owner=MICROSOFT_TENANT)
+    audit = sp("c8", "88888888-8888-8888-8888-888888888888", "m365audit")
+    out = run("apps-tenant-wide-data-access-approved", apps_data([ms, audit], roles=[
+        role("c7", MAIL_READ_ROLE), role("c8", USER_READ_ALL_ROLE)]))
+    assert out.status is Status.PASS
+    assert "0 in scope" in out.message.en
+
+
+def test_apps_bad_grant_shape_is_error() -> None:
+    bad = {**grant("c1", "Mail.Read"), "consentType": "Everyone"}
+    assert run("apps-tenant-wide-data-access-approved", apps_data([CHATGPT], [bad])).status is Status.ERROR
+    data = {**apps_data([CHATGPT]), "resource_permissions": {"value": []}}
+    assert run("ai-apps-no-org-data-access", data).status is Status.ERROR

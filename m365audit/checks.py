@@ -603,6 +603,277 @@ def consent_owners_cannot_grant_team_data(inp: CheckInput) -> CheckOutcome:
         "No resource-specific consent for owners; personal-scope RSC in Teams is off.",
     )
 
+# --------------------------------------------------------------------------- Conditional Access
+
+_STANDALONE = Text(
+    nl="Dit dekt alleen de losstaande Copilot-ervaringen, niet Copilot in Word, Teams of Outlook.",
+    en="This covers the standalone Copilot experiences only, not Copilot inside Word, Teams or Outlook.",
+)
+
+
+def _ca_lists(policy: Obj, part: str) -> Obj:
+    conditions = policy.get("conditions")
+    section = conditions.get(part) if isinstance(conditions, dict) else None
+    if not isinstance(section, dict):
+        raise ShapeError(f"CA policy {policy.get('displayName')!r} has no conditions.{part} object")
+    return section
+
+
+def _ca_narrowing(policy: Obj) -> list[str]:
+    """Conditions that make a block apply to only some sign-ins (so it is not a block for everyone)."""
+    conditions = policy["conditions"]
+    found = []
+    client_types = [_lower(t) for t in _list(conditions, "clientAppTypes", "CA conditions")]
+    if client_types and "all" not in client_types:
+        found.append(f"client apps {', '.join(client_types)} only")
+    for field in ("signInRiskLevels", "userRiskLevels", "servicePrincipalRiskLevels"):
+        if _list(conditions, field, "CA conditions"):
+            found.append(f"{field} set")
+    for field in ("platforms", "locations", "devices", "insiderRiskLevels"):
+        if conditions.get(field) not in (None, [], {}):
+            found.append(f"{field} condition")
+    return found
+
+
+def ca_blocks_copilot_apps(inp: CheckInput) -> CheckOutcome:
+    """An enabled CA policy blocks every ca_target Copilot app for all users; exclusions are residual exposure."""
+    targets = {k: e for k, e in _catalog_ids(inp, "copilot-first-party-apps", "app_id").items() if e.get("ca_target")}
+    if not targets:
+        raise ShapeError("catalog 'copilot-first-party-apps' marks no app with ca_target: true")
+    blocked: dict[str, list[str]] = {}
+    residual: list[FindingObject] = []
+    not_counted: list[FindingObject] = []
+    for policy in _items(inp, "conditional_access"):
+        name = str(policy.get("displayName") or policy.get("id"))
+        controls = policy.get("grantControls")
+        built_in = _list(controls, "builtInControls", name) if isinstance(controls, dict) else []
+        apps = _ca_lists(policy, "applications")
+        include = {_lower(a) for a in _list(apps, "includeApplications", name)}
+        exclude = {_lower(a) for a in _list(apps, "excludeApplications", name)}
+        covered = [t for t in targets if (t in include or "all" in include) and t not in exclude]
+        if "block" not in [_lower(c) for c in built_in] or not covered:
+            continue
+        users = _ca_lists(policy, "users")
+        why = [] if "all" in {_lower(u) for u in _list(users, "includeUsers", name)} else ["not for all users"]
+        why += _ca_narrowing(policy)
+        state = policy.get("state")
+        if state != "enabled":
+            why.insert(0, "report-only" if state == "enabledForReportingButNotEnforced" else f"state {state}")
+        if why:
+            not_counted.append(FindingObject(id=str(policy.get("id")), name=name, detail="; ".join(why)))
+            continue
+        for t in covered:
+            blocked.setdefault(t, []).append(name)
+        for field, label in (("excludeUsers", "user"), ("excludeGroups", "group"), ("excludeRoles", "role")):
+            residual += [FindingObject(id=str(x), name=f"excluded {label}", detail=f"excluded from '{name}'")
+                         for x in _list(users, field, name)]
+        if users.get("excludeGuestsOrExternalUsers"):
+            residual.append(FindingObject(id="guests-or-external-users", name="excluded guests or external users",
+                                          detail=f"excluded from '{name}'"))
+    missing = [FindingObject(id=t, name=str(targets[t].get("name") or t),
+                             detail="no enabled Conditional Access policy blocks it for all users")
+               for t in targets if t not in blocked]
+    if missing:
+        return _fail(
+            f"{len(missing)} Copilot-app(s) niet geblokkeerd voor alle gebruikers. {_STANDALONE.nl}",
+            f"{_plural(len(missing), 'Copilot app is', 'Copilot apps are')} not blocked for all users."
+            f" {_STANDALONE.en}",
+            missing + not_counted,
+        )
+    policies = sorted({n for names in blocked.values() for n in names})
+    return _pass(
+        f"Geblokkeerd door {', '.join(policies)}; {len(residual)} uitzondering(en). {_STANDALONE.nl}",
+        f"Blocked by {', '.join(policies)}; {_plural(len(residual), 'exclusion', 'exclusions')}"
+        f" (residual exposure). {_STANDALONE.en}",
+        residual,
+    )
+
+
+# --------------------------------------------------------------------------- Intune
+
+
+def _setting_key(setting_id: str) -> str:
+    """Edge ids carry an ADMX version (edgev99, edgev130): compare on the part after '~policy~'."""
+    return setting_id.lower().rsplit("~policy~", 1)[-1]
+
+
+def _configured(node: Any) -> Iterable[tuple[str, str]]:
+    """(settingDefinitionId, chosen value) for every setting instance, at any depth (group settings nest)."""
+    if isinstance(node, list):
+        for child in node:
+            yield from _configured(child)
+    elif isinstance(node, dict):
+        definition = node.get("settingDefinitionId")
+        for key in ("choiceSettingValue", "simpleSettingValue"):
+            value = node.get(key)
+            if isinstance(definition, str) and isinstance(value, dict) and "value" in value:
+                yield definition, str(value["value"])
+        for child in node.values():
+            yield from _configured(child)
+
+
+def _assigned_to(policy: Obj, where: str) -> list[str]:
+    """Who an Intune policy is assigned to; exclusion targets assign it to no one."""
+    targets = []
+    for assignment in _dicts(policy, "assignments", where):
+        target = assignment.get("target")
+        kind = target.get("@odata.type") if isinstance(target, dict) else None
+        if not isinstance(kind, str):
+            raise ShapeError(f"{where}: an assignment has no target type")
+        if "exclusion" in kind.lower():
+            continue
+        group = target.get("groupId") if isinstance(target, dict) else None
+        targets.append(f"group {group}" if group else kind.rsplit(".", 1)[-1].replace("AssignmentTarget", ""))
+    return targets
+
+
+def intune_setting_enforced(inp: CheckInput) -> CheckOutcome:
+    """An assigned Intune policy sets one of the rule's catalog settings to a compliant value, without conflict."""
+    wanted: dict[str, set[str]] = {}
+    for entry in _catalog(inp, "intune-settings"):
+        if entry.get("rule") == inp.rule.id:
+            values = _list(entry, "compliant", f"intune-settings {entry.get('setting')}", required=True)
+            wanted[_setting_key(_str(entry, "setting", "intune-settings"))] = {_setting_key(str(v)) for v in values}
+    if not wanted:
+        raise ShapeError(f"catalog 'intune-settings' has no entry for rule {inp.rule.id}")
+    good: dict[str, list[FindingObject]] = {}
+    bad: dict[str, list[FindingObject]] = {}
+    others: list[FindingObject] = []
+    for policy in _items(inp, "intune_policies"):
+        name = str(policy.get("name") or policy.get("id"))
+        if "assignments" not in policy or "settings" not in policy:
+            raise ShapeError(f"Intune policy {name!r} has no 'settings' or 'assignments' list")
+        targets = _assigned_to(policy, f"Intune policy {name!r}")
+        for definition, value in _configured(_list(policy, "settings", name)):
+            key = _setting_key(definition)
+            if key not in wanted:
+                continue
+            compliant = _setting_key(value) in wanted[key]
+            obj = FindingObject(id=str(policy.get("id")), name=name, detail=(
+                f"{definition} = {value.rsplit('_', 1)[-1]}"
+                f" ({'compliant' if compliant else 'not compliant'}); "
+                + (f"assigned to {', '.join(targets)}" if targets else "not assigned: proves nothing")))
+            if not targets:
+                others.append(obj)
+            else:
+                (good if compliant else bad).setdefault(key, []).append(obj)
+    enforced = {k: v for k, v in good.items() if k not in bad}
+    if enforced:
+        return _pass(
+            "Een toegewezen Intune-beleid dwingt de instelling af.",
+            "An assigned Intune policy enforces the setting.",
+            [o for objs in enforced.values() for o in objs],
+        )
+    conflict = [o for k in good for o in good[k] + bad[k]]
+    return _fail(
+        "Geen toegewezen Intune-beleid dwingt de instelling af"
+        + (" (conflicterende toegewezen beleidsregels)." if conflict else "."),
+        "No assigned Intune policy enforces the setting" + (" (assigned policies conflict)." if conflict else "."),
+        conflict or [o for objs in bad.values() for o in objs] + others,
+    )
+
+
+# --------------------------------------------------------------------------- evidence of use
+
+_HASHED = re.compile(r"^[0-9a-f]{32}$", re.IGNORECASE)
+
+
+def _date(text: str, where: str) -> date:
+    try:
+        return date.fromisoformat(text.strip()[:10])
+    except ValueError as exc:
+        raise ShapeError(f"{where}: {text!r} is not a date") from exc
+
+
+def _active_columns(row: Obj, where: str) -> dict[str, date]:
+    """'Word Copilot' -> date for every non-empty '... Last Activity Date' column within the report period."""
+    columns = {k: v for k, v in row.items() if isinstance(k, str) and k.endswith("Last Activity Date")}
+    if not columns:
+        raise ShapeError(f"{where} has no 'Last Activity Date' column")
+    refresh, period = row.get("Report Refresh Date"), row.get("Report Period")
+    start = None
+    if refresh and period:
+        if not str(period).strip().isdigit():
+            raise ShapeError(f"{where}: Report Period {period!r} is not a number of days")
+        start = date.fromordinal(_date(str(refresh), where).toordinal() - int(str(period)))
+    active = {}
+    for column, value in columns.items():
+        if value and str(value).strip():
+            day = _date(str(value), f"{where} {column}")
+            if start is None or day > start:
+                active[column[: -len("Last Activity Date")].strip() or "any app"] = day
+    return active
+
+
+def copilot_usage_none(inp: CheckInput) -> CheckOutcome:
+    """The Copilot usage report shows no activity within its period; concealed (hashed) names are marked."""
+    rows = _items(inp, "copilot_usage")
+    objects = []
+    for i, row in enumerate(rows):
+        upn = str(row.get("User Principal Name") or "")
+        active = _active_columns(row, f"usage report row {i + 1}")
+        if not active:
+            continue
+        concealed = bool(_HASHED.match(upn))
+        apps = ", ".join(f"{app} {day.isoformat()}" for app, day in sorted(active.items()))
+        objects.append(FindingObject(
+            id=upn or f"row-{i + 1}",
+            name=f"concealed name {upn}" if concealed else str(row.get("Display Name") or upn),
+            detail=f"last activity: {apps}" + ("; user name concealed (hashed) in the report" if concealed else ""),
+        ))
+    note_nl = "Het rapport toont alleen gebruikers met een Copilot-licentie."
+    note_en = "The report only lists users with a Copilot licence."
+    if objects:
+        hashed = sum(1 for o in objects if o.name.startswith("concealed name"))
+        return _fail(
+            f"{len(objects)} gebruiker(s) gebruikten Copilot in de rapportperiode ({hashed} met verborgen naam)."
+            f" {note_nl}",
+            f"{_plural(len(objects), 'user', 'users')} used Copilot in the report period ({hashed} with a"
+            f" concealed name). {note_en}",
+            objects,
+        )
+    scope = "0 in scope: " if not rows else ""
+    return _pass(
+        f"{scope}Geen Copilot-activiteit in de rapportperiode ({len(rows)} rij(en)). {note_nl}",
+        f"{scope}No Copilot activity in the report period ({_plural(len(rows), 'row', 'rows')}). {note_en}",
+    )
+
+
+def audit_no_ai_interactions(inp: CheckInput) -> CheckOutcome:
+    """The audit search over the look-back window holds no record of the AI record types."""
+    types = {t.lower(): t for t in _str_list_param(inp, "record_types")}
+    days = _param(inp, "lookback_days", int)
+    per_user: dict[str, dict[str, int]] = {}
+    last: dict[str, str] = {}
+    for record in _items(inp, "audit_ai_interactions"):
+        kind = record.get("auditLogRecordType") or record.get("operation")
+        if kind is not None and _lower(kind) not in types:
+            continue  # another record type: the query asks only for the AI types
+        who = str(record.get("userPrincipalName") or record.get("userId") or "unknown user")
+        label = types.get(_lower(kind), "record without a type")
+        counts = per_user.setdefault(who, {})
+        counts[label] = counts.get(label, 0) + 1
+        last[who] = max(last.get(who, ""), str(record.get("createdDateTime") or ""))
+    names = ", ".join(types.values())
+    if not per_user:
+        return _pass(
+            f"Geen {names}-records in de laatste {days} dagen.",
+            f"No {names} records in the last {days} days.",
+        )
+    objects = [
+        FindingObject(id=who, name=who, detail=", ".join(f"{n} {t}" for t, n in sorted(c.items()))
+                      + (f"; latest {last[who]}" if last[who] else ""))
+        for who, c in sorted(per_user.items())
+    ]
+    total = sum(sum(c.values()) for c in per_user.values())
+    return _fail(
+        f"{total} AI-interactie(s) van {len(objects)} gebruiker(s) in de laatste {days} dagen.",
+        f"{_plural(total, 'AI interaction', 'AI interactions')} by {_plural(len(objects), 'user', 'users')}"
+        f" in the last {days} days.",
+        objects,
+    )
+
+
 # --------------------------------------------------------------------------- the table
 
 CHECKS: dict[str, CheckFn] = {
@@ -615,5 +886,9 @@ CHECKS: dict[str, CheckFn] = {
         ai_plans_in_catalog,
         ai_apps_no_org_data_access,
         apps_tenant_wide_data_access_approved,
+        ca_blocks_copilot_apps,
+        intune_setting_enforced,
+        copilot_usage_none,
+        audit_no_ai_interactions,
     )
 }

@@ -534,3 +534,241 @@ def test_apps_bad_grant_shape_is_error() -> None:
     assert run("apps-tenant-wide-data-access-approved", apps_data([CHATGPT], [bad])).status is Status.ERROR
     data = {**apps_data([CHATGPT]), "resource_permissions": {"value": []}}
     assert run("ai-apps-no-org-data-access", data).status is Status.ERROR
+
+
+# --------------------------------------------------------------------------- Conditional Access
+
+ECP = "fb8d773d-7ef8-4ec0-a117-179f88add510"
+
+
+def ca_policy(pid: str, *, state: str = "enabled", apps: list[str] | None = None, users: list[str] | None = None,
+              groups: list[str] | None = None, exclude_users: list[str] | None = None,
+              controls: list[str] | None = None, client_types: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "id": pid, "displayName": f"policy {pid}", "state": state,
+        "conditions": {
+            "clientAppTypes": client_types or ["all"], "signInRiskLevels": [], "userRiskLevels": [],
+            "servicePrincipalRiskLevels": [], "platforms": None, "locations": None, "devices": None,
+            "applications": {"includeApplications": apps if apps is not None else [ECP], "excludeApplications": []},
+            "users": {"includeUsers": users if users is not None else ["All"], "excludeUsers": exclude_users or [],
+                      "includeGroups": groups or [], "excludeGroups": [], "includeRoles": [], "excludeRoles": []},
+        },
+        "grantControls": {"operator": "OR", "builtInControls": controls or ["block"]},
+    }
+
+
+def test_ca_enabled_block_for_all_users_passes_with_exclusions_as_objects() -> None:
+    out = run("ca-blocks-copilot-apps", {"conditional_access": [ca_policy("p1", exclude_users=["breakglass"])]})
+    assert out.status is Status.PASS
+    assert ids(out) == ["breakglass"]
+    assert "standalone" in out.message.en and "losstaande" in out.message.nl
+
+
+def test_ca_report_only_block_fails() -> None:
+    out = run("ca-blocks-copilot-apps",
+              {"conditional_access": [ca_policy("p1", state="enabledForReportingButNotEnforced")]})
+    assert out.status is Status.FAIL
+    assert ids(out) == [ECP, "p1"]
+    assert out.objects[1].detail == "report-only"
+
+
+@pytest.mark.parametrize("policy", [
+    ca_policy("p1", users=[], groups=["pilot"]),
+    ca_policy("p1", controls=["mfa"]),
+    ca_policy("p1", apps=["All"], client_types=["exchangeActiveSync", "other"]),
+    ca_policy("p1", apps=["00000003-0000-0ff1-ce00-000000000000"]),
+    ca_policy("p1", state="disabled"),
+])
+def test_ca_partial_or_other_policies_fail(policy: dict[str, Any]) -> None:
+    out = run("ca-blocks-copilot-apps", {"conditional_access": [policy]})
+    assert out.status is Status.FAIL
+    assert ECP in ids(out)
+
+
+def test_ca_all_apps_block_counts_and_zero_policies_fail() -> None:
+    assert run("ca-blocks-copilot-apps", {"conditional_access": [ca_policy("p1", apps=["All"])]}).status is Status.PASS
+    assert run("ca-blocks-copilot-apps", {"conditional_access": []}).status is Status.FAIL
+
+
+def test_ca_missing_conditions_is_error() -> None:
+    out = run("ca-blocks-copilot-apps", {"conditional_access": [{"id": "p1", "state": "enabled",
+                                                                  "grantControls": {"builtInControls": ["block"]}}]})
+    assert out.status is Status.ERROR
+
+
+# --------------------------------------------------------------------------- Intune
+
+RECALL = "device_vendor_msft_policy_config_windowsai_allowrecallenablement"
+EDGE_PAGE = "device_vendor_msft_policy_config_microsoft_edgev130~policy~microsoft_edge_edgeentracopilotpagecontext"
+
+
+def choice(definition: str, value: str, children: list[Any] | None = None) -> dict[str, Any]:
+    return {"id": "0", "settingInstance": {
+        "@odata.type": "#microsoft.graph.deviceManagementConfigurationChoiceSettingInstance",
+        "settingDefinitionId": definition,
+        "choiceSettingValue": {"value": f"{definition}_{value}", "children": children or []}}}
+
+
+def target(kind: str, group: str | None = "grp") -> dict[str, Any]:
+    return {"id": "a", "target": {"@odata.type": f"#microsoft.graph.{kind}", "groupId": group}}
+
+
+def intune(pid: str, settings: list[Any], assignments: list[Any]) -> dict[str, Any]:
+    return {"id": pid, "name": f"policy {pid}", "isAssigned": bool(assignments), "settings": settings,
+            "assignments": assignments}
+
+
+def test_intune_assigned_compliant_policy_passes() -> None:
+    out = run("endpoint-recall-disabled", {"intune_policies": [
+        intune("p1", [choice(RECALL, "0")], [target("groupAssignmentTarget")])]})
+    assert out.status is Status.PASS
+    assert ids(out) == ["p1"]
+    assert "assigned to group grp" in out.objects[0].detail
+
+
+def test_intune_unassigned_policy_proves_nothing() -> None:
+    out = run("endpoint-recall-disabled", {"intune_policies": [intune("p1", [choice(RECALL, "0")], [])]})
+    assert out.status is Status.FAIL
+    assert "not assigned: proves nothing" in out.objects[0].detail
+
+
+def test_intune_exclusion_only_assignment_is_unassigned() -> None:
+    out = run("endpoint-edge-copilot-page-access-disabled", {"intune_policies": [
+        intune("p1", [choice(EDGE_PAGE, "0")], [target("exclusionGroupAssignmentTarget")])]})
+    assert out.status is Status.FAIL
+
+
+def test_intune_edge_matched_on_suffix_any_admx_version_and_nested() -> None:
+    other_version = EDGE_PAGE.replace("edgev130", "edgev142")
+    nested = {"id": "0", "settingInstance": {"settingDefinitionId": "group",
+                                             "groupSettingCollectionValue": [{"children": [
+                                                 choice(other_version, "0")["settingInstance"]]}]}}
+    out = run("endpoint-edge-copilot-page-access-disabled", {"intune_policies": [
+        intune("p1", [nested], [target("allDevicesAssignmentTarget", None)])]})
+    assert out.status is Status.PASS
+    assert "assigned to allDevices" in out.objects[0].detail
+
+
+def test_intune_wrong_value_or_conflict_fails() -> None:
+    wrong = intune("p1", [choice(RECALL, "1")], [target("groupAssignmentTarget")])
+    out = run("endpoint-recall-disabled", {"intune_policies": [wrong]})
+    assert out.status is Status.FAIL
+    assert "not compliant" in out.objects[0].detail
+    right = intune("p2", [choice(RECALL, "0")], [target("allLicensedUsersAssignmentTarget", None)])
+    out = run("endpoint-recall-disabled", {"intune_policies": [wrong, right]})
+    assert out.status is Status.FAIL
+    assert "conflict" in out.message.en
+
+
+def test_intune_setting_of_another_rule_does_not_count() -> None:
+    out = run("endpoint-windows-copilot-disabled", {"intune_policies": [
+        intune("p1", [choice(RECALL, "0")], [target("groupAssignmentTarget")])]})
+    assert out.status is Status.FAIL
+    assert out.objects == []
+
+
+def test_intune_missing_assignments_is_error() -> None:
+    policy = intune("p1", [choice(RECALL, "0")], [])
+    del policy["assignments"]
+    assert run("endpoint-recall-disabled", {"intune_policies": [policy]}).status is Status.ERROR
+
+
+# --------------------------------------------------------------------------- usage and audit
+
+HEADER = ["Report Refresh Date", "User Principal Name", "Display Name", "Last Activity Date",
+          "Copilot Chat Last Activity Date", "Word Copilot Last Activity Date", "Report Period"]
+
+
+def usage_row(upn: str, last: str = "", chat: str = "", word: str = "") -> dict[str, str]:
+    return dict(zip(HEADER, ["2026-11-27", upn, upn.split("@")[0], last, chat, word, "30"], strict=True))
+
+
+def test_usage_empty_report_is_pass_0_in_scope() -> None:
+    out = run("copilot-usage-none", {"copilot_usage": []})
+    assert out.status is Status.PASS
+    assert "0 in scope" in out.message.en
+
+
+def test_usage_rows_without_activity_pass() -> None:
+    out = run("copilot-usage-none", {"copilot_usage": [usage_row("E58EEF6A6BBD3D0293CB306D24A42057")]})
+    assert out.status is Status.PASS
+
+
+def test_usage_activity_fails_and_hashed_names_are_marked() -> None:
+    hashed = "E58EEF6A6BBD3D0293CB306D24A42057"
+    out = run("copilot-usage-none", {"copilot_usage": [
+        usage_row("a@voorbeeld.nl", "2026-11-20", word="2026-11-20"),
+        usage_row(hashed, "2026-11-02", chat="2026-11-02"),
+    ]})
+    assert out.status is Status.FAIL
+    assert ids(out) == ["a@voorbeeld.nl", hashed]
+    assert "Word Copilot 2026-11-20" in out.objects[0].detail
+    assert out.objects[1].name == f"concealed name {hashed}"
+    assert "concealed (hashed)" in out.objects[1].detail
+    assert "1 with a concealed name" in out.message.en
+
+
+def test_usage_activity_before_the_report_period_passes() -> None:
+    out = run("copilot-usage-none", {"copilot_usage": [usage_row("a@voorbeeld.nl", "2026-09-10", word="2026-09-10")]})
+    assert out.status is Status.PASS
+
+
+@pytest.mark.parametrize("row", [
+    {"User Principal Name": "a@voorbeeld.nl"},
+    usage_row("a@voorbeeld.nl", "yesterday"),
+    {**usage_row("a@voorbeeld.nl", "2026-11-20"), "Report Period": "D30"},
+])
+def test_usage_unexpected_rows_are_error(row: dict[str, str]) -> None:
+    assert run("copilot-usage-none", {"copilot_usage": [row]}).status is Status.ERROR
+
+
+def audit_record(kind: str | None, upn: str = "j.jansen@voorbeeld.nl",
+                 when: str = "2026-11-26T17:12:36Z") -> dict[str, Any]:
+    return {"id": "r", "createdDateTime": when, "operation": kind, "userPrincipalName": upn,
+            "auditLogRecordType": kind, "auditData": {}}
+
+
+def test_audit_no_records_passes_and_names_window() -> None:
+    out = run("audit-no-ai-interactions", {"audit_ai_interactions": []})
+    assert out.status is Status.PASS
+    assert "last 7 days" in out.message.en
+    out = run("audit-no-ai-interactions", {"audit_ai_interactions": []}, params={"lookback_days": 30})
+    assert "last 30 days" in out.message.en
+
+
+def test_audit_records_fail_grouped_per_user() -> None:
+    out = run("audit-no-ai-interactions", {"audit_ai_interactions": [
+        audit_record("CopilotInteraction"), audit_record("CopilotInteraction", when="2026-11-27T08:00:00Z"),
+        audit_record("AIAppInteraction", upn="p@voorbeeld.nl"), audit_record("SharePointFileOperation"),
+    ]})
+    assert out.status is Status.FAIL
+    assert ids(out) == ["j.jansen@voorbeeld.nl", "p@voorbeeld.nl"]
+    assert out.objects[0].detail == "2 CopilotInteraction; latest 2026-11-27T08:00:00Z"
+    assert "3 AI interactions by 2 users" in out.message.en
+
+
+def test_audit_record_without_type_counts() -> None:
+    out = run("audit-no-ai-interactions", {"audit_ai_interactions": [audit_record(None)]})
+    assert out.status is Status.FAIL
+
+
+def test_audit_bad_shape_and_bad_param_are_error() -> None:
+    assert run("audit-no-ai-interactions", {"audit_ai_interactions": {"status": "running"}}).status is Status.ERROR
+    out = run("audit-no-ai-interactions", {"audit_ai_interactions": []}, params={"lookback_days": "7"})
+    assert out.status is Status.ERROR
+
+
+def test_every_rule_naming_a_function_names_an_existing_one() -> None:
+    assert len(RULES) == 23
+    for rule in RULES.values():
+        if rule.check is not None and rule.check.function is not None:
+            assert rule.check.function in CHECKS, rule.id
+    manual = sorted(r.id for r in RULES.values() if r.manual is not None)
+    assert manual == ["copilot-open-content-blocked", "copilot-web-search-disabled", "power-platform-ai-restricted",
+                      "purview-copilot-dlp", "teams-meeting-copilot-restricted"]
+
+
+def test_every_catalog_entry_has_a_source_note() -> None:
+    for name, entries in CATALOGS.items():
+        for entry in entries:
+            assert entry.get("source"), f"{name}: {entry}"

@@ -175,8 +175,8 @@ def _user_name(user: Obj) -> str:
     return str(user.get("userPrincipalName") or user.get("displayName") or user.get("id") or "?")
 
 
-def _held_plans(user: Obj, skus: Mapping[str, Obj], plans: Mapping[str, Obj]) -> dict[str, str]:
-    """Plan id -> a readable description, for every catalog plan the user can use.
+def _held_plans(user: Obj, skus: Mapping[str, Obj], plans: Mapping[str, Obj]) -> dict[str, tuple[str, str]]:
+    """Plan id -> (plan name, how it reaches the user), for every catalog plan the user can use.
 
     A plan reaches a user through a licence (direct or group-based, both show in assignedLicenses)
     unless that licence lists it in disabledPlans or the SKU is Suspended/LockedOut/Deleted. An
@@ -186,7 +186,7 @@ def _held_plans(user: Obj, skus: Mapping[str, Obj], plans: Mapping[str, Obj]) ->
     where = f"user {_user_name(user)}"
     if "assignedLicenses" not in user and "assignedPlans" not in user:
         raise ShapeError(f"{where} has neither assignedLicenses nor assignedPlans ($select missing?)")
-    held: dict[str, str] = {}
+    held: dict[str, tuple[str, str]] = {}
     carried: set[str] = set()
     for licence in _dicts(user, "assignedLicenses", where):
         sku = skus.get(_lower(licence.get("skuId")))
@@ -202,7 +202,7 @@ def _held_plans(user: Obj, skus: Mapping[str, Obj], plans: Mapping[str, Obj]) ->
             carried.add(plan_id)
             if plan_id not in disabled and _usable(sku.get("capabilityStatus")):
                 name = plan.get("servicePlanName") or plans[plan_id].get("name") or plan_id
-                held[plan_id] = f"{name} via {part}{grace}"
+                held[plan_id] = (str(name), f"{part}{grace}")
     statuses: dict[str, list[object]] = {}
     for entry in _dicts(user, "assignedPlans", where):
         statuses.setdefault(_lower(entry.get("servicePlanId")), []).append(entry.get("capabilityStatus"))
@@ -213,7 +213,7 @@ def _held_plans(user: Obj, skus: Mapping[str, Obj], plans: Mapping[str, Obj]) ->
         if plan_id in held and not usable:
             del held[plan_id]
         elif plan_id not in carried and usable:
-            held[plan_id] = f"{plans[plan_id].get('name') or plan_id} (assignedPlans)"
+            held[plan_id] = (str(plans[plan_id].get("name") or plan_id), "assignedPlans only")
     return held
 
 
@@ -228,8 +228,12 @@ def service_plans_not_assigned(inp: CheckInput) -> CheckOutcome:
         held = _held_plans(user, skus, plans)
         if not held:
             continue
+        via: dict[str, list[str]] = {}
+        for name, source in held.values():
+            via.setdefault(source, []).append(name)
         disabled = user.get("accountEnabled") is False
-        detail = "; ".join(sorted(held.values())) + ("; account disabled" if disabled else "")
+        detail = "; ".join(f"{source}: {', '.join(sorted(names))}" for source, names in sorted(via.items()))
+        detail += "; account disabled" if disabled else ""
         objects.append(FindingObject(id=str(user.get("id")), name=_user_name(user), detail=detail))
     if not users:
         return _pass("0 in scope: de tenant heeft geen gebruikers.", "0 in scope: the tenant has no users.")
@@ -660,7 +664,8 @@ def ca_blocks_copilot_apps(inp: CheckInput) -> CheckOutcome:
         if state != "enabled":
             why.insert(0, "report-only" if state == "enabledForReportingButNotEnforced" else f"state {state}")
         if why:
-            not_counted.append(FindingObject(id=str(policy.get("id")), name=name, detail="; ".join(why)))
+            if any(t in include for t in covered):  # a general "All apps" policy says nothing about Copilot
+                not_counted.append(FindingObject(id=str(policy.get("id")), name=name, detail="; ".join(why)))
             continue
         for t in covered:
             blocked.setdefault(t, []).append(name)
@@ -815,11 +820,13 @@ def copilot_usage_none(inp: CheckInput) -> CheckOutcome:
         if not active:
             continue
         concealed = bool(_HASHED.match(upn))
+        overall = active.pop("any app", max(active.values()))
         apps = ", ".join(f"{app} {day.isoformat()}" for app, day in sorted(active.items()))
         objects.append(FindingObject(
             id=upn or f"row-{i + 1}",
             name=f"concealed name {upn}" if concealed else str(row.get("Display Name") or upn),
-            detail=f"last activity: {apps}" + ("; user name concealed (hashed) in the report" if concealed else ""),
+            detail=f"last activity {overall.isoformat()}" + (f" ({apps})" if apps else "")
+            + ("; user name concealed (hashed) in the report" if concealed else ""),
         ))
     note_nl = "Het rapport toont alleen gebruikers met een Copilot-licentie."
     note_en = "The report only lists users with a Copilot licence."

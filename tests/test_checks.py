@@ -125,7 +125,7 @@ def test_copilot_plans_fail_names_user_and_plans() -> None:
     assert out.status is Status.FAIL
     assert ids(out) == ["b"]
     detail = out.objects[0].detail
-    assert "M365_COPILOT_BUSINESS_CHAT via Microsoft_365_Copilot" in detail
+    assert detail == "Microsoft_365_Copilot: M365_COPILOT_APPS, M365_COPILOT_BUSINESS_CHAT"
     assert "M365_COPILOT_APPS" in detail
     assert "COPILOT_STUDIO" not in detail  # switched off through disabledPlans
     assert "account disabled" not in detail
@@ -384,7 +384,7 @@ def test_catalog_current_invalid_pattern_is_error() -> None:
 def test_studio_plans_fail_for_e5_power_virtual_agents_and_pass_when_disabled() -> None:
     out = run("copilot-studio-plans-not-assigned", plans_data([user("a", [licence(E5_SKU)])]))
     assert out.status is Status.FAIL
-    assert "POWER_VIRTUAL_AGENTS_O365_P3 via SPE_E5" in out.objects[0].detail
+    assert out.objects[0].detail == "SPE_E5: POWER_VIRTUAL_AGENTS_O365_P3"
     out = run("copilot-studio-plans-not-assigned", plans_data([user("a", [licence(E5_SKU, [PVA_P3])])]))
     assert out.status is Status.PASS
 
@@ -702,7 +702,7 @@ def test_usage_activity_fails_and_hashed_names_are_marked() -> None:
     ]})
     assert out.status is Status.FAIL
     assert ids(out) == ["a@voorbeeld.nl", hashed]
-    assert "Word Copilot 2026-11-20" in out.objects[0].detail
+    assert out.objects[0].detail == "last activity 2026-11-20 (Word Copilot 2026-11-20)"
     assert out.objects[1].name == f"concealed name {hashed}"
     assert "concealed (hashed)" in out.objects[1].detail
     assert "1 with a concealed name" in out.message.en
@@ -772,3 +772,10 @@ def test_every_catalog_entry_has_a_source_note() -> None:
     for name, entries in CATALOGS.items():
         for entry in entries:
             assert entry.get("source"), f"{name}: {entry}"
+
+
+def test_ca_general_all_apps_policy_is_not_listed_as_copilot_policy() -> None:
+    legacy = ca_policy("legacy", apps=["All"], client_types=["exchangeActiveSync", "other"])
+    out = run("ca-blocks-copilot-apps", {"conditional_access": [legacy]})
+    assert out.status is Status.FAIL
+    assert ids(out) == [ECP]

@@ -222,6 +222,10 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False
     sim: GraphSimulator
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that gave up is no error of ours
+            super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"

@@ -1,0 +1,208 @@
+"""The fault matrix: every fault kind on every source, against the real pipeline and the Graph simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import os
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from m365audit import runner
+from m365audit.collect import collect
+from m365audit.graph import GraphSession, PlaceholderCredential
+from m365audit.models import PolicyPack, Status
+from m365audit.policies import load_pack
+from m365audit.simtenant import TenantSpec, export_fixtures
+from m365audit.simulator import FAULT_KINDS, Fault, FaultKind, GraphSimulator, SimConfig
+from m365audit.sources import SOURCES, FetchContext
+
+# a compliant municipality: every automated rule passes, so a fault can only show as error (exit 3) or as a
+# false pass or fail, which the matrix catches
+SPEC = TenantSpec(users=120, service_principals=12, grants=6, app_role_assignments=3, copilot_users=0, seed=11)
+POLICIES = Path(os.environ["M365AUDIT_POLICIES"]) if os.environ.get("M365AUDIT_POLICIES") else None
+HTTP_STATUS = {"403": 403, "404": 404, "500": 500, "503": 503, "504": 504, "nextlink404": 404}
+TIMEOUT = 0.5  # the client's timeout in the timeout cells; the simulator hangs 30 s (or until it stops)
+
+# GraphSession leaks its pooled sockets: msgraph-core's AsyncGraphTransport has no aclose(), so
+# httpx.AsyncClient.aclose() never reaches the connection pool. Harmless for one nightly run, but under
+# real sockets every audit leaves ResourceWarnings; reported to the pipeline's owner, not hidden elsewhere.
+pytestmark = [pytest.mark.filterwarnings("ignore::ResourceWarning"),
+              pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
+
+
+@pytest.fixture(autouse=True)
+def collect_leaked_sockets() -> Iterator[None]:
+    yield
+    gc.collect()  # inside this module's warning filters, not at the end of the whole session
+
+
+@pytest.fixture(autouse=True)
+def instant_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kiota_http.middleware import RetryHandler
+
+    monkeypatch.setattr(RetryHandler, "get_delay_time", lambda self, *a, **k: 0.0)
+
+
+@pytest.fixture(autouse=True)
+def no_sign_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A live audit against the simulator: a placeholder token, never a real sign-in."""
+    monkeypatch.setattr(runner, "build_credential", lambda settings: PlaceholderCredential())
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[GraphSimulator]:
+    with GraphSimulator(SPEC) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def pack() -> PolicyPack:
+    return load_pack(POLICIES)
+
+
+def closure(keys: list[str]) -> set[str]:
+    """The sources plus everything they depend on."""
+    out, todo = set(), list(keys)
+    while todo:
+        key = todo.pop()
+        if key not in out:
+            out.add(key)
+            todo.extend(SOURCES[key].depends_on)
+    return out
+
+
+def audit(sim: GraphSimulator, config: SimConfig, tmp: Path, timeout: float = 30.0) -> runner.AuditResult:
+    sim.config = config
+    sim.reset_stats()
+    options = runner.AuditOptions(reports=tmp / "reports", policies=POLICIES, graph_root=sim.url, audit_wait=5,
+                                  timeout=timeout)
+    return asyncio.run(runner.run_audit(options))
+
+
+def statuses(result: runner.AuditResult) -> dict[str, Status]:
+    return {f.rule_id: f.status for f in result.findings}
+
+
+@pytest.fixture(scope="module")
+def baseline(sim: GraphSimulator, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Status]:
+    mp = pytest.MonkeyPatch()
+    mp.setattr(runner, "build_credential", lambda settings: PlaceholderCredential())
+    try:
+        result = audit(sim, SimConfig(), tmp_path_factory.mktemp("baseline"))
+    finally:
+        mp.undo()
+    assert result.verdict == "pass" and result.exit_code == 0, statuses(result)
+    return statuses(result)
+
+
+def test_generated_tenant_is_compliant_and_replays_to_the_same_verdicts(
+    baseline: dict[str, Status], tmp_path: Path
+) -> None:
+    assert Status.PASS in baseline.values()
+    export_fixtures(SPEC, tmp_path / "tenant")
+    options = runner.AuditOptions(reports=tmp_path / "reports", policies=POLICIES, replay=tmp_path / "tenant")
+    result = asyncio.run(runner.run_audit(options))
+    assert statuses(result) == baseline
+    assert result.unmatched == []
+
+
+def exchanges(run_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted((run_dir / "exchanges").glob("*.json"))]
+
+
+def check_evidence(result: runner.AuditResult, source: str, kind: FaultKind, sim: GraphSimulator) -> None:
+    """The run folder shows the failure: the failed exchange itself, or (no answer at all) the source's error."""
+    snap = json.loads((result.run_dir / "snapshot.json").read_text())
+    error = snap["sources"][source]["error"]
+    assert snap["sources"][source]["ok"] is False and error["message"]
+    faulted = [e for e in exchanges(result.run_dir) if e.get("source") == source]
+    if kind in HTTP_STATUS:
+        assert any(e["response"]["status"] == HTTP_STATUS[kind] for e in faulted), faulted
+        assert error["status"] == HTTP_STATUS[kind]
+    elif kind in ("html", "empty"):
+        bodies = [(result.run_dir / "exchanges" / e["response"]["body_file"]).read_bytes() for e in faulted]
+        assert any(b == b"" or b.startswith(b"<!DOCTYPE html>") for b in bodies)
+    else:  # timeout, truncated: no response arrived, so the error names the request that failed
+        assert error["code"] in ("Timeout", "NetworkError") and error["url"].startswith(sim.url)
+
+
+def run_cell(kind: FaultKind, source: str, sim: GraphSimulator, pack: PolicyPack,
+             baseline: dict[str, Status], tmp: Path, after: int = 0, cap: int | None = None) -> None:
+    config = SimConfig(faults={source: Fault(kind, after=after)}, page_cap=cap)
+    timeout = TIMEOUT if kind == "timeout" else 30.0
+    if source not in closure(runner.needed_sources(pack)):
+        # no rule reads it yet: the collector alone must still call it an error, never data
+        results = _collect_only(sim, config, source, timeout)
+        assert not results[source].ok, results[source]
+        assert all(r.ok for k, r in results.items() if k != source and source not in closure([k]))
+        return
+    result = audit(sim, config, tmp, timeout)
+    got = statuses(result)
+    hit = {r.id for r in pack.rules if r.check is not None and source in closure(r.sources)}
+    assert {k: v for k, v in got.items() if k in hit} == {k: Status.ERROR for k in hit}
+    assert {k: v for k, v in got.items() if k not in hit} == {k: v for k, v in baseline.items() if k not in hit}
+    assert result.exit_code == (3 if hit else 0)
+    check_evidence(result, source, kind, sim)
+
+
+def _collect_only(sim: GraphSimulator, config: SimConfig, source: str, timeout: float) -> dict[str, Any]:
+    sim.config = config
+    sim.reset_stats()
+
+    async def go() -> dict[str, Any]:
+        async def no_sleep(seconds: float) -> None:
+            return None
+
+        ctx = FetchContext(now=datetime.now(timezone.utc), sleep=no_sleep, audit_poll_seconds=5)
+        async with GraphSession(PlaceholderCredential(), graph_root=sim.url, timeout=timeout) as session:
+            return await collect(session, [source], ctx)
+
+    return asyncio.run(go())
+
+
+def applies(kind: FaultKind, source: str) -> bool:
+    """A next link can only be broken on a source that is (or includes) a paged collection."""
+    return kind != "nextlink404" or SOURCES[source].shape in ("collection", "custom") and source not in (
+        "resource_permissions", "copilot_usage")
+
+
+@pytest.mark.parametrize("source", list(SOURCES))
+@pytest.mark.parametrize("kind", FAULT_KINDS)
+def test_fault_matrix(kind: FaultKind, source: str, sim: GraphSimulator, pack: PolicyPack,
+                     baseline: dict[str, Status], tmp_path: Path) -> None:
+    if not applies(kind, source):
+        pytest.skip("single objects and the CSV report have no next link to break")
+    run_cell(kind, source, sim, pack, baseline, tmp_path)
+
+
+@pytest.mark.parametrize("kind", FAULT_KINDS)
+def test_a_fault_on_a_later_page_is_never_a_pass(kind: FaultKind, sim: GraphSimulator, pack: PolicyPack,
+                                                 baseline: dict[str, Status], tmp_path: Path) -> None:
+    run_cell(kind, "users", sim, pack, baseline, tmp_path, after=1, cap=50)  # page 2 of 3 fails
+    assert sim.stats.by_source["users"] >= 2
+
+
+def test_throttling_at_30_percent_changes_no_verdict(
+    sim: GraphSimulator, baseline: dict[str, Status], tmp_path: Path
+) -> None:
+    result = audit(sim, SimConfig(throttle_rate=0.3, page_cap=10, seed=5), tmp_path)  # small pages: more requests
+    assert statuses(result) == baseline and result.exit_code == 0
+    assert sim.stats.throttled >= 3
+    recorded_429 = [e for e in exchanges(result.run_dir) if e["response"]["status"] == 429]
+    assert len(recorded_429) == sim.stats.throttled  # every throttled attempt is in the evidence
+
+
+@pytest.mark.parametrize("config", [SimConfig(empty_pages=True), SimConfig(page_cap=7), SimConfig(audit_polls=2)],
+                         ids=["empty-pages", "small-pages", "slow-audit-query"])
+def test_legal_graph_quirks_change_no_verdict(config: SimConfig, sim: GraphSimulator,
+                                              baseline: dict[str, Status], tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner, "FetchContext", lambda **kw: FetchContext(**{**kw, "audit_poll_interval": 0.0}))
+    result = audit(sim, config, tmp_path)
+    assert statuses(result) == baseline and result.exit_code == 0

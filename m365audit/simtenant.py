@@ -472,7 +472,7 @@ class SimTenant:
                              page_cap)
         return Reply(404, error_body("NotFound", f"Resource '{low}' does not exist.", request_id))
 
-    def minimum_requests(self) -> dict[str, int]:
+    def minimum_requests(self, audit_polls: int = 0) -> dict[str, int]:
         """Per source, the fewest requests a client can make: every page at the endpoint's maximum size."""
         def pages(coll: Collection) -> int:
             return max(1, -(-coll.count // coll.max_top))
@@ -489,7 +489,7 @@ class SimTenant:
             "authorization_policy": 1, "admin_consent_policy": 1, "teams_app_settings": 1,
             "conditional_access": 1, "external_connections": 1, "copilot_packages": 1,
             "agent_identities": pages(c["/v1.0/serviceprincipals/microsoft.graph.agentidentity"]),
-            "copilot_usage": 1, "audit_ai_interactions": 2 + pages(rec),  # create, one poll, the records
+            "copilot_usage": 1, "audit_ai_interactions": 1 + max(audit_polls + 1, 0) + pages(rec),
             "intune_policies": pages(c["/beta/devicemanagement/configurationpolicies"])
             + len(self.policy_ids),
         }

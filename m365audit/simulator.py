@@ -73,12 +73,14 @@ class Stats:
 
     total: int = 0
     throttled: int = 0
+    bytes_sent: int = 0
     by_path: Counter[str] = field(default_factory=Counter)
     by_source: Counter[str] = field(default_factory=Counter)
     log: list[tuple[str, str, int, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"total": self.total, "throttled": self.throttled, "by_path": dict(self.by_path),
+        return {"total": self.total, "throttled": self.throttled, "bytes_sent": self.bytes_sent,
+                "by_path": dict(self.by_path),
                 "by_source": dict(self.by_source)}
 
 
@@ -163,6 +165,7 @@ class GraphSimulator:
             reply = self._answer(method, path, query, body, rid)
         with self._lock:
             self.stats.log.append((method, target, reply.status, source))
+            self.stats.bytes_sent += len(reply.body)
         return replace(reply, headers={**reply.headers, "request-id": rid}), how
 
     def _answer(self, method: str, path: str, query: str, body: bytes, rid: str) -> Reply:
@@ -270,7 +273,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _control(self, sim: GraphSimulator, method: str) -> None:
         if self.path.startswith("/_sim/reset") and method == "POST":
             sim.reset_stats()
-        data = json.dumps({**sim.stats.as_dict(), "minimum": sim.tenant.minimum_requests()}).encode()
+        minimum = sim.tenant.minimum_requests(sim.config.audit_polls)
+        data = json.dumps({**sim.stats.as_dict(), "minimum": minimum}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))

@@ -27,7 +27,7 @@ from m365audit.sources import SOURCES, FetchContext
 SPEC = TenantSpec(users=120, service_principals=12, grants=6, app_role_assignments=3, copilot_users=0, seed=11)
 POLICIES = Path(os.environ["M365AUDIT_POLICIES"]) if os.environ.get("M365AUDIT_POLICIES") else None
 HTTP_STATUS = {"403": 403, "404": 404, "500": 500, "503": 503, "504": 504, "nextlink404": 404}
-TIMEOUT = 0.5  # the client's timeout in the timeout cells; the simulator hangs 30 s (or until it stops)
+TIMEOUT = 0.4  # the client's timeout in the timeout cells; the simulator hangs 30 s (or until it stops)
 
 # GraphSession leaks its pooled sockets: msgraph-core's AsyncGraphTransport has no aclose(), so
 # httpx.AsyncClient.aclose() never reaches the connection pool. Harmless for one nightly run, but under
@@ -51,8 +51,24 @@ def instant_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(autouse=True)
 def no_sign_in(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A live audit against the simulator: a placeholder token, never a real sign-in."""
-    monkeypatch.setattr(runner, "build_credential", lambda settings: PlaceholderCredential())
+    """A live audit against the simulator: a placeholder token, never a real sign-in, and no 10 s audit poll."""
+    patch_live_run(monkeypatch)
+
+
+def patch_live_run(mp: pytest.MonkeyPatch) -> None:
+    mp.setattr(runner, "build_credential", lambda settings: PlaceholderCredential())
+    mp.setattr(runner, "FetchContext", lambda **kw: FetchContext(**{**kw, "audit_poll_interval": 0.0}))
+    mp.setattr(runner, "load_pack", _pack)  # parsed once: reading the YAML is half of a cell's time
+
+
+_PACKS: dict[str, PolicyPack] = {}
+
+
+def _pack(*args: Any, **kwargs: Any) -> PolicyPack:
+    key = repr((args, sorted(kwargs.items())))
+    if key not in _PACKS:
+        _PACKS[key] = load_pack(*args, **kwargs)
+    return _PACKS[key]
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +79,7 @@ def sim() -> Iterator[GraphSimulator]:
 
 @pytest.fixture(scope="module")
 def pack() -> PolicyPack:
-    return load_pack(POLICIES)
+    return _pack(POLICIES)
 
 
 def closure(keys: list[str]) -> set[str]:
@@ -92,7 +108,7 @@ def statuses(result: runner.AuditResult) -> dict[str, Status]:
 @pytest.fixture(scope="module")
 def baseline(sim: GraphSimulator, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Status]:
     mp = pytest.MonkeyPatch()
-    mp.setattr(runner, "build_credential", lambda settings: PlaceholderCredential())
+    patch_live_run(mp)
     try:
         result = audit(sim, SimConfig(), tmp_path_factory.mktemp("baseline"))
     finally:
@@ -201,8 +217,6 @@ def test_throttling_at_30_percent_changes_no_verdict(
 @pytest.mark.parametrize("config", [SimConfig(empty_pages=True), SimConfig(page_cap=7), SimConfig(audit_polls=2)],
                          ids=["empty-pages", "small-pages", "slow-audit-query"])
 def test_legal_graph_quirks_change_no_verdict(config: SimConfig, sim: GraphSimulator,
-                                              baseline: dict[str, Status], tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runner, "FetchContext", lambda **kw: FetchContext(**{**kw, "audit_poll_interval": 0.0}))
+                                              baseline: dict[str, Status], tmp_path: Path) -> None:
     result = audit(sim, config, tmp_path)
     assert statuses(result) == baseline and result.exit_code == 0

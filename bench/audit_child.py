@@ -1,0 +1,75 @@
+"""Bench helper: one live audit against a simulator URL, in its own process; prints one JSON line."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+START = time.perf_counter()
+PHASES: dict[str, float] = {}
+PEAK_AFTER: dict[str, float] = {}  # peak RSS (MiB) so far, when each stage ends
+
+
+def _peak() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _timed(name: str, fn: Any) -> Any:
+    """Wrap one pipeline stage to time it; behaviour is unchanged."""
+    if asyncio.iscoroutinefunction(fn):
+        @functools.wraps(fn)
+        async def run_async(*args: Any, **kwargs: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return await fn(*args, **kwargs)
+            finally:
+                PHASES[name] = PHASES.get(name, 0.0) + time.perf_counter() - t
+                PEAK_AFTER[name] = round(_peak())
+        return run_async
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            PHASES[name] = PHASES.get(name, 0.0) + time.perf_counter() - t
+            PEAK_AFTER[name] = round(_peak())
+    return run
+
+
+def main() -> None:
+    url, reports = sys.argv[1], Path(sys.argv[2])
+    concurrency = int(sys.argv[3]) if len(sys.argv) > 3 else 4
+    from m365audit import runner
+    from m365audit.graph import PlaceholderCredential
+
+    # The CLI cannot point at a simulator yet (no Graph-root option, no sign-in-free credential): the same
+    # run_audit the CLI calls, with a placeholder token instead of an azure-identity sign-in.
+    runner.build_credential = lambda settings: PlaceholderCredential()
+    for stage in ("load_pack", "collect", "evaluate", "write_outputs"):
+        if hasattr(runner, stage):
+            setattr(runner, stage, _timed(stage, getattr(runner, stage)))
+    imported = time.perf_counter()
+    # exactly as cli.audit does: asyncio.run(run_audit(...)) returning the AuditResult
+    result = asyncio.run(_timed("run_audit", runner.run_audit)(runner.AuditOptions(
+        reports=reports, graph_root=url, concurrency=concurrency)))
+    done = time.perf_counter()
+    PHASES["asyncio.run teardown"] = done - imported - PHASES["run_audit"]
+    PEAK_AFTER["asyncio.run teardown"] = round(_peak())
+    statuses: dict[str, int] = {}
+    for f in result.findings:
+        statuses[f.status.value] = statuses.get(f.status.value, 0) + 1
+    print(json.dumps({"import_s": imported - START, "audit_s": done - imported, "verdict": result.verdict,
+                      "exit_code": result.exit_code, "statuses": statuses, "run_dir": str(result.run_dir),
+                      "phases": {k: round(v, 3) for k, v in PHASES.items()}, "peak_mib_after": PEAK_AFTER}))
+
+
+if __name__ == "__main__":
+    main()

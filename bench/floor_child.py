@@ -1,0 +1,87 @@
+"""Bench helper: the floor, fetching the audit's pages with plain httpx + json.loads only; prints one JSON line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import httpx
+
+from m365audit.sources import SOURCES, FetchContext, resolve_order
+
+START = time.perf_counter()
+
+
+class Floor:
+    """The thinnest GraphReader: same requests and the same fetchers as the audit, nothing else."""
+
+    def __init__(self, base: str, client: httpx.AsyncClient, concurrency: int) -> None:
+        self.base, self.client, self.sem = base, client, asyncio.Semaphore(concurrency)
+        self.requests = 0
+        self.bytes = 0
+
+    async def _get(self, url: str, body: dict[str, Any] | None = None) -> Any:
+        full = url if url.startswith("http") else self.base + url
+        async with self.sem:
+            r = await (self.client.post(full, json=body) if body is not None else self.client.get(full))
+        r.raise_for_status()
+        self.requests += 1
+        self.bytes += len(r.content)
+        return r
+
+    async def get_object(self, url: str) -> dict[str, Any]:
+        doc: dict[str, Any] = json.loads((await self._get(url)).content)
+        return doc
+
+    async def get_collection(self, url: str) -> list[Any]:
+        items: list[Any] = []
+        next_url: str | None = url
+        while next_url:
+            doc = json.loads((await self._get(next_url)).content)
+            items.extend(doc["value"])
+            next_url = doc.get("@odata.nextLink")
+        return items
+
+    async def get_text(self, url: str) -> str:
+        return (await self._get(url)).content.decode("utf-8-sig")
+
+    async def post_object(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
+        doc: dict[str, Any] = json.loads((await self._get(url, body)).content)
+        return doc
+
+
+async def crawl(base: str, concurrency: int) -> Floor:
+    async with httpx.AsyncClient(timeout=120) as client:
+        floor = Floor(base, client, concurrency)
+        ctx = FetchContext(now=datetime.now(timezone.utc), audit_poll_interval=0.0)
+        data: dict[str, Any] = {}
+        for wave in resolve_order(list(SOURCES)):
+            async def one(key: str) -> None:
+                src = SOURCES[key]
+                deps = {d: data[d] for d in src.depends_on}
+                if src.fetcher is not None:
+                    data[key] = (await src.fetcher(floor, src, ctx, deps)).data
+                elif src.shape == "object":
+                    data[key] = await floor.get_object(src.url)
+                else:
+                    data[key] = len(await floor.get_collection(src.url))  # dropped at once, like a stream
+            await asyncio.gather(*(one(k) for k in wave))
+        return floor
+
+
+def main() -> None:
+    base = sys.argv[1]
+    concurrency = int(sys.argv[2]) if len(sys.argv) > 2 else 4
+    imported = time.perf_counter()
+    floor = asyncio.run(crawl(base, concurrency))
+    done = time.perf_counter()
+    print(json.dumps({"import_s": imported - START, "fetch_s": done - imported, "requests": floor.requests,
+                      "bytes": floor.bytes}))
+
+
+if __name__ == "__main__":
+    main()

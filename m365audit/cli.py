@@ -7,12 +7,15 @@ import json
 import sys
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
 from m365audit import __version__
 from m365audit.errors import EXIT_FAIL, EXIT_PASS, AuditError
+
+if TYPE_CHECKING:
+    from m365audit.models import Lang
 
 LANGS = ("nl", "en")
 
@@ -22,7 +25,7 @@ class AuditClickError(click.ClickException):
 
     def __init__(self, error: AuditError) -> None:
         super().__init__(error.message)
-        self.exit_code = error.exit_code
+        self.exit_code = error.exit_code  # type: ignore[misc]  # click keeps it per class; ours is per error
         self.hint = error.hint
 
     def show(self, file: IO[Any] | None = None) -> None:
@@ -50,11 +53,20 @@ def _run(coro: Any) -> Any:
 policies_option = click.option(
     "--policies", "policies", type=click.Path(path_type=Path, file_okay=False), default=None,
     envvar="M365AUDIT_POLICIES", help="Policy folder (default: the pack shipped with m365audit).")
+local_option = click.option(
+    "--local", "local", type=click.Path(path_type=Path, file_okay=False, exists=True), default=None,
+    envvar="M365AUDIT_LOCAL",
+    help="Your own waivers.yaml, attestations.yaml, approved-apps.yaml and params.yaml (replace the pack's).")
 lang_option = click.option("--lang", type=click.Choice(LANGS), default="nl", show_default=True,
                            help="Language of reports and messages.")
 reports_option = click.option(
     "--reports", type=click.Path(path_type=Path, file_okay=False), default=Path("reports"), show_default=True,
     envvar="M365AUDIT_REPORTS", help="Folder that holds reports/<tenant>/<run-id>/.")
+
+
+def as_lang(value: str) -> Lang:
+    """A --lang choice as the Lang type."""
+    return "nl" if value == "nl" else "en"
 
 
 def _as_of(value: datetime | None) -> date | None:
@@ -76,6 +88,7 @@ def cli(debug: bool) -> None:
 @click.option("--replay", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
               help="Answer Graph from a recording (fixture tenant, run folder or exchanges/): offline, no login.")
 @policies_option
+@local_option
 @reports_option
 @lang_option
 @click.option("--auth", type=click.Choice(["auto", "certificate", "secret", "managed-identity",
@@ -95,15 +108,15 @@ def cli(debug: bool) -> None:
 @click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), default=None,
               help="Judge waiver and attestation expiry as of this date (default: today, UTC).")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line (for cron).")
-def audit(replay: Path | None, policies: Path | None, reports: Path, lang: str, auth: str, tenant_id: str | None,
-          client_id: str | None, certificate: Path | None, concurrency: int, timeout: float, audit_wait: float,
-          as_of: datetime | None, quiet: bool) -> None:
+def audit(replay: Path | None, policies: Path | None, local: Path | None, reports: Path, lang: str, auth: str,
+          tenant_id: str | None, client_id: str | None, certificate: Path | None, concurrency: int, timeout: float,
+          audit_wait: float, as_of: datetime | None, quiet: bool) -> None:
     """Audit a tenant (or replay a recording) and write a dated, hash-chained run folder."""
     from m365audit.graph import CredentialSettings
     from m365audit.runner import AuditOptions, run_audit
 
     options = AuditOptions(
-        reports=reports, policies=policies, replay=replay, lang=lang,  # type: ignore[arg-type]
+        reports=reports, policies=policies, local=local, replay=replay, lang=as_lang(lang),
         credential=CredentialSettings(method=auth, tenant_id=tenant_id, client_id=client_id,
                                       certificate_path=str(certificate) if certificate else None),
         concurrency=concurrency, timeout=timeout, audit_wait=audit_wait, as_of=_as_of(as_of))
@@ -133,17 +146,19 @@ def _print_summary(tenant_name: str, tenant_id: str, run_id: str, findings: list
         return
     for f in ordered(findings):
         if f.status.value in ("fail", "error", "waived"):
-            click.echo(f"  {f.status.value.upper():6} {f.severity.value:8} {f.rule_id}: {f.message.get(lang)}")
+            click.echo(f"  {f.status.value.upper():6} {f.severity.value:8} {f.rule_id}: {f.message.get(as_lang(lang))}")
 
 
 @cli.command("evaluate")
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @policies_option
+@local_option
 @lang_option
 @click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), default=None,
               help="Judge waiver and attestation expiry as of this date (default: today, UTC).")
 @click.option("--json", "as_json", is_flag=True, help="Print findings.json to stdout instead of a summary.")
-def evaluate_cmd(run_dir: Path, policies: Path | None, lang: str, as_of: datetime | None, as_json: bool) -> None:
+def evaluate_cmd(run_dir: Path, policies: Path | None, local: Path | None, lang: str, as_of: datetime | None,
+                 as_json: bool) -> None:
     """Re-check a stored snapshot with today's policies, waivers and attestations (no Graph calls)."""
     from m365audit.evaluate import evaluate
     from m365audit.models import Snapshot
@@ -158,11 +173,11 @@ def evaluate_cmd(run_dir: Path, policies: Path | None, lang: str, as_of: datetim
     except ValueError as exc:
         raise AuditError(f"{snapshot_file} is not a valid snapshot: {str(exc).splitlines()[0]}",
                          hint="run `m365audit verify` on the run folder") from exc
-    pack = load_pack(policies)
+    pack = load_pack(policies, local)
     findings = evaluate(snapshot, pack, _as_of(as_of) or datetime.now(timezone.utc).date())
     result = verdict(findings)
     if as_json:
-        click.echo(json.dumps(findings_document(snapshot, findings, run_dir.name, lang),  # type: ignore[arg-type]
+        click.echo(json.dumps(findings_document(snapshot, findings, run_dir.name, as_lang(lang)),
                               indent=2, ensure_ascii=False))
     else:
         _print_summary(snapshot.tenant_name, snapshot.tenant_id, run_dir.name, findings, result, lang, False)
@@ -173,11 +188,12 @@ def evaluate_cmd(run_dir: Path, policies: Path | None, lang: str, as_of: datetim
 
 @cli.command()
 @click.argument("folder", required=False, type=click.Path(path_type=Path, file_okay=False))
-def validate(folder: Path | None) -> None:
-    """Check a policy folder (default: the shipped pack) without touching a tenant."""
+@local_option
+def validate(folder: Path | None, local: Path | None) -> None:
+    """Check a policy folder (default: the shipped pack) and your local files without touching a tenant."""
     from m365audit.policies import load_pack
 
-    pack = load_pack(folder)
+    pack = load_pack(folder, local)
     manual = sum(1 for r in pack.rules if r.manual)
     click.echo(f"OK: {len(pack.rules)} rules ({manual} manual), {len(pack.catalogs)} catalogs, "
                f"{len(pack.waivers)} waivers, {len(pack.attestations)} attestations, "
@@ -195,7 +211,7 @@ def rules(policies: Path | None, lang: str) -> None:
     width = max(len(r.id) for r in pack.rules)
     for r in pack.rules:
         sources = ",".join(r.sources) if r.sources else "(manual)"
-        click.echo(f"{r.id:<{width}}  {r.severity.value:<8}  {r.title.get(lang)}  [{sources}]")  # type: ignore[arg-type]
+        click.echo(f"{r.id:<{width}}  {r.severity.value:<8}  {r.title.get(as_lang(lang))}  [{sources}]")
 
 
 @cli.command()
@@ -215,7 +231,7 @@ def explain(rule_id: str, policies: Path | None, lang: str) -> None:
         guess = difflib.get_close_matches(rule_id, [r.id for r in pack.rules], n=1)
         raise AuditError(f"unknown rule '{rule_id}'" + (f" (did you mean '{guess[0]}'?)" if guess else ""),
                          hint="`m365audit rules` lists them")
-    L: Any = lang
+    L = as_lang(lang)
     click.echo(f"{rule.id} (version {rule.version}, severity {rule.severity.value})")
     click.echo(rule.title.get(L))
     click.echo("")

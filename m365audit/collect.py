@@ -98,10 +98,10 @@ async def collect(session: GraphSession, keys: Iterable[str], ctx: FetchContext,
 
 def build_snapshot(sources: dict[str, SourceResult], collected_at: datetime,
                    tenant_id: str | None = None, tenant_name: str | None = None) -> Snapshot:
-    """The Snapshot of a run; the tenant id and name come from the organization source when it was read."""
+    """The Snapshot of a run; the organization source, when read, is the truth about tenant id and name."""
     org = sources.get("organization")
     if org is not None and org.ok and isinstance(org.data, list) and org.data and isinstance(org.data[0], dict):
-        tenant_id = tenant_id or org.data[0].get("id")
-        tenant_name = tenant_name or org.data[0].get("displayName")
+        tenant_id = org.data[0].get("id") or tenant_id
+        tenant_name = org.data[0].get("displayName") or tenant_name
     return Snapshot(tenant_id=tenant_id or "unknown-tenant", tenant_name=tenant_name or "",
                     collected_at=collected_at, tool_version=__version__, sources=sources)

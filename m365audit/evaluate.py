@@ -68,6 +68,16 @@ def _as_list(value: Any, op: str) -> list[Any]:
     return list(value)
 
 
+def _string(value: Any, op: str, ignore_case: bool) -> str:
+    _need(value, str, op)
+    return str(_fold(value, ignore_case))
+
+
+def _size(value: Any, op: str) -> int:
+    _need(value, (list, str, dict), op)
+    return len(value)
+
+
 def _regex(value: Any, op: str, pattern: Any, flags: int) -> bool:
     _need(value, str, op)
     return re.search(str(pattern), value, flags) is not None
@@ -89,11 +99,11 @@ OPERATOR_TABLE: dict[str, Callable[[Any, Any, bool], bool]] = {
     "matches": lambda a, v, i: _regex(a, "matches", v, re.IGNORECASE if i else 0),
     "matches_any": lambda a, v, i: any(_regex(a, "matches_any", p, re.IGNORECASE if i else 0)
                                        for p in _as_list(v, "matches_any")),
-    "starts_with": lambda a, v, i: (_need(a, str, "starts_with") or True) and _fold(a, i).startswith(_fold(v, i)),
+    "starts_with": lambda a, v, i: _string(a, "starts_with", i).startswith(_fold(str(v), i)),
     "exists": lambda a, v, i: a is not None,
     "absent": lambda a, v, i: a is None,
-    "empty": lambda a, v, i: a is None or (_need(a, (list, str, dict), "empty") or True) and len(a) == 0,
-    "not_empty": lambda a, v, i: (_need(a, (list, str, dict), "not_empty") or True) and len(a) > 0,
+    "empty": lambda a, v, i: a is None or _size(a, "empty") == 0,
+    "not_empty": lambda a, v, i: _size(a, "not_empty") > 0,
     "gt": lambda a, v, i: _compare("gt")(a, v),
     "ge": lambda a, v, i: _compare("ge")(a, v),
     "lt": lambda a, v, i: _compare("lt")(a, v),

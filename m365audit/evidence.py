@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from m365audit.errors import RunFolderError
 from m365audit.graph import RecordedExchange
 
-RUN_ID = re.compile(r"^\d{8}T\d{6}Z$")
+RUN_ID = re.compile(r"^\d{8}T\d{6}Z(-\d+)?$")
 MANIFEST = "manifest.json"
 INCOMPLETE = ".incomplete"
 
@@ -108,6 +108,7 @@ class RunFolder:
     def __post_init__(self) -> None:
         base = self.reports / INCOMPLETE
         base.mkdir(parents=True, exist_ok=True)
+        self.run_id = _free_run_id(self.reports, self.run_id)
         self.tmp = base / f"{self.run_id}-{os.getpid()}"
         self.tmp.mkdir(exist_ok=False)
 
@@ -140,6 +141,18 @@ class RunFolder:
 
     def discard(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _free_run_id(reports: Path, run_id: str) -> str:
+    """The run id, or run id -2, -3 … when a run of this second exists already (runs are never overwritten)."""
+    def taken(candidate: str) -> bool:
+        return any(reports.glob(f"*/{candidate}")) or any((reports / INCOMPLETE).glob(f"{candidate}-[0-9]*"))
+
+    candidate, n = run_id, 1
+    while taken(candidate):
+        n += 1
+        candidate = f"{run_id}-{n}"
+    return candidate
 
 
 def _files(folder: Path) -> list[str]:

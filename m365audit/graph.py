@@ -75,7 +75,7 @@ def _make_recording_middleware(on_exchange: Callable[[RecordedExchange], None]) 
     """A kiota middleware placed last in the chain, below the retry handler, so it sees every attempt."""
     from kiota_http.middleware import BaseMiddleware
 
-    class RecordEveryAttempt(BaseMiddleware):  # type: ignore[misc]
+    class RecordEveryAttempt(BaseMiddleware):
         async def send(self, request: httpx.Request, transport: httpx.AsyncBaseTransport) -> httpx.Response:
             response: httpx.Response = await super().send(request, transport)
             body = await response.aread()
@@ -103,7 +103,7 @@ def _middleware(on_exchange: Callable[[RecordedExchange], None], instant_retries
     from msgraph_core.middleware import GraphTelemetryHandler
     from msgraph_core.middleware.options import GraphTelemetryHandlerOption
 
-    class InstantRetryHandler(RetryHandler):  # type: ignore[misc]
+    class InstantRetryHandler(RetryHandler):
         """Replay answers at once: retrying a recorded 429 needs no real wait."""
 
         def get_delay_time(self, *args: Any, **kwargs: Any) -> float:
@@ -171,18 +171,19 @@ def build_credential(settings: CredentialSettings, env: dict[str, str] | None = 
         missing = [n for n, v in (("AZURE_TENANT_ID", s.tenant_id), ("AZURE_CLIENT_ID", s.client_id)) if not v]
         if missing:
             raise AuthError(f"--auth {method} needs {' and '.join(missing)}", hint=_AUTH_HINT)
+    tenant_id, client_id = s.tenant_id or "", s.client_id or ""
     if method == "certificate":
         if not s.certificate_path or not os.path.isfile(s.certificate_path):
             raise AuthError(f"certificate file not found: {s.certificate_path!r}",
                             hint="set AZURE_CLIENT_CERTIFICATE_PATH to a PEM or PKCS12 file with the private key")
-        return aio.CertificateCredential(s.tenant_id, s.client_id, s.certificate_path,
+        return aio.CertificateCredential(tenant_id, client_id, s.certificate_path,
                                          password=env.get("AZURE_CLIENT_CERTIFICATE_PASSWORD"))
     if method == "secret":
         secret = env.get("AZURE_CLIENT_SECRET")
         if not secret:
             raise AuthError("--auth secret needs AZURE_CLIENT_SECRET in the environment",
                             hint="secrets are read from the environment only, never from the command line")
-        return aio.ClientSecretCredential(s.tenant_id, s.client_id, secret)
+        return aio.ClientSecretCredential(tenant_id, client_id, secret)
     if method == "workload-identity":
         return aio.WorkloadIdentityCredential(tenant_id=s.tenant_id, client_id=s.client_id)
     if method == "managed-identity":
@@ -298,7 +299,8 @@ class GraphSession:
         from kiota_authentication_azure.azure_identity_authentication_provider import (
             AzureIdentityAuthenticationProvider,
         )
-        from msgraph import GraphRequestAdapter, GraphServiceClient
+        from msgraph.graph_request_adapter import GraphRequestAdapter
+        from msgraph.graph_service_client import GraphServiceClient
         from msgraph_core import GraphClientFactory
 
         http = httpx.AsyncClient(transport=self._transport, timeout=httpx.Timeout(self._timeout, connect=15),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from datetime import date, datetime
 from enum import Enum
 from typing import Any, Literal
@@ -211,8 +212,8 @@ class Attestation(Frozen):
     rule: str
     statement: str
     attested_by: str
-    date: date
-    expires: date
+    date: dt.date
+    expires: dt.date
 
 
 class ApprovedApp(Frozen):

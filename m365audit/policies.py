@@ -70,16 +70,23 @@ class _DuplicateKey(Exception):
 
 
 def _mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
+    own: dict[object, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        if key in own:
+            raise _DuplicateKey(key, line, own[key])
+        own[key] = line
+    loader.flatten_mapping(node)  # YAML merge keys (<<: *anchor); the mapping's own keys override them
     out = LineDict()
     out.line = node.start_mark.line + 1
     out.lines = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
-        line = key_node.start_mark.line + 1
-        if key in out:
-            raise _DuplicateKey(key, line, out.lines[key])
         out[key] = loader.construct_object(value_node, deep=True)
-        out.lines[key] = line
+        out.lines[key] = key_node.start_mark.line + 1
     return out
 
 
@@ -114,7 +121,9 @@ def line_of(doc: Any, loc: tuple[int | str, ...]) -> int:
     line = getattr(doc, "line", 0) or 1
     node = doc
     for part in loc:
-        if isinstance(node, LineDict) and isinstance(part, str) and part in node or isinstance(node, LineList) and isinstance(part, int) and 0 <= part < len(node):
+        if isinstance(node, LineDict) and isinstance(part, str) and part in node:
+            line, node = node.lines[part], node[part]
+        elif isinstance(node, LineList) and isinstance(part, int) and 0 <= part < len(node):
             line, node = node.lines[part], node[part]
         else:
             break
@@ -295,18 +304,29 @@ def _rule_path_line(doc: Any, index: int, path: str) -> int:
 # --------------------------------------------------------------------------- the pack
 
 
-def load_pack(folder: Path | None = None, label_root: Path | None = None) -> PolicyPack:
-    """Load and validate every file of a policy folder; all problems are reported together."""
+def load_pack(folder: Path | None = None, local: Path | None = None) -> PolicyPack:
+    """Load and validate every file of a policy folder; all problems are reported together.
+
+    ``local`` is the user's own folder of waivers.yaml, attestations.yaml, approved-apps.yaml and params.yaml:
+    each file found there replaces the pack's file of the same name.
+    """
     folder = folder or default_policy_dir()
     if not folder.is_dir():
         raise UsageError(f"policy folder not found: {folder}", hint="--policies takes a folder with rules/*.yaml")
-    root = label_root or folder
+    if local is not None and not local.is_dir():
+        raise UsageError(f"local folder not found: {local}",
+                         hint="--local takes a folder with waivers.yaml, attestations.yaml, approved-apps.yaml")
+    if local is not None:
+        unknown = sorted(p.name for p in local.glob("*.y*ml") if p.name not in SINGLE_FILES)
+        if unknown:
+            raise UsageError(f"{local}: unexpected file(s) {', '.join(unknown)}",
+                             hint=f"a local folder holds only {', '.join(SINGLE_FILES)}")
 
     def label(p: Path) -> str:
-        try:
-            return str(p.relative_to(root.parent if root == folder else root))
-        except ValueError:
-            return str(p)
+        for base, prefix in ((folder, "policies"), (local, "local")):
+            if base is not None and p.is_relative_to(base):
+                return f"{prefix}/{p.relative_to(base).as_posix()}"
+        return str(p)
 
     problems: list[str] = []
     files: dict[str, str] = {}
@@ -370,7 +390,7 @@ def load_pack(folder: Path | None = None, label_root: Path | None = None) -> Pol
 
     singles: dict[str, Any] = {}
     for name, model in SINGLE_FILES.items():
-        path = folder / name
+        path = local / name if local is not None and (local / name).is_file() else folder / name
         if not path.is_file():
             singles[name] = model()
             continue

@@ -93,7 +93,7 @@ class ReplayTransport(httpx.AsyncBaseTransport):
     def match(self, method: str, url: str) -> Recorded | None:
         """The exchange FIXTURES.md says answers this request, advancing sequences."""
         host, path, query = _split(url)
-        asked = {}
+        asked: dict[str, str] = {}
         for k, v in query:
             asked.setdefault(k, v)
         candidates: list[tuple[int, int]] = []

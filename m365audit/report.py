@@ -163,7 +163,7 @@ def render_junit(snapshot: Snapshot, findings: list[Finding], run_id: str, lang:
         elif f.status in (Status.MANUAL, Status.WAIVED):
             ET.SubElement(case, "skipped", message=f"{f.status.value}: {f.message.get(lang)}")
     ET.indent(suites)
-    return ET.tostring(suites, encoding="utf-8", xml_declaration=True)
+    return bytes(ET.tostring(suites, encoding="utf-8", xml_declaration=True))
 
 
 def snapshot_bytes(snapshot: Snapshot) -> bytes:

@@ -27,7 +27,7 @@ from m365audit.report import (
     snapshot_bytes,
     verdict,
 )
-from m365audit.sources import FetchContext
+from m365audit.sources import AUDIT_POLL_INTERVAL, FetchContext
 
 EXIT_BY_VERDICT = {"pass": EXIT_PASS, "fail": EXIT_FAIL, "error": EXIT_INCOMPLETE}
 ENVIRONMENT_CODES = {"NetworkError", "Timeout"}
@@ -39,6 +39,7 @@ class AuditOptions:
 
     reports: Path
     policies: Path | None = None
+    local: Path | None = None
     replay: Path | None = None
     credential: CredentialSettings = field(default_factory=CredentialSettings)
     lang: Lang = "nl"
@@ -99,15 +100,16 @@ def write_outputs(folder: RunFolder, snapshot: Snapshot, findings: list[Finding]
 
 async def run_audit(options: AuditOptions) -> AuditResult:
     """Collect, evaluate and write one run folder; a failure leaves no run that looks complete."""
-    pack = load_pack(options.policies)
+    pack = load_pack(options.policies, options.local)
     started = options.now or datetime.now(timezone.utc)
     today = options.as_of or started.date()
     meta: dict[str, Any] = {}
     transport = options.transport
     replay: ReplayTransport | None = None
     if options.replay is not None:
-        replay = ReplayTransport.from_folder(options.replay)
-        transport = transport or replay
+        if transport is None:
+            replay = ReplayTransport.from_folder(options.replay)
+            transport = replay
         meta = tenant_metadata(options.replay)
         credential: Any = PlaceholderCredential()
     else:
@@ -117,10 +119,10 @@ async def run_audit(options: AuditOptions) -> AuditResult:
         store = ExchangeStore(folder.tmp / "exchanges")
         ctx = FetchContext(now=started, audit_lookback_days=_lookback(pack),
                            audit_poll_seconds=options.audit_wait,
-                           audit_poll_interval=0.0 if replay is not None else 10.0)
+                           audit_poll_interval=0.0 if options.replay is not None else AUDIT_POLL_INTERVAL)
         async with GraphSession(credential, sink=store, transport=transport, graph_root=options.graph_root,
                                 concurrency=options.concurrency, timeout=options.timeout,
-                                instant_retries=replay is not None) as session:
+                                instant_retries=options.replay is not None) as session:
             await session.token_roles()
             sources = await collect(session, needed_sources(pack), ctx)
         snapshot = build_snapshot(sources, started, tenant_id=meta.get("tenant_id") or options.credential.tenant_id,

@@ -244,10 +244,10 @@ def service_plans_not_assigned(inp: CheckInput) -> CheckOutcome:
         )
     off = sum(1 for o in objects if o.detail.endswith("account disabled"))
     return _fail(
-        f"{len(objects)} van de {len(users)} gebruikers hebben een ingeschakeld plan uit '{catalog}'"
-        f" (waarvan {off} met een uitgeschakeld account).",
-        f"{_plural(len(objects), 'user', 'users')} of {len(users)} hold an enabled plan from '{catalog}'"
-        f" ({off} of them with a disabled account).",
+        f"{len(objects)} van de {len(users)} gebruikers {'heeft' if len(objects) == 1 else 'hebben'} een"
+        f" ingeschakeld plan uit '{catalog}'" + (f" (waarvan {off} met een uitgeschakeld account)." if off else "."),
+        f"{len(objects)} of {len(users)} users {'holds' if len(objects) == 1 else 'hold'} an enabled plan from"
+        f" '{catalog}'" + (f" ({off} of them with a disabled account)." if off else "."),
         objects,
     )
 
@@ -285,13 +285,14 @@ def copilot_subscriptions_absent(inp: CheckInput) -> CheckOutcome:
                      "0 in scope: no subscription carries Copilot plans.")
     if not objects:
         return _pass(
-            f"{in_scope} abonnement(en) met Copilot-plannen, geen met bruikbare licenties"
+            f"{_plural(in_scope, 'abonnement', 'abonnementen')} met Copilot-plannen, geen met bruikbare licenties"
             f" ({', '.join(states)}).",
             f"{_plural(in_scope, 'subscription carries', 'subscriptions carry')} Copilot plans,"
             f" none with usable units ({', '.join(states)}).",
         )
     return _fail(
-        f"{len(objects)} abonnement(en) met Copilot-plannen hebben bruikbare licenties.",
+        f"{_plural(len(objects), 'abonnement', 'abonnementen')} met Copilot-plannen"
+        f" {'heeft' if len(objects) == 1 else 'hebben'} bruikbare licenties.",
         f"{_plural(len(objects), 'subscription', 'subscriptions')} with Copilot plans "
         f"{'has' if len(objects) == 1 else 'have'} usable units.",
         objects,
@@ -323,16 +324,19 @@ def ai_plans_in_catalog(inp: CheckInput) -> CheckOutcome:
     ]
     if unknown:
         return _fail(
-            f"{len(unknown)} serviceplan(nen) lijken op AI maar staan in geen catalogus:"
+            f"{_plural(len(unknown), 'serviceplan lijkt', 'serviceplannen lijken')} op AI maar"
+            f" {'staat' if len(unknown) == 1 else 'staan'} in geen catalogus:"
             " beoordeel en classificeer.",
             f"{_plural(len(unknown), 'plan looks', 'plans look')} like AI but"
             f" {'is' if len(unknown) == 1 else 'are'} in no catalog: review and classify.",
             unknown,
         )
-    scope = f"{len(ai_plans)}" if ai_plans else "0 in scope:"
+    if not ai_plans:
+        return _pass("0 in scope: geen serviceplan heeft een AI-naam.",
+                     "0 in scope: no service plan has an AI-like name.")
     return _pass(
-        f"{scope} serviceplan(nen) met een AI-naam, alle geclassificeerd.",
-        f"{scope} service plan(s) with an AI-like name, all classified.",
+        f"{_plural(len(ai_plans), 'serviceplan', 'serviceplannen')} met een AI-naam, alle geclassificeerd.",
+        f"{_plural(len(ai_plans), 'service plan', 'service plans')} with an AI-like name, all classified.",
     )
 
 
@@ -368,11 +372,6 @@ def consent_users_cannot_grant_org_data(inp: CheckInput) -> CheckOutcome:
         FindingObject(id=raw, name=pid, detail="users may consent to apps for themselves under this policy")
         for pid, raw in own if pid.lower() not in allowed
     ]
-    if own and policy.get("allowUserConsentForRiskyApps") is True:
-        objects.append(FindingObject(
-            id="allowUserConsentForRiskyApps", name="allowUserConsentForRiskyApps",
-            detail="true: users may consent even to apps flagged as risky",
-        ))
     if objects:
         return _fail(
             "Gebruikers kunnen zelf apps toegang geven tot organisatiegegevens.",
@@ -382,9 +381,12 @@ def consent_users_cannot_grant_org_data(inp: CheckInput) -> CheckOutcome:
     if not own:
         return _pass("Toestemming door gebruikers staat uit.", "User consent is off.")
     names = ", ".join(pid for pid, _ in own)
+    risky = policy.get("allowUserConsentForRiskyApps") is True
     return _pass(
-        f"Toestemming door gebruikers is beperkt tot {names}.",
-        f"User consent is limited to {names}.",
+        f"Toestemming door gebruikers is beperkt tot {names}."
+        + (" Let op: allowUserConsentForRiskyApps staat aan (ook apps die Microsoft riskant vindt)." if risky else ""),
+        f"User consent is limited to {names}."
+        + (" Note: allowUserConsentForRiskyApps is on (apps Microsoft flags as risky too)." if risky else ""),
     )
 
 
@@ -529,12 +531,12 @@ def ai_apps_no_org_data_access(inp: CheckInput) -> CheckOutcome:
     ]
     if objects:
         return _fail(
-            f"{len(objects)} AI-app(s) hebben toegang tot organisatiegegevens.",
+            f"{_plural(len(objects), 'AI-app heeft', 'AI-apps hebben')} toegang tot organisatiegegevens.",
             f"{_plural(len(objects), 'AI app holds', 'AI apps hold')} access to organisation data.",
             objects,
         )
     return _pass(
-        f"{len(ai_apps)} herkende AI-app(s), geen met toegang tot organisatiegegevens"
+        f"{_plural(len(ai_apps), 'herkende AI-app', 'herkende AI-apps')}, geen met toegang tot organisatiegegevens"
         f"{' (0 in scope)' if not ai_apps else ''}.",
         f"{_plural(len(ai_apps), 'recognised AI app', 'recognised AI apps')}, none with access to"
         f" organisation data{' (0 in scope)' if not ai_apps else ''}.",
@@ -680,14 +682,16 @@ def ca_blocks_copilot_apps(inp: CheckInput) -> CheckOutcome:
                for t in targets if t not in blocked]
     if missing:
         return _fail(
-            f"{len(missing)} Copilot-app(s) niet geblokkeerd voor alle gebruikers. {_STANDALONE.nl}",
+            f"{_plural(len(missing), 'Copilot-app is', 'Copilot-apps zijn')} niet geblokkeerd voor alle"
+            f" gebruikers. {_STANDALONE.nl}",
             f"{_plural(len(missing), 'Copilot app is', 'Copilot apps are')} not blocked for all users."
             f" {_STANDALONE.en}",
             missing + not_counted,
         )
     policies = sorted({n for names in blocked.values() for n in names})
     return _pass(
-        f"Geblokkeerd door {', '.join(policies)}; {len(residual)} uitzondering(en). {_STANDALONE.nl}",
+        f"Geblokkeerd door {', '.join(policies)}; {_plural(len(residual), 'uitzondering', 'uitzonderingen')}"
+        f" (restrisico). {_STANDALONE.nl}",
         f"Blocked by {', '.join(policies)}; {_plural(len(residual), 'exclusion', 'exclusions')}"
         f" (residual exposure). {_STANDALONE.en}",
         residual,
@@ -733,7 +737,12 @@ def _assigned_to(policy: Obj, where: str) -> list[str]:
 
 
 def intune_setting_enforced(inp: CheckInput) -> CheckOutcome:
-    """An assigned Intune policy sets one of the rule's catalog settings to a compliant value, without conflict."""
+    """An assigned Intune policy sets one of the rule's catalog settings to a compliant value.
+
+    Assigned policies that set the opposite value are residual exposure (objects on pass); with the
+    parameter fail_on_opposite they make the rule fail.
+    """
+    fail_on_opposite = _param(inp, "fail_on_opposite", bool)
     wanted: dict[str, set[str]] = {}
     for entry in _catalog(inp, "intune-settings"):
         if entry.get("rule") == inp.rule.id:
@@ -762,19 +771,22 @@ def intune_setting_enforced(inp: CheckInput) -> CheckOutcome:
                 others.append(obj)
             else:
                 (good if compliant else bad).setdefault(key, []).append(obj)
-    enforced = {k: v for k, v in good.items() if k not in bad}
-    if enforced:
+    enforcing = [o for objs in good.values() for o in objs]
+    opposite = [o for objs in bad.values() for o in objs]
+    if enforcing and not (fail_on_opposite and opposite):
         return _pass(
-            "Een toegewezen Intune-beleid dwingt de instelling af.",
-            "An assigned Intune policy enforces the setting.",
-            [o for objs in enforced.values() for o in objs],
+            "Een toegewezen Intune-beleid dwingt de instelling af"
+            + (f"; {len(opposite)} toegewezen beleid zet het tegendeel (restrisico)." if opposite else "."),
+            "An assigned Intune policy enforces the setting"
+            + (f"; {len(opposite)} assigned policy sets the opposite (residual exposure)." if opposite else "."),
+            enforcing + opposite,
         )
-    conflict = [o for k in good for o in good[k] + bad[k]]
     return _fail(
         "Geen toegewezen Intune-beleid dwingt de instelling af"
-        + (" (conflicterende toegewezen beleidsregels)." if conflict else "."),
-        "No assigned Intune policy enforces the setting" + (" (assigned policies conflict)." if conflict else "."),
-        conflict or [o for objs in bad.values() for o in objs] + others,
+        + (" zonder tegenstrijdig toegewezen beleid." if enforcing else "."),
+        "No assigned Intune policy enforces the setting"
+        + (" without an opposite assigned policy." if enforcing else "."),
+        enforcing + opposite + others,
     )
 
 
@@ -833,7 +845,8 @@ def copilot_usage_none(inp: CheckInput) -> CheckOutcome:
     if objects:
         hashed = sum(1 for o in objects if o.name.startswith("concealed name"))
         return _fail(
-            f"{len(objects)} gebruiker(s) gebruikten Copilot in de rapportperiode ({hashed} met verborgen naam)."
+            f"{_plural(len(objects), 'gebruiker gebruikte', 'gebruikers gebruikten')} Copilot in de"
+            f" rapportperiode ({hashed} met verborgen naam)."
             f" {note_nl}",
             f"{_plural(len(objects), 'user', 'users')} used Copilot in the report period ({hashed} with a"
             f" concealed name). {note_en}",
@@ -841,7 +854,7 @@ def copilot_usage_none(inp: CheckInput) -> CheckOutcome:
         )
     scope = "0 in scope: " if not rows else ""
     return _pass(
-        f"{scope}Geen Copilot-activiteit in de rapportperiode ({len(rows)} rij(en)). {note_nl}",
+        f"{scope}Geen Copilot-activiteit in de rapportperiode ({_plural(len(rows), 'rij', 'rijen')}). {note_nl}",
         f"{scope}No Copilot activity in the report period ({_plural(len(rows), 'row', 'rows')}). {note_en}",
     )
 
@@ -874,7 +887,8 @@ def audit_no_ai_interactions(inp: CheckInput) -> CheckOutcome:
     ]
     total = sum(sum(c.values()) for c in per_user.values())
     return _fail(
-        f"{total} AI-interactie(s) van {len(objects)} gebruiker(s) in de laatste {days} dagen.",
+        f"{_plural(total, 'AI-interactie', 'AI-interacties')} van {_plural(len(objects), 'gebruiker', 'gebruikers')}"
+        f" in de laatste {days} dagen.",
         f"{_plural(total, 'AI interaction', 'AI interactions')} by {_plural(len(objects), 'user', 'users')}"
         f" in the last {days} days.",
         objects,

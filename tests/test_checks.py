@@ -239,9 +239,12 @@ def test_copilot_subscriptions_pass_when_copilot_sku_has_no_units() -> None:
     assert "1 subscription carries" in out.message.en
 
 
-def test_copilot_subscriptions_warning_units_count() -> None:
-    out = run("copilot-subscriptions-absent", {"subscribed_skus": [copilot_sku(enabled=0, warning=5)]})
+def test_copilot_subscriptions_warning_units_count_only_when_configured() -> None:
+    data = {"subscribed_skus": [copilot_sku(enabled=0, warning=5)]}
+    assert run("copilot-subscriptions-absent", data).status is Status.PASS
+    out = run("copilot-subscriptions-absent", data, params={"unit_states": ["enabled", "warning"]})
     assert out.status is Status.FAIL
+    assert "0 enabled, 5 warning" in out.objects[0].detail
 
 
 def test_copilot_subscriptions_unknown_sku_id_with_copilot_plan_counts() -> None:
@@ -294,13 +297,13 @@ def test_consent_users_fail(value: str) -> None:
     assert ids(out) == [value]
 
 
-def test_consent_users_risky_apps_fail_only_when_consent_is_on() -> None:
+def test_consent_users_risky_apps_flag_is_a_note_not_a_failure() -> None:
     low = "ManagePermissionGrantsForSelf.microsoft-user-default-low"
     out = run("consent-users-cannot-grant-org-data", {"authorization_policy": auth_policy(low, risky=True)})
-    assert out.status is Status.FAIL
-    assert ids(out) == ["allowUserConsentForRiskyApps"]
-    out = run("consent-users-cannot-grant-org-data", {"authorization_policy": auth_policy(risky=True)})
     assert out.status is Status.PASS
+    assert "allowUserConsentForRiskyApps is on" in out.message.en
+    out = run("consent-users-cannot-grant-org-data", {"authorization_policy": auth_policy(low)})
+    assert "allowUserConsentForRiskyApps" not in out.message.en
 
 
 @pytest.mark.parametrize("policy", [
@@ -351,7 +354,7 @@ def test_consent_owners_missing_teams_setting_is_error() -> None:
 def test_catalog_current_passes_when_ai_plans_are_classified() -> None:
     out = run("copilot-catalog-current", {"subscribed_skus": [copilot_sku(), e5_sku()]})
     assert out.status is Status.PASS
-    assert "5 service plan(s)" in out.message.en  # 3 Copilot plans, PVA P3 and Bing (reviewed)
+    assert "5 service plans" in out.message.en  # 3 Copilot plans, PVA P3 and Bing (reviewed)
 
 
 def test_catalog_current_flags_unknown_ai_plan_once() -> None:
@@ -649,15 +652,19 @@ def test_intune_edge_matched_on_suffix_any_admx_version_and_nested() -> None:
     assert "assigned to allDevices" in out.objects[0].detail
 
 
-def test_intune_wrong_value_or_conflict_fails() -> None:
+def test_intune_wrong_value_fails_and_opposite_policy_is_residual_exposure() -> None:
     wrong = intune("p1", [choice(RECALL, "1")], [target("groupAssignmentTarget")])
     out = run("endpoint-recall-disabled", {"intune_policies": [wrong]})
     assert out.status is Status.FAIL
     assert "not compliant" in out.objects[0].detail
     right = intune("p2", [choice(RECALL, "0")], [target("allLicensedUsersAssignmentTarget", None)])
     out = run("endpoint-recall-disabled", {"intune_policies": [wrong, right]})
+    assert out.status is Status.PASS
+    assert ids(out) == ["p2", "p1"]
+    assert "residual exposure" in out.message.en
+    out = run("endpoint-recall-disabled", {"intune_policies": [wrong, right]}, params={"fail_on_opposite": True})
     assert out.status is Status.FAIL
-    assert "conflict" in out.message.en
+    assert "without an opposite assigned policy" in out.message.en
 
 
 def test_intune_setting_of_another_rule_does_not_count() -> None:

@@ -47,6 +47,7 @@ def _timed(name: str, fn: Any) -> Any:
 def main() -> None:
     url, reports = sys.argv[1], Path(sys.argv[2])
     concurrency = int(sys.argv[3]) if len(sys.argv) > 3 else 4
+    small_result = "--small-result" in sys.argv[4:]  # what-if: asyncio.run returns a summary, not the snapshot
     from m365audit import runner
     from m365audit.graph import PlaceholderCredential
 
@@ -57,17 +58,24 @@ def main() -> None:
         if hasattr(runner, stage):
             setattr(runner, stage, _timed(stage, getattr(runner, stage)))
     imported = time.perf_counter()
-    # exactly as cli.audit does: asyncio.run(run_audit(...)) returning the AuditResult
-    result = asyncio.run(_timed("run_audit", runner.run_audit)(runner.AuditOptions(
-        reports=reports, graph_root=url, concurrency=concurrency)))
+    options = runner.AuditOptions(reports=reports, graph_root=url, concurrency=concurrency)
+    if small_result:
+        async def summary() -> list[Any]:
+            res = await _timed("run_audit", runner.run_audit)(options)
+            return [res.verdict, res.exit_code, res.findings, res.run_dir]
+
+        verdict, exit_code, findings, run_dir = asyncio.run(summary())
+    else:  # exactly as cli.audit does: asyncio.run(run_audit(...)) returns the AuditResult
+        result = asyncio.run(_timed("run_audit", runner.run_audit)(options))
+        verdict, exit_code, findings, run_dir = result.verdict, result.exit_code, result.findings, result.run_dir
     done = time.perf_counter()
     PHASES["asyncio.run teardown"] = done - imported - PHASES["run_audit"]
     PEAK_AFTER["asyncio.run teardown"] = round(_peak())
     statuses: dict[str, int] = {}
-    for f in result.findings:
+    for f in findings:
         statuses[f.status.value] = statuses.get(f.status.value, 0) + 1
-    print(json.dumps({"import_s": imported - START, "audit_s": done - imported, "verdict": result.verdict,
-                      "exit_code": result.exit_code, "statuses": statuses, "run_dir": str(result.run_dir),
+    print(json.dumps({"import_s": imported - START, "audit_s": done - imported, "verdict": verdict,
+                      "exit_code": exit_code, "statuses": statuses, "run_dir": str(run_dir),
                       "phases": {k: round(v, 3) for k, v in PHASES.items()}, "peak_mib_after": PEAK_AFTER}))
 
 

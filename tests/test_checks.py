@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from m365audit.checks import CHECKS, CheckInput
+from m365audit.evaluate import run_declarative
 from m365audit.models import ApprovedApp, CheckOutcome, Rule, Status
 
 POLICIES = Path(__file__).resolve().parent.parent / "m365audit" / "policies"
@@ -786,3 +787,52 @@ def test_ca_general_all_apps_policy_is_not_listed_as_copilot_policy() -> None:
     out = run("ca-blocks-copilot-apps", {"conditional_access": [legacy]})
     assert out.status is Status.FAIL
     assert ids(out) == [ECP]
+
+
+# --------------------------------------------------------------------------- the declarative rules of the pack
+
+
+def declarative(rule_id: str, data: Any) -> CheckOutcome:
+    check = RULES[rule_id].check
+    assert check is not None and check.function is None
+    return run_declarative(check, data, CATALOGS)
+
+
+def package(pid: str, kind: str, available: str = "none", deployed: str = "none", blocked: bool = False) -> Any:
+    return {"id": pid, "displayName": pid, "type": kind, "isBlocked": blocked, "availableTo": available,
+            "deployedTo": deployed, "publisher": "Gemeente"}
+
+
+def test_agents_not_deployed() -> None:
+    clean = [package("ms", "microsoft", "all", "all"), package("blocked", "custom", "all", "all", blocked=True),
+             package("idle", "custom")]
+    assert declarative("copilot-agents-not-deployed", clean).status is Status.PASS
+    out = declarative("copilot-agents-not-deployed", [*clean, package("ext", "external", available="some")])
+    assert out.status is Status.FAIL
+    assert ids(out) == ["ext"]
+    assert "available to: some" in out.objects[0].detail
+
+
+def test_agent_identities_absent() -> None:
+    disabled = {"id": "a1", "displayName": "agent", "accountEnabled": False}
+    assert declarative("agent-identities-absent", [disabled]).status is Status.PASS
+    out = declarative("agent-identities-absent", [disabled, {**disabled, "id": "a2", "accountEnabled": True}])
+    assert out.status is Status.FAIL
+    assert ids(out) == ["a2"]
+
+
+def test_connectors_not_indexing() -> None:
+    draft = {"id": "c1", "name": "Draft", "state": "draft"}
+    assert declarative("copilot-connectors-not-indexing", [draft]).status is Status.PASS
+    full = {"id": "c2", "name": "Full", "state": "limitExceeded"}
+    out = declarative("copilot-connectors-not-indexing", [draft, full])
+    assert out.status is Status.FAIL
+    assert ids(out) == ["c2"]
+
+
+def test_admin_consent_workflow() -> None:
+    on = {"isEnabled": True, "notifyReviewers": True, "reviewers": [{"query": "/users/ciso"}]}
+    assert declarative("consent-admin-workflow-enabled", on).status is Status.PASS
+    out = declarative("consent-admin-workflow-enabled", {**on, "reviewers": []})
+    assert out.status is Status.FAIL
+    assert out.objects[0].detail == "isEnabled: true reviewers: 0"

@@ -116,13 +116,6 @@ def _str(obj: Obj, field: str, where: str) -> str:
     return value
 
 
-def _opt_str(obj: Obj, field: str, where: str) -> str | None:
-    value = obj.get(field)
-    if value is not None and not isinstance(value, str):
-        raise ShapeError(f"{where}: '{field}' is {type(value).__name__}, expected a string")
-    return value
-
-
 def _catalog(inp: CheckInput, name: str) -> list[Obj]:
     if name not in inp.catalogs:
         raise ShapeError(f"catalog '{name}' is not loaded")
@@ -499,6 +492,13 @@ def _publisher(sp: Obj) -> str:
     return str(name or sp.get("publisherName") or "")
 
 
+def _search(pattern: str, text: str) -> bool:
+    try:
+        return re.search(pattern, text, re.IGNORECASE) is not None
+    except re.error as exc:
+        raise ShapeError(f"catalog pattern {pattern!r} is not a valid regular expression: {exc}") from exc
+
+
 def _ai_match(sp: Obj, catalog: Sequence[Obj], microsoft: set[str]) -> str | None:
     """The catalog name of the AI app this service principal is, or None."""
     app_id = _lower(sp.get("appId"))
@@ -510,7 +510,7 @@ def _ai_match(sp: Obj, catalog: Sequence[Obj], microsoft: set[str]) -> str | Non
         tests = ((entry.get("name_pattern"), str(sp.get("displayName") or "")),
                  (entry.get("publisher_pattern"), _publisher(sp)))
         for pattern, text in tests:
-            if third_party and isinstance(pattern, str) and text and re.search(pattern, text, re.IGNORECASE):
+            if third_party and isinstance(pattern, str) and text and _search(pattern, text):
                 return label
     return None
 
@@ -524,11 +524,11 @@ def ai_apps_no_org_data_access(inp: CheckInput) -> CheckOutcome:
     for access in _accesses(inp):
         by_client.setdefault(access.client, []).append(access)
     ai_apps = {sid: label for sid, sp in sps.items() if (label := _ai_match(sp, catalog, microsoft))}
-    objects = [
-        _sp_object(sp, accesses, f"; recognised as {ai_apps[client]}")
-        for client, accesses in sorted(by_client.items())
-        if (sp := _client(sps, client)) and client in ai_apps
-    ]
+    objects = []
+    for client, accesses in sorted(by_client.items()):
+        sp = _client(sps, client)  # every grant must belong to a known service principal
+        if client in ai_apps:
+            objects.append(_sp_object(sp, accesses, f"; recognised as {ai_apps[client]}"))
     if objects:
         return _fail(
             f"{_plural(len(objects), 'AI-app heeft', 'AI-apps hebben')} toegang tot organisatiegegevens.",

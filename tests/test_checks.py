@@ -836,3 +836,11 @@ def test_admin_consent_workflow() -> None:
     out = declarative("consent-admin-workflow-enabled", {**on, "reviewers": []})
     assert out.status is Status.FAIL
     assert out.objects[0].detail == "isEnabled: true reviewers: 0"
+
+
+def test_ai_app_catalog_with_invalid_pattern_is_error() -> None:
+    rule = RULES["ai-apps-no-org-data-access"]
+    catalogs = {**CATALOGS, "ai-apps": [{"name_pattern": "chat(gpt", "name": "x", "vendor": "y"}]}
+    out = CHECKS["ai_apps_no_org_data_access"](CheckInput(
+        rule=rule, data=apps_data([CHATGPT]), catalogs=catalogs, params={}, approved_apps=[], today=TODAY))
+    assert out.status is Status.ERROR

@@ -51,11 +51,12 @@ class FetchContext:
 
     @property
     def audit_max_polls(self) -> int:
-        """How often to ask for the query's status: the wait divided by the live poll interval.
+        """How often to ask for the query's status: the wait divided by the poll interval.
 
-        Replay answers without sleeping but makes the same number of polls, so it reaches the same verdict.
+        Replay polls without sleeping (interval 0) but as often as a live run would, so it reaches the same verdict.
         """
-        return max(1, math.ceil(self.audit_poll_seconds / AUDIT_POLL_INTERVAL))
+        interval = self.audit_poll_interval if self.audit_poll_interval > 0 else AUDIT_POLL_INTERVAL
+        return max(1, math.ceil(self.audit_poll_seconds / interval))
 
 
 @dataclass

@@ -96,7 +96,7 @@ def closure(keys: list[str]) -> set[str]:
 def audit(sim: GraphSimulator, config: SimConfig, tmp: Path, timeout: float = 30.0) -> runner.AuditResult:
     sim.config = config
     sim.reset_stats()
-    options = runner.AuditOptions(reports=tmp / "reports", policies=POLICIES, graph_root=sim.url, audit_wait=5,
+    options = runner.AuditOptions(reports=tmp / "reports", policies=POLICIES, graph_root=sim.url, audit_wait=60,
                                   timeout=timeout)
     return asyncio.run(runner.run_audit(options))
 
@@ -175,7 +175,7 @@ def _collect_only(sim: GraphSimulator, config: SimConfig, source: str, timeout: 
         async def no_sleep(seconds: float) -> None:
             return None
 
-        ctx = FetchContext(now=datetime.now(timezone.utc), sleep=no_sleep, audit_poll_seconds=5)
+        ctx = FetchContext(now=datetime.now(timezone.utc), sleep=no_sleep, audit_poll_seconds=60)
         async with GraphSession(PlaceholderCredential(), graph_root=sim.url, timeout=timeout) as session:
             return await collect(session, [source], ctx)
 
@@ -220,3 +220,13 @@ def test_legal_graph_quirks_change_no_verdict(config: SimConfig, sim: GraphSimul
                                               baseline: dict[str, Status], tmp_path: Path) -> None:
     result = audit(sim, config, tmp_path)
     assert statuses(result) == baseline and result.exit_code == 0
+
+
+def test_an_audit_query_that_never_finishes_is_an_error(sim: GraphSimulator, pack: PolicyPack,
+                                                        baseline: dict[str, Status], tmp_path: Path) -> None:
+    result = audit(sim, SimConfig(audit_polls=1000), tmp_path)  # still "running" after every allowed poll
+    hit = {r.id for r in pack.rules if r.check is not None and "audit_ai_interactions" in r.sources}
+    assert hit and all(statuses(result)[k] == Status.ERROR for k in hit)
+    assert {k: v for k, v in statuses(result).items() if k not in hit} == {
+        k: v for k, v in baseline.items() if k not in hit}
+    assert result.exit_code == 3

@@ -53,7 +53,7 @@ def main() -> None:
 
     # The CLI cannot point at a simulator yet (no Graph-root option, no sign-in-free credential): the same
     # run_audit the CLI calls, with a placeholder token instead of an azure-identity sign-in.
-    runner.build_credential = lambda settings: PlaceholderCredential()
+    runner.build_credential = lambda *args, **kwargs: PlaceholderCredential()
     for stage in ("load_pack", "collect", "evaluate", "write_outputs"):
         if hasattr(runner, stage):
             setattr(runner, stage, _timed(stage, getattr(runner, stage)))

@@ -60,7 +60,7 @@ class SimConfig:
     retry_after: int = 1
     throttle_streak: int = 2  # max 429s in a row for one URL: the SDK's 3 retries always get through
     faults: dict[str, Fault] = field(default_factory=dict)
-    hang_seconds: float = 30.0
+    hang_seconds: float = 660.0  # longer than the longest --timeout (600 s); ends when the simulator stops
     page_cap: int | None = None  # serve at most this many items per page, whatever $top says (Graph may)
     empty_pages: bool = False  # an empty page with a next link before every page: legal, changes nothing
     audit_polls: int = 0  # polls answered "running" before an audit query succeeds; -1: created as succeeded

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import json
 import os
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from m365audit import runner
+from m365audit import report, runner
 from m365audit.collect import collect
 from m365audit.graph import GraphSession, PlaceholderCredential
 from m365audit.models import PolicyPack, Status
@@ -27,7 +28,7 @@ from m365audit.sources import SOURCES, FetchContext
 SPEC = TenantSpec(users=120, service_principals=12, grants=6, app_role_assignments=3, copilot_users=0, seed=11)
 POLICIES = Path(os.environ["M365AUDIT_POLICIES"]) if os.environ.get("M365AUDIT_POLICIES") else None
 HTTP_STATUS = {"403": 403, "404": 404, "500": 500, "503": 503, "504": 504, "nextlink404": 404}
-TIMEOUT = 0.4  # the client's timeout in the timeout cells; the simulator hangs 30 s (or until it stops)
+TIMEOUT = 0.4  # the client's timeout in the timeout cells; the simulator hangs until it stops
 
 # GraphSession leaks its pooled sockets: msgraph-core's AsyncGraphTransport has no aclose(), so
 # httpx.AsyncClient.aclose() never reaches the connection pool. Harmless for one nightly run, but under
@@ -56,9 +57,12 @@ def no_sign_in(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def patch_live_run(mp: pytest.MonkeyPatch) -> None:
-    mp.setattr(runner, "build_credential", lambda settings: PlaceholderCredential())
+    mp.setattr(runner, "build_credential", lambda *args, **kwargs: PlaceholderCredential())
     mp.setattr(runner, "FetchContext", lambda **kw: FetchContext(**{**kw, "audit_poll_interval": 0.0}))
     mp.setattr(runner, "load_pack", _pack)  # parsed once: reading the YAML is half of a cell's time
+    environment = getattr(report, "_environment", None)
+    if environment is not None:  # report.py builds a new jinja2 Environment, so recompiles every template, per run
+        mp.setattr(report, "_environment", functools.lru_cache(maxsize=1)(environment))
 
 
 _PACKS: dict[str, PolicyPack] = {}

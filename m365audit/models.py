@@ -113,6 +113,9 @@ OPERATORS = (
     "matches", "matches_any", "starts_with", "exists", "absent", "empty", "not_empty",
     "gt", "ge", "lt", "le",
 )
+Scalar = str | bool | int | float | None
+"""A literal a condition compares with (a catalog reference or a list of these otherwise)."""
+
 Operator = Literal[
     "eq", "ne", "in", "not_in", "contains", "not_contains", "contains_any", "contains_none",
     "matches", "matches_any", "starts_with", "exists", "absent", "empty", "not_empty",
@@ -125,7 +128,8 @@ class Condition(Frozen):
 
     path: str = Field(description="JMESPath into one item, e.g. grantControls.builtInControls")
     op: Operator
-    value: JSON | CatalogRef = None
+    value: CatalogRef | list[Scalar] | Scalar = Field(
+        None, description="a literal (string, number, boolean, list of them) or {catalog: NAME, field: FIELD}")
     ignore_case: bool = False
 
 

@@ -409,7 +409,7 @@ class _Report:
 
     def sorted(self) -> list[str]:
         """The problems in line order (a later check may find an earlier line)."""
-        return [p for _, p in sorted(zip(self.lines, self.problems), key=lambda lp: lp[0])]
+        return [p for _, p in sorted(zip(self.lines, self.problems, strict=True), key=lambda lp: lp[0])]
 
     def pydantic(self, exc: ValidationError, prefix: tuple[int | str, ...], root: type[BaseModel],
                  skip: Iterable[tuple[Any, ...]] = ()) -> None:

@@ -28,7 +28,7 @@ from m365audit.sources import SOURCES, FetchContext
 SPEC = TenantSpec(users=120, service_principals=12, grants=6, app_role_assignments=3, copilot_users=0, seed=11)
 POLICIES = Path(os.environ["M365AUDIT_POLICIES"]) if os.environ.get("M365AUDIT_POLICIES") else None
 HTTP_STATUS = {"403": 403, "404": 404, "500": 500, "503": 503, "504": 504, "nextlink404": 404}
-TIMEOUT = 0.4  # the client's timeout in the timeout cells; the simulator hangs until it stops
+TIMEOUT = 0.5  # the client's timeout in the timeout cells; the simulator hangs until it stops
 
 # GraphSession leaks its pooled sockets: msgraph-core's AsyncGraphTransport has no aclose(), so
 # httpx.AsyncClient.aclose() never reaches the connection pool. Harmless for one nightly run, but under

@@ -108,9 +108,12 @@ def cli(debug: bool) -> None:
 @click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), default=None,
               help="Judge waiver and attestation expiry as of this date (default: today, UTC).")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line (for cron).")
+@click.option("--notify", "notify", multiple=True, metavar="URL",
+              help="POST the drift summary here when tonight has regressions (repeatable; Teams Workflows URLs get "
+                   "an Adaptive Card; generic ones are HMAC-signed with $M365AUDIT_NOTIFY_SECRET when it is set).")
 def audit(replay: Path | None, policies: Path | None, local: Path | None, reports: Path, lang: str, auth: str,
           tenant_id: str | None, client_id: str | None, certificate: Path | None, concurrency: int, timeout: float,
-          audit_wait: float, as_of: datetime | None, quiet: bool) -> None:
+          audit_wait: float, as_of: datetime | None, quiet: bool, notify: tuple[str, ...] = ()) -> None:
     """Audit a tenant (or replay a recording) and write a dated, hash-chained run folder."""
     from m365audit.graph import CredentialSettings
     from m365audit.runner import AuditOptions, run_audit
@@ -119,13 +122,15 @@ def audit(replay: Path | None, policies: Path | None, local: Path | None, report
         reports=reports, policies=policies, local=local, replay=replay, lang=as_lang(lang),
         credential=CredentialSettings(method=auth, tenant_id=tenant_id, client_id=client_id,
                                       certificate_path=str(certificate) if certificate else None),
-        concurrency=concurrency, timeout=timeout, audit_wait=audit_wait, as_of=_as_of(as_of))
+        concurrency=concurrency, timeout=timeout, audit_wait=audit_wait, as_of=_as_of(as_of),
+        notify=notify, notify_secret=_notify_secret())
     result = _run(run_audit(options))
     _print_summary(result.snapshot.tenant_name, result.snapshot.tenant_id, result.run_dir.name, result.findings,
                    result.verdict, lang, quiet)
     if not quiet:
         click.echo(f"Run folder: {result.run_dir}")
         click.echo(f"Report:     {result.run_dir / 'report.html'}")
+    _print_drift(result, lang, quiet)
     if result.unmatched:
         click.echo(f"Warning: {len(result.unmatched)} request(s) had no recorded answer and count as errors: "
                    + "; ".join(result.unmatched[:3]), err=True)
@@ -284,6 +289,92 @@ def verify(run_dir: Path, chain: bool) -> None:
             for problem in report.problems:
                 click.echo(f"  {problem}")
     sys.exit(EXIT_FAIL if bad else EXIT_PASS)
+
+
+def _notify_secret() -> str | None:
+    """The webhook HMAC key: from the environment only, never an option (it would show in ps and shell history)."""
+    import os
+
+    from m365audit.notify import SECRET_ENV
+
+    return os.environ.get(SECRET_ENV) or None
+
+
+def _print_drift(result: Any, lang: str, quiet: bool) -> None:
+    """REGRESSION lines on stdout (also with --quiet); failed webhook deliveries and warnings on stderr."""
+    from m365audit.drift import headline, summary_lines
+
+    drift = result.drift
+    if drift is not None and (drift.alert or not quiet):
+        click.echo(headline(drift))
+        for line in summary_lines(drift, as_lang(lang)):
+            if not quiet or line.startswith("REGRESSION"):
+                click.echo(f"  {line}")
+    record = result.notify
+    for d in record.deliveries if record is not None else []:
+        if d.ok:
+            if not quiet:
+                click.echo(f"Notified {d.target} ({d.form}, HTTP {d.status}, {d.attempts} attempt(s))")
+        else:
+            click.echo(f"Warning: alert to {d.target} NOT delivered after {d.attempts} attempt(s): {d.error}; "
+                       f"recorded in notify.json (the verdict is unchanged)", err=True)
+    for warning in result.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+
+
+@cli.command("drift")
+@click.argument("old_run", required=False)
+@click.argument("new_run", required=False)
+@click.option("--tenant", default=None, help="Tenant id (folder under --reports); needed when it holds several.")
+@reports_option
+@lang_option
+@click.option("--json", "as_json", is_flag=True, help="Print the DriftReport as JSON (the drift.json format).")
+@click.option("--exit-code", is_flag=True,
+              help="Exit 1 when something got worse (a regression or new offending objects), else 0.")
+def drift_cmd(old_run: str | None, new_run: str | None, tenant: str | None, reports: Path, lang: str,
+              as_json: bool, exit_code: bool) -> None:
+    """What changed between two runs (default: the tenant's two latest; one RUN: it and the run before it).
+
+    OLD_RUN and NEW_RUN are run folders or run ids. Exit codes: 0 (with --exit-code: no regression),
+    1 (--exit-code only) a regression, 2 usage error. Run folders are sealed, so nothing is written.
+    """
+    from m365audit.drift import compare, headline, load_run, resolve_pair, summary_lines
+
+    if old_run is not None and new_run is None:
+        old_dir, new_dir = resolve_pair(reports, tenant, None, old_run)
+    else:
+        old_dir, new_dir = resolve_pair(reports, tenant, old_run, new_run)
+    report = compare(load_run(old_dir), load_run(new_dir))
+    if as_json:
+        click.echo(report.model_dump_json(indent=2))
+    else:
+        click.echo(headline(report))
+        for line in summary_lines(report, as_lang(lang)):
+            click.echo(f"  {line}")
+    sys.exit(EXIT_FAIL if exit_code and report.alert else EXIT_PASS)
+
+
+@cli.command("history")
+@click.argument("tenant", required=False)
+@reports_option
+@lang_option
+@click.option("--html", "write_html", is_flag=True, help="Also rewrite reports/<tenant>/index.html.")
+def history_cmd(tenant: str | None, reports: Path, lang: str, write_html: bool) -> None:
+    """List a tenant's runs (default: every tenant) with verdict counts and regressions since the run before."""
+    from m365audit.history import resolve_tenant, tenant_history, write_index
+
+    tenants = resolve_tenant(reports, tenant)
+    if not tenants:
+        raise AuditError(f"no complete runs in {reports}", hint="run `m365audit audit` first, or pass --reports")
+    for tenant_dir in tenants:
+        click.echo(f"{tenant_dir.name}")
+        for run in tenant_history(tenant_dir):
+            c = run.counts
+            news = "-" if run.regressions is None else str(run.regressions)
+            click.echo(f"  {run.run_id:<20} {run.verdict:<6} fail {c['fail']:>3}  error {c['error']:>3}  "
+                       f"waived {c['waived']:>3}  manual {c['manual']:>3}  pass {c['pass']:>3}  regressions {news}")
+        if write_html:
+            click.echo(f"  index: {write_index(tenant_dir, as_lang(lang))}")
 
 
 def main() -> None:

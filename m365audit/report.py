@@ -121,7 +121,7 @@ def _environment() -> Environment:
 
 
 def render_html(snapshot: Snapshot, findings: list[Finding], pack: PolicyPack, run_id: str, lang: Lang,
-                evidence: dict[str, list[str]], generated_at: datetime) -> str:
+                evidence: dict[str, list[str]], generated_at: datetime, drift: dict[str, Any] | None = None) -> str:
     rules = {r.id: r for r in pack.rules}
     template = _environment().get_template("report.html.j2")
     return template.render(
@@ -129,13 +129,16 @@ def render_html(snapshot: Snapshot, findings: list[Finding], pack: PolicyPack, r
         findings=ordered(findings), rules=rules, verdict=verdict(findings), counts=counts(findings),
         severity_counts=Counter((f.severity.value, f.status.value) for f in findings), pack=pack,
         evidence=evidence, cap=REPORT_OBJECT_CAP, generated_at=generated_at.strftime("%Y-%m-%d %H:%M UTC"),
+        drift=drift,
     )
 
 
-def render_markdown(snapshot: Snapshot, findings: list[Finding], run_id: str, lang: Lang) -> str:
+def render_markdown(snapshot: Snapshot, findings: list[Finding], run_id: str, lang: Lang,
+                    drift: dict[str, Any] | None = None) -> str:
     template = _environment().get_template("report.md.j2")
     return template.render(lang=lang, L={k: v[lang] for k, v in LABELS.items()}, snapshot=snapshot, run_id=run_id,
-                           findings=ordered(findings), verdict=verdict(findings), counts=counts(findings))
+                           findings=ordered(findings), verdict=verdict(findings), counts=counts(findings),
+                           drift=drift)
 
 
 def render_junit(snapshot: Snapshot, findings: list[Finding], run_id: str, lang: Lang) -> bytes:

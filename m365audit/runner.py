@@ -11,11 +11,15 @@ import httpx
 
 from m365audit import __version__
 from m365audit.collect import build_snapshot, collect
+from m365audit.drift import DriftReport, compare_with_previous, current_run, drift_bytes
+from m365audit.drift import context as drift_context
 from m365audit.errors import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, AuthError, PolicyFileError
 from m365audit.evaluate import evaluate
-from m365audit.evidence import ExchangeStore, RunFolder, new_run_id
+from m365audit.evidence import ExchangeStore, RunFolder, new_run_id, safe_name
 from m365audit.graph import CredentialSettings, GraphSession, PlaceholderCredential, build_credential
+from m365audit.history import refresh_index
 from m365audit.models import Finding, Lang, PolicyPack, Snapshot
+from m365audit.notify import NotifyRecord, alert, record_bytes
 from m365audit.policies import load_pack, rule_params
 from m365audit.replay import ReplayTransport, tenant_metadata
 from m365audit.report import (
@@ -50,6 +54,10 @@ class AuditOptions:
     now: datetime | None = None
     as_of: date | None = None
     transport: httpx.AsyncBaseTransport | None = None
+    notify: tuple[str, ...] = ()
+    """Webhook URLs that get the drift summary when tonight has regressions (notify.py)."""
+    notify_secret: str | None = field(default=None, repr=False)
+    """HMAC key for generic webhooks, from the environment only (never printed)."""
 
 
 @dataclass
@@ -61,6 +69,9 @@ class AuditResult:
     findings: list[Finding]
     verdict: str
     unmatched: list[str]
+    drift: DriftReport | None = None
+    notify: NotifyRecord | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -88,13 +99,14 @@ def _environment_failure(snapshot: Snapshot) -> AuthError | None:
 
 
 def write_outputs(folder: RunFolder, snapshot: Snapshot, findings: list[Finding], pack: PolicyPack, lang: Lang,
-                  evidence: dict[str, list[str]], generated_at: datetime) -> None:
+                  evidence: dict[str, list[str]], generated_at: datetime, drift: dict[str, Any] | None = None) -> None:
     """snapshot.json, findings.json, report.html, report.md and junit.xml into the (temporary) run folder."""
     run_id = folder.run_id
     folder.write("snapshot.json", snapshot_bytes(snapshot))
     folder.write("findings.json", findings_bytes(findings_document(snapshot, findings, run_id, lang)))
-    folder.write("report.html", render_html(snapshot, findings, pack, run_id, lang, evidence, generated_at).encode())
-    folder.write("report.md", render_markdown(snapshot, findings, run_id, lang).encode())
+    folder.write("report.html", render_html(snapshot, findings, pack, run_id, lang, evidence, generated_at,
+                                            drift=drift).encode())
+    folder.write("report.md", render_markdown(snapshot, findings, run_id, lang, drift=drift).encode())
     folder.write("junit.xml", render_junit(snapshot, findings, run_id, lang))
 
 
@@ -132,7 +144,18 @@ async def run_audit(options: AuditOptions) -> AuditResult:
             raise failure
         findings = evaluate(snapshot, pack, today)
         finished = options.now or datetime.now(timezone.utc)
-        write_outputs(folder, snapshot, findings, pack, options.lang, store.names, finished)
+        tonight = current_run(folder.run_id, snapshot, findings, {
+            "started_at": started.isoformat(), "as_of": today.isoformat(), "verdict": verdict(findings),
+            "policy_pack": {"digest": pack.digest}})
+        drift, drift_warning = compare_with_previous(options.reports, tonight)
+        write_outputs(folder, snapshot, findings, pack, options.lang, store.names, finished,
+                      drift_context(drift, options.lang))
+        if drift is not None:
+            folder.write("drift.json", drift_bytes(drift))
+        alerts = await alert(drift, options.notify, options.notify_secret,
+                             str(options.reports / safe_name(snapshot.tenant_id) / folder.run_id))
+        if alerts is not None:
+            folder.write("notify.json", record_bytes(alerts))
         run_dir = folder.finalise(snapshot.tenant_id, {
             "schema_version": 1, "tool": "m365audit", "tool_version": __version__,
             "tenant_id": snapshot.tenant_id, "tenant_name": snapshot.tenant_name,
@@ -146,8 +169,10 @@ async def run_audit(options: AuditOptions) -> AuditResult:
     except BaseException:
         folder.discard()
         raise
+    index_warning = refresh_index(run_dir.parent, options.lang)
     return AuditResult(run_dir=run_dir, snapshot=snapshot, findings=findings, verdict=verdict(findings),
-                       unmatched=list(replay.unmatched) if replay else [])
+                       unmatched=list(replay.unmatched) if replay else [], drift=drift, notify=alerts,
+                       warnings=[w for w in (drift_warning, index_warning) if w])
 
 
 def _lookback(pack: PolicyPack) -> int:

@@ -1,0 +1,575 @@
+"""Drift between two runs of a tenant: rule status transitions, objects in and out, rule and source changes."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from m365audit.errors import UsageError
+from m365audit.evidence import MANIFEST, latest_run, runs, safe_name
+from m365audit.models import JSON, Finding, FindingObject, Frozen, Lang, Severity, Snapshot, SourceResult, Status, Text
+
+STATUS_RANK = {Status.PASS: 0, Status.MANUAL: 0, Status.WAIVED: 1, Status.ERROR: 2, Status.FAIL: 3}
+ALERT_KINDS = ("regression", "new-objects")
+KIND_ORDER = {"regression": 0, "new-objects": 1, "rule-changed": 2, "changed": 3, "improvement": 4}
+SEVERITY_RANK = {Severity.CRITICAL: 0, Severity.HIGH: 1, Severity.MEDIUM: 2, Severity.LOW: 3}
+VOLATILE_KEYS = frozenset({"Report Refresh Date", "reportRefreshDate", "request-id", "requestId", "request_id",
+                           "client-request-id", "x-ms-ags-diagnostic", "Date"})
+IDENTITY_KEYS = ("id", "appId", "skuId", "servicePlanId", "settingDefinitionId", "userPrincipalName",
+                 "User Principal Name", "name")
+LABEL_KEYS = ("displayName", "userPrincipalName", "name", "User Principal Name", "appId")
+PATH_CAP = 25
+VALUE_CAP = 100
+
+Kind = Literal["regression", "new-objects", "rule-changed", "changed", "improvement"]
+SourceState = Literal["ok", "error", "absent"]
+
+
+# --------------------------------------------------------------------------- the report
+
+
+class RunRef(Frozen):
+    """One side of the comparison."""
+
+    run_id: str
+    started_at: str | None = None
+    as_of: str | None = None
+    verdict: str | None = None
+    counts: dict[str, int] = {}
+    policy_digest: str | None = None
+
+
+class ObjectChange(Frozen):
+    """An object present in both runs whose detail or waiver changed."""
+
+    id: str
+    name: str = ""
+    old_detail: str = ""
+    new_detail: str = ""
+    old_waived: bool = False
+    new_waived: bool = False
+
+
+class RuleDrift(Frozen):
+    """A rule whose status or objects changed between the runs."""
+
+    rule_id: str
+    severity: Severity
+    title: Text
+    kind: Kind
+    old_status: Status | None
+    new_status: Status | None
+    causes: list[Text] = []
+    added: list[FindingObject] = []
+    removed: list[FindingObject] = []
+    changed: list[ObjectChange] = []
+
+
+class RuleChange(Frozen):
+    """The rule itself changed: new, removed, or a new version (not the tenant)."""
+
+    rule_id: str
+    change: Literal["added", "removed", "version"]
+    old_version: int | None = None
+    new_version: int | None = None
+
+
+class PathChange(Frozen):
+    """One leaf of the data diff: path keyed by item id, never by list position."""
+
+    path: str
+    change: Literal["added", "removed", "changed"]
+    old: str | None = None
+    new: str | None = None
+
+
+class SourceDrift(Frozen):
+    """A source whose readability or data changed, with a compact path-level summary."""
+
+    source: str
+    old_state: SourceState
+    new_state: SourceState
+    old_error: str | None = None
+    new_error: str | None = None
+    added: int = 0
+    removed: int = 0
+    changed: int = 0
+    paths: list[PathChange] = []
+    more_paths: int = 0
+
+
+class DriftReport(Frozen):
+    """What changed between two runs of one tenant (drift.json)."""
+
+    schema_version: Literal[1] = 1
+    tenant_id: str
+    tenant_name: str = ""
+    old_run: RunRef
+    new_run: RunRef
+    policy_pack_changed: bool = False
+    rules: list[RuleDrift] = []
+    rule_changes: list[RuleChange] = []
+    sources: list[SourceDrift] = []
+
+    @property
+    def regressions(self) -> list[RuleDrift]:
+        """Rules that got worse, or still fail with new offending objects: what an alert is about."""
+        return [r for r in self.rules if r.kind in ALERT_KINDS]
+
+    @property
+    def alert(self) -> bool:
+        return bool(self.regressions)
+
+    @property
+    def quiet(self) -> bool:
+        return not (self.rules or self.rule_changes or self.sources or self.policy_pack_changed)
+
+
+# --------------------------------------------------------------------------- reading runs
+
+
+@dataclass(frozen=True)
+class RunState:
+    """What drift needs from one run: its manifest fields, findings and snapshot."""
+
+    run_id: str
+    manifest: dict[str, Any]
+    findings: list[Finding]
+    snapshot: Snapshot
+
+    def ref(self) -> RunRef:
+        pack = self.manifest.get("policy_pack")
+        return RunRef(run_id=self.run_id, started_at=self.manifest.get("started_at"),
+                      as_of=self.manifest.get("as_of"), verdict=self.manifest.get("verdict"),
+                      counts={s.value: sum(f.status is s for f in self.findings) for s in Status},
+                      policy_digest=pack.get("digest") if isinstance(pack, dict) else None)
+
+
+def current_run(run_id: str, snapshot: Snapshot, findings: list[Finding], manifest: dict[str, Any]) -> RunState:
+    """The run being written (not yet on disk) as a RunState."""
+    return RunState(run_id=run_id, manifest=manifest, findings=findings, snapshot=snapshot)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise UsageError(f"{path} is missing", hint="give a complete run folder: reports/<tenant>/<run-id>") from None
+    except ValueError as exc:
+        raise UsageError(f"{path} is not valid JSON ({exc})", hint="run `m365audit verify` on the run folder") from exc
+
+
+def _finding(doc: dict[str, Any]) -> Finding:
+    """A findings.json entry back as a Finding (title and message from its i18n block)."""
+    fields = {k: v for k, v in doc.items() if k in Finding.model_fields and k not in ("notes", "title", "message")}
+    i18n = doc.get("i18n") or {}
+    for key in ("title", "message"):
+        text = doc.get(key, "")
+        fields[key] = i18n.get(key) or {"nl": text, "en": text}
+    return Finding.model_validate(fields)
+
+
+def load_run(run_dir: Path) -> RunState:
+    """Read a complete run folder (manifest, findings.json, snapshot.json)."""
+    manifest = _read_json(run_dir / MANIFEST)
+    doc = _read_json(run_dir / "findings.json")
+    try:
+        findings = [_finding(f) for f in doc["findings"]]
+        snapshot = Snapshot.model_validate_json((run_dir / "snapshot.json").read_bytes())
+    except (KeyError, TypeError, ValidationError, FileNotFoundError) as exc:
+        raise UsageError(f"{run_dir} cannot be compared: {str(exc).splitlines()[0]}",
+                         hint="run `m365audit verify` on the run folder") from exc
+    return RunState(run_id=run_dir.name, manifest=manifest, findings=findings, snapshot=snapshot)
+
+
+def previous_run(reports: Path, tenant_id: str) -> Path | None:
+    """The newest complete run of a tenant: what tonight's run is compared with."""
+    return latest_run(reports / safe_name(tenant_id))
+
+
+def resolve_pair(reports: Path, tenant: str | None, old: str | None, new: str | None) -> tuple[Path, Path]:
+    """OLD and NEW as run folders or run ids; missing ones default to the tenant's two latest runs."""
+    tenant_dir = _tenant_dir(reports, tenant, [x for x in (old, new) if x])
+    found = runs(tenant_dir)
+    if new is not None:
+        new_dir = _run_path(tenant_dir, new)
+    elif old is not None:
+        return _before(found, _run_path(tenant_dir, old)), _run_path(tenant_dir, old)
+    else:
+        if len(found) < 2:
+            raise UsageError(f"{tenant_dir} holds {len(found)} complete run(s); drift needs two",
+                             hint="run `m365audit audit` again tomorrow, or name two run folders")
+        return found[-2], found[-1]
+    return _run_path(tenant_dir, old) if old else _before(found, new_dir), new_dir
+
+
+def _before(found: list[Path], run: Path) -> Path:
+    earlier = [r for r in found if r.name < run.name]
+    if not earlier:
+        raise UsageError(f"no run before {run.name}", hint="name the older run as well: drift OLD_RUN NEW_RUN")
+    return earlier[-1]
+
+
+def _run_path(tenant_dir: Path, value: str) -> Path:
+    path = Path(value)
+    if (path / MANIFEST).is_file():
+        return path
+    if (tenant_dir / value / MANIFEST).is_file():
+        return tenant_dir / value
+    raise UsageError(f"{value} is not a complete run folder or a run id of {tenant_dir.name}",
+                     hint="`m365audit history` lists the runs")
+
+
+def _tenant_dir(reports: Path, tenant: str | None, given: list[str]) -> Path:
+    if tenant:
+        return reports / safe_name(tenant)
+    for value in given:
+        if (Path(value) / MANIFEST).is_file():
+            return Path(value).resolve().parent
+    tenants = [p for p in reports.iterdir() if runs(p)] if reports.is_dir() else []
+    if len(tenants) == 1:
+        return tenants[0]
+    raise UsageError(f"{reports} holds runs of {len(tenants)} tenants; say which",
+                     hint="use --tenant TENANT_ID or give run folders")
+
+
+# --------------------------------------------------------------------------- comparing
+
+
+def compare(old: RunState, new: RunState) -> DriftReport:
+    """The DriftReport from old to new: quiet when only order, paging or timestamps changed."""
+    old_by = {f.rule_id: f for f in old.findings}
+    new_by = {f.rule_id: f for f in new.findings}
+    rule_changes = _rule_changes(old_by, new_by)
+    changed_rules = {c.rule_id for c in rule_changes}
+    as_of = _date(new.manifest.get("as_of"))
+    rules = [d for rid in sorted(set(old_by) | set(new_by))
+             if (d := _rule_drift(old_by.get(rid), new_by.get(rid), rid in changed_rules, as_of)) is not None]
+    rules.sort(key=lambda r: (KIND_ORDER[r.kind], SEVERITY_RANK[r.severity], r.rule_id))
+    old_ref, new_ref = old.ref(), new.ref()
+    return DriftReport(
+        tenant_id=new.snapshot.tenant_id, tenant_name=new.snapshot.tenant_name, old_run=old_ref, new_run=new_ref,
+        policy_pack_changed=bool(old_ref.policy_digest and new_ref.policy_digest
+                                 and old_ref.policy_digest != new_ref.policy_digest),
+        rules=rules, rule_changes=rule_changes, sources=source_drift(old.snapshot, new.snapshot))
+
+
+def _date(value: Any) -> date | None:
+    try:
+        return date.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _rule_changes(old: dict[str, Finding], new: dict[str, Finding]) -> list[RuleChange]:
+    out = [RuleChange(rule_id=r, change="added", new_version=new[r].rule_version) for r in sorted(set(new) - set(old))]
+    out += [RuleChange(rule_id=r, change="removed", old_version=old[r].rule_version)
+            for r in sorted(set(old) - set(new))]
+    out += [RuleChange(rule_id=r, change="version", old_version=old[r].rule_version, new_version=new[r].rule_version)
+            for r in sorted(set(old) & set(new)) if old[r].rule_version != new[r].rule_version]
+    return out
+
+
+def _objects(finding: Finding | None) -> dict[str, FindingObject]:
+    """Objects by id; several objects with one id are merged (details joined) so order never matters."""
+    grouped: dict[str, list[FindingObject]] = {}
+    for obj in finding.objects if finding else []:
+        grouped.setdefault(obj.id, []).append(obj)
+    return {i: objs[0] if len(objs) == 1 else FindingObject(
+        id=i, name=objs[0].name, detail="; ".join(sorted({o.detail for o in objs})),
+        waived=all(o.waived for o in objs)) for i, objs in grouped.items()}
+
+
+def _detail_key(detail: str) -> list[str]:
+    """A detail as its sorted words: a check that lists targets in Graph's (nightly varying) order is not drift."""
+    return sorted(re.findall(r"[^\s,;]+", detail))
+
+
+def _rule_drift(old: Finding | None, new: Finding | None, rule_changed: bool, as_of: date | None) -> RuleDrift | None:
+    before, after = _objects(old), _objects(new)
+    added = [after[i] for i in sorted(set(after) - set(before))]
+    removed = [before[i] for i in sorted(set(before) - set(after))]
+    changed = [ObjectChange(id=i, name=after[i].name, old_detail=before[i].detail, new_detail=after[i].detail,
+                            old_waived=before[i].waived, new_waived=after[i].waived)
+               for i in sorted(set(before) & set(after))
+               if before[i].waived != after[i].waived or _detail_key(before[i].detail) != _detail_key(after[i].detail)]
+    old_status, new_status = (old.status if old else None), (new.status if new else None)
+    if old_status == new_status and not (added or removed or changed):
+        return None
+    base = new or old
+    assert base is not None
+    kind = _kind(old_status, new_status, added, rule_changed)
+    return RuleDrift(rule_id=base.rule_id, severity=base.severity, title=base.title, kind=kind,
+                     old_status=old_status, new_status=new_status, causes=_causes(old, new, changed, as_of),
+                     added=added, removed=removed, changed=changed)
+
+
+def _kind(old: Status | None, new: Status | None, added: list[FindingObject], rule_changed: bool) -> Kind:
+    if rule_changed or old is None or new is None:
+        return "rule-changed"
+    if old == new:
+        return "new-objects" if new in (Status.FAIL, Status.ERROR) and any(not o.waived for o in added) else "changed"
+    if old is Status.FAIL and new is Status.ERROR:
+        return "changed"  # less is known, nothing got better
+    return "regression" if STATUS_RANK[new] > STATUS_RANK[old] else "improvement" if STATUS_RANK[new] < \
+        STATUS_RANK[old] else "changed"
+
+
+def _causes(old: Finding | None, new: Finding | None, changed: list[ObjectChange], as_of: date | None) -> list[Text]:
+    """Why a rule moved, where the findings say: rule version, waiver expiry, unreadable sources."""
+    causes: list[Text] = []
+    if old is None or new is None:
+        causes.append(Text(en="new rule" if old is None else "rule removed from the policy pack",
+                           nl="nieuwe regel" if old is None else "regel verwijderd uit het beleidspakket"))
+        return causes
+    if old.rule_version != new.rule_version:
+        causes.append(Text(en=f"the rule changed (version {old.rule_version} → {new.rule_version}), not "
+                              "necessarily the tenant", nl=f"de regel is gewijzigd (versie {old.rule_version} → "
+                              f"{new.rule_version}), niet per se de tenant"))
+    lost_waiver = old.status is Status.WAIVED and new.status is not Status.WAIVED
+    if (lost_waiver or any(c.old_waived and not c.new_waived for c in changed)) and old.waiver is not None:
+        until = old.waiver.expires
+        if as_of is not None and as_of > until:
+            causes.append(Text(en=f"waiver expired on {until.isoformat()} (approved by {old.waiver.approved_by})",
+                               nl=f"uitzondering verlopen op {until.isoformat()} (goedgekeurd door "
+                                  f"{old.waiver.approved_by})"))
+        else:
+            causes.append(Text(en="waiver removed or changed", nl="uitzondering verwijderd of gewijzigd"))
+    old_errors = {e.source for e in old.errors}
+    for e in new.errors:
+        if e.source not in old_errors:
+            code = " ".join(str(x) for x in (e.status, e.code) if x)
+            causes.append(Text(en=f"source {e.source} could not be read tonight ({code or e.message})",
+                               nl=f"bron {e.source} kon vannacht niet worden gelezen ({code or e.message})"))
+    for source in sorted(old_errors - {e.source for e in new.errors}):
+        causes.append(Text(en=f"source {source} readable again", nl=f"bron {source} weer leesbaar"))
+    return causes
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def _state(result: SourceResult | None) -> SourceState:
+    return "absent" if result is None else "ok" if result.ok else "error"
+
+
+def _error_text(result: SourceResult | None) -> str | None:
+    if result is None or result.error is None:
+        return None
+    e = result.error
+    return " ".join(str(x) for x in (e.status, e.code) if x) or e.message
+
+
+def source_drift(old: Snapshot, new: Snapshot) -> list[SourceDrift]:
+    """Sources whose readability or (normalised) data changed, sorted by key."""
+    out = []
+    for key in sorted(set(old.sources) | set(new.sources)):
+        a, b = old.sources.get(key), new.sources.get(key)
+        state_a, state_b = _state(a), _state(b)
+        paths: list[PathChange] = []
+        if a is not None and b is not None and a.ok and b.ok:
+            paths = diff(normalise(a.data), normalise(b.data), key)
+            if not paths:
+                continue
+        elif state_a == state_b and _error_text(a) == _error_text(b):
+            continue
+        tally = Counter(p.change for p in paths)
+        out.append(SourceDrift(source=key, old_state=state_a, new_state=state_b, old_error=_error_text(a),
+                               new_error=_error_text(b), added=tally["added"], removed=tally["removed"],
+                               changed=tally["changed"], paths=paths[:PATH_CAP],
+                               more_paths=max(0, len(paths) - PATH_CAP)))
+    return out
+
+
+def _volatile(key: str) -> bool:
+    return key.startswith("@odata.") or "@odata." in key or key in VOLATILE_KEYS
+
+
+def normalise(value: JSON) -> JSON:
+    """Drop what Graph changes between nights without the tenant changing: @odata.* keys, request ids, refresh dates."""
+    if isinstance(value, dict):
+        return {k: normalise(v) for k, v in value.items() if not _volatile(k)}
+    if isinstance(value, list):
+        return [normalise(v) for v in value]
+    return value
+
+
+def diff(old: JSON, new: JSON, path: str) -> list[PathChange]:
+    """A small recursive diff: dicts by key, lists of objects by identity key, other lists as multisets."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[PathChange] = []
+        for key in sorted(set(old) | set(new)):
+            sub = f"{path}.{key}"
+            if key not in old:
+                out.append(PathChange(path=sub, change="added", new=_short(new[key])))
+            elif key not in new:
+                out.append(PathChange(path=sub, change="removed", old=_short(old[key])))
+            else:
+                out += diff(old[key], new[key], sub)
+        return out
+    if isinstance(old, list) and isinstance(new, list):
+        return _diff_lists(old, new, path)
+    if old != new:
+        return [PathChange(path=path, change="changed", old=_short(old), new=_short(new))]
+    return []
+
+
+def _identity(old: list[Any], new: list[Any]) -> str | None:
+    """The first key that every object on both sides carries, unique within each side."""
+    if not old + new or not all(isinstance(i, dict) for i in old + new):
+        return None
+    for key in IDENTITY_KEYS:
+        if all(_unique_scalars([i.get(key) for i in side]) for side in (old, new)):
+            return key
+    return None
+
+
+def _unique_scalars(values: list[Any]) -> bool:
+    return (all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in values)
+            and len(set(values)) == len(values))
+
+
+def _diff_lists(old: list[Any], new: list[Any], path: str) -> list[PathChange]:
+    key = _identity(old, new)
+    if key is None:
+        return _diff_multiset(old, new, path)
+    a = {str(i[key]): i for i in old}
+    b = {str(i[key]): i for i in new}
+    out: list[PathChange] = []
+    for ident in sorted(set(a) | set(b)):
+        sub = f"{path}[{key}={ident}]"
+        if ident not in a:
+            out.append(PathChange(path=sub, change="added", new=_label(b[ident])))
+        elif ident not in b:
+            out.append(PathChange(path=sub, change="removed", old=_label(a[ident])))
+        else:
+            out += diff(a[ident], b[ident], sub)
+    return out
+
+
+def _canonical(value: JSON) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def _diff_multiset(old: list[Any], new: list[Any], path: str) -> list[PathChange]:
+    """Lists without identities compare as multisets: reordering is never drift."""
+    a, b = Counter(_canonical(v) for v in old), Counter(_canonical(v) for v in new)
+    gone = sorted((a - b).elements())
+    came = sorted((b - a).elements())
+    return ([PathChange(path=f"{path}[]", change="removed", old=_short(json.loads(v))) for v in gone]
+            + [PathChange(path=f"{path}[]", change="added", new=_short(json.loads(v))) for v in came])
+
+
+def _label(item: dict[str, Any]) -> str:
+    for key in LABEL_KEYS:
+        if isinstance(item.get(key), str) and item[key]:
+            return _cap(str(item[key]))
+    return _short(item)
+
+
+def _short(value: JSON) -> str:
+    return _cap(value if isinstance(value, str) else _canonical(value))
+
+
+def _cap(text: str) -> str:
+    return text if len(text) <= VALUE_CAP else text[:VALUE_CAP - 1] + "…"
+
+
+# --------------------------------------------------------------------------- presenting
+
+
+LABELS: dict[str, dict[Lang, str]] = {
+    "title": {"nl": "Wijzigingen sinds de vorige run", "en": "Changes since the previous run"},
+    "first": {"nl": "Eerste run van deze tenant: er is niets om mee te vergelijken.",
+              "en": "First run of this tenant: there is nothing to compare with."},
+    "quiet": {"nl": "Niets veranderd sinds run {run}.", "en": "Nothing changed since run {run}."},
+    "since": {"nl": "Vergeleken met run {run}.", "en": "Compared with run {run}."},
+    "regression": {"nl": "verslechterd", "en": "regression"},
+    "new-objects": {"nl": "nieuwe objecten", "en": "new objects"},
+    "rule-changed": {"nl": "regel gewijzigd", "en": "rule changed"},
+    "changed": {"nl": "gewijzigd", "en": "changed"},
+    "improvement": {"nl": "verbeterd", "en": "improvement"},
+    "rules": {"nl": "Regels", "en": "Rules"},
+    "kind": {"nl": "Soort", "en": "Kind"},
+    "status": {"nl": "Status", "en": "Status"},
+    "what": {"nl": "Wat en waarom", "en": "What and why"},
+    "rule_changes": {"nl": "Wijzigingen in het beleidspakket", "en": "Policy pack changes"},
+    "pack_changed": {"nl": "Het beleidspakket (of een lokaal bestand) is gewijzigd.",
+                     "en": "The policy pack (or a local file) changed."},
+    "sources": {"nl": "Gewijzigde bronnen", "en": "Changed sources"},
+    "appeared": {"nl": "erbij", "en": "appeared"},
+    "disappeared": {"nl": "verdwenen", "en": "disappeared"},
+    "more": {"nl": "en nog {n}: zie drift.json", "en": "and {n} more: see drift.json"},
+    "none": {"nl": "geen", "en": "none"},
+}
+
+
+def context(report: DriftReport | None, lang: Lang, first_run: bool = True) -> dict[str, Any]:
+    """What drift.html.j2 and drift.md.j2 need: the report (or None on a first run) and labels."""
+    return {"r": report, "lang": lang, "L": {k: v[lang] for k, v in LABELS.items()}, "first_run": first_run,
+            "cap": PATH_CAP}
+
+
+def drift_bytes(report: DriftReport) -> bytes:
+    return report.model_dump_json(indent=2).encode()
+
+
+def _arrow(r: RuleDrift) -> str:
+    return f"{r.old_status.value if r.old_status else '—'} → {r.new_status.value if r.new_status else '—'}"
+
+
+def summary_lines(report: DriftReport, lang: Lang = "en") -> list[str]:
+    """Plain lines for stdout, cron mail and alerts; regressions first, each starting with REGRESSION."""
+    lines = []
+    for r in report.rules:
+        head = "REGRESSION" if r.kind in ALERT_KINDS else r.kind.upper()
+        parts = [f"{head}: {r.rule_id} {_arrow(r)}"]
+        if r.added:
+            parts.append(f"+{len(r.added)} " + ", ".join(o.name or o.id for o in r.added[:3])
+                         + (" …" if len(r.added) > 3 else ""))
+        if r.removed:
+            parts.append(f"-{len(r.removed)}")
+        parts += [c.get(lang) for c in r.causes]
+        lines.append("; ".join(parts))
+    lines += [f"RULE {c.rule_id} {c.change}" + (f" v{c.old_version} → v{c.new_version}" if c.change == "version"
+                                                 else "") for c in report.rule_changes]
+    for s in report.sources:
+        state = f"{s.old_state} → {s.new_state}" + (f" ({s.new_error})" if s.new_error else "")
+        counts = f"+{s.added} -{s.removed} ~{s.changed}"
+        lines.append(f"SOURCE {s.source}: " + (state if s.old_state != s.new_state else counts))
+    return lines
+
+
+def headline(report: DriftReport) -> str:
+    """One line: the count of regressions since which run, or that nothing got worse."""
+    n = len(report.regressions)
+    if n:
+        return (f"REGRESSION: {n} rule(s) got worse since run {report.old_run.run_id}: "
+                + ", ".join(f"{r.rule_id} ({_arrow(r)})" for r in report.regressions[:5]) + (" …" if n > 5 else ""))
+    what = "no change" if report.quiet else f"{len(report.rules)} rule(s) and {len(report.sources)} source(s) changed"
+    return f"Drift since run {report.old_run.run_id}: no regression ({what})"
+
+
+def iter_objects(r: RuleDrift) -> Iterable[tuple[str, FindingObject]]:
+    """Added then removed objects, for templates."""
+    yield from (("appeared", o) for o in r.added)
+    yield from (("disappeared", o) for o in r.removed)
+
+
+def compare_with_previous(reports: Path, tonight: RunState) -> tuple[DriftReport | None, str | None]:
+    """Tonight against the tenant's newest complete run; (None, None) on a first run, (None, why) if unreadable."""
+    previous = previous_run(reports, tonight.snapshot.tenant_id)
+    if previous is None:
+        return None, None
+    try:
+        return compare(load_run(previous), tonight), None
+    except UsageError as exc:
+        return None, f"no drift against {previous.name}: {exc.message} ({exc.hint})"

@@ -1,0 +1,205 @@
+"""Drift: night-to-night fixture pairs through the real SDK (respx), the diff's quietness, and the drift command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import respx
+import yaml
+from click.testing import CliRunner
+
+from m365audit.cli import cli
+from m365audit.drift import DriftReport, RuleDrift, diff, normalise
+from m365audit.evidence import verify_run
+from m365audit.models import Status
+from m365audit.replay import ReplayTransport
+from m365audit.runner import AuditOptions, AuditResult, run_audit
+from tests.conftest import ROOT, real_transport
+
+NIGHTS = ROOT / "fixtures" / "nights"
+
+
+def run_night(folder: Path, reports: Path, when: dict[str, Any], notify: tuple[str, ...] = ()) -> AuditResult:
+    """One night through msgraph-sdk with respx answering graph.microsoft.com from the night's recording."""
+    replay = ReplayTransport.from_folder(folder)
+    local = folder / "local" if (folder / "local").is_dir() else None
+    as_of = when.get("as_of")
+    with respx.mock(assert_all_mocked=True, assert_all_called=False) as router:
+        router.route(host="graph.microsoft.com").mock(side_effect=replay.answer)
+        router.route(host="127.0.0.1").pass_through()
+        result = asyncio.run(run_audit(AuditOptions(
+            reports=reports, replay=folder, local=local, transport=real_transport(), lang="en", notify=notify,
+            now=datetime.fromisoformat(str(when["now"]).replace("Z", "+00:00")),
+            as_of=date.fromisoformat(str(as_of)) if as_of else None)))
+    assert replay.unmatched == [], "a request nobody recorded"
+    return result
+
+
+def run_pair(name: str, reports: Path, notify: tuple[str, ...] = ()) -> tuple[AuditResult, AuditResult]:
+    pair = yaml.safe_load((NIGHTS / name / "pair.yaml").read_text(encoding="utf-8"))
+    first = run_night(NIGHTS / name / "night1", reports, pair["night1"])
+    second = run_night(NIGHTS / name / "night2", reports, pair["night2"], notify)
+    return first, second
+
+
+def rule(report: DriftReport, rule_id: str) -> RuleDrift:
+    found = [r for r in report.rules if r.rule_id == rule_id]
+    assert found, f"{rule_id} not in drift: {[r.rule_id for r in report.rules]}"
+    return found[0]
+
+
+def test_identical_nights_with_reordered_pages_are_no_drift(tmp_path: Path) -> None:
+    first, second = run_pair("reordered-identical", tmp_path)
+    assert first.drift is None, "the first run has nothing to compare with"
+    drift = second.drift
+    assert drift is not None
+    assert drift.quiet, drift.model_dump_json(indent=1)
+    assert (drift.rules, drift.sources, drift.rule_changes, drift.alert) == ([], [], [], False)
+    assert (second.run_dir / "drift.json").is_file()
+    assert json.loads((second.run_dir / "drift.json").read_text())["old_run"]["run_id"] == first.run_dir.name
+
+
+def test_new_copilot_user_is_a_new_object_in_a_failing_rule(tmp_path: Path) -> None:
+    _, second = run_pair("new-copilot-user", tmp_path)
+    drift = second.drift
+    assert drift is not None and drift.alert
+    r = rule(drift, "copilot-plans-not-assigned")
+    assert (r.old_status, r.new_status, r.kind) == (Status.FAIL, Status.FAIL, "new-objects")
+    assert [o.id for o in r.added] == ["a77cfb87-9bb7-55d7-a2c0-b19504079fec"] and r.removed == []
+    assert r.added[0].name == "b.degroot@proefstad.voorbeeld.nl"
+    assert drift.rules[0].kind in ("regression", "new-objects"), "what needs attention comes first"
+    users = next(s for s in drift.sources if s.source == "users")
+    assert users.old_state == users.new_state == "ok"
+    assert all(p.path.startswith("users[id=a77cfb87-9bb7-55d7-a2c0-b19504079fec]") for p in users.paths)
+    assert any(p.path.endswith("assignedLicenses[skuId=639dec6b-bb19-468b-871c-c5c441c4b0cb]")
+               and p.change == "added" for p in users.paths)
+    assert [s.source for s in drift.sources] == ["users"], "nothing else changed"
+
+
+def test_new_tenant_wide_ai_grant_is_a_regression(tmp_path: Path) -> None:
+    first, second = run_pair("new-ai-app-grant", tmp_path)
+    assert first.verdict == "pass" and second.verdict == "fail"
+    drift = second.drift
+    assert drift is not None and drift.alert
+    regressions = {r.rule_id: r for r in drift.regressions}
+    assert {"ai-apps-no-org-data-access", "apps-tenant-wide-data-access-approved"} <= set(regressions)
+    for r in regressions.values():
+        assert (r.old_status, r.new_status, r.kind) == (Status.PASS, Status.FAIL, "regression")
+        assert any("ChatGPT" in o.name or "ChatGPT" in o.detail for o in r.added), r.added
+    assert all(r.kind == "regression" for r in drift.rules[:len(drift.regressions)]), "regressions first"
+    changed = {s.source: s for s in drift.sources}
+    assert changed["delegated_grants"].added == 1
+    assert changed["delegated_grants"].paths[0].path.startswith("delegated_grants[id=twA_5s0wi1qNAPDjQLTYPoJVwF1g")
+    assert changed["service_principals"].paths[0].new == "ChatGPT Enterprise"
+
+
+def test_ca_policy_switched_to_report_only(tmp_path: Path) -> None:
+    _, second = run_pair("ca-report-only", tmp_path)
+    drift = second.drift
+    assert drift is not None
+    r = rule(drift, "ca-blocks-copilot-apps")
+    assert (r.old_status, r.new_status, r.kind) == (Status.PASS, Status.FAIL, "regression")
+    policy = [o for o in r.added if o.id == "decc18e3-775a-562c-94cc-0b59579205c5"]
+    assert policy and "report-only" in policy[0].detail
+    ca = next(s for s in drift.sources if s.source == "conditional_access")
+    paths = {p.path: p for p in ca.paths}
+    state = paths["conditional_access[id=decc18e3-775a-562c-94cc-0b59579205c5].state"]
+    assert (state.change, state.old, state.new) == ("changed", "enabled", "enabledForReportingButNotEnforced")
+
+
+def test_waiver_expired_between_nights(tmp_path: Path) -> None:
+    first, second = run_pair("waiver-expired", tmp_path)
+    drift = second.drift
+    assert drift is not None
+    r = rule(drift, "copilot-plans-not-assigned")
+    assert (r.old_status, r.new_status, r.kind) == (Status.WAIVED, Status.FAIL, "regression")
+    assert any("waiver expired on 2026-11-28" in c.en for c in r.causes), r.causes
+    assert {c.old_waived for c in r.changed} == {True} and {c.new_waived for c in r.changed} == {False}
+    assert drift.sources == [], "the tenant did not change, only the date"
+    assert [x.rule_id for x in drift.regressions] == ["copilot-plans-not-assigned"]
+
+
+def test_source_that_errors_tonight(tmp_path: Path) -> None:
+    _, second = run_pair("source-errors", tmp_path)
+    drift = second.drift
+    assert drift is not None and second.verdict == "error"
+    assert drift.regressions and all(r.new_status is Status.ERROR for r in drift.regressions)
+    for r in drift.regressions:
+        assert r.old_status is Status.PASS and r.kind == "regression"
+        assert any("delegated_grants could not be read tonight (403" in c.en for c in r.causes), r.causes
+    src = [s for s in drift.sources if s.source == "delegated_grants"]
+    assert src and (src[0].old_state, src[0].new_state) == ("ok", "error")
+    assert src[0].new_error and src[0].new_error.startswith("403")
+
+
+def test_drift_is_in_the_reports_and_the_manifest(tmp_path: Path) -> None:
+    _, second = run_pair("ca-report-only", tmp_path)
+    run = second.run_dir
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert "drift.json" in manifest["files"]
+    assert verify_run(run).ok
+    html = (run / "report.html").read_text(encoding="utf-8")
+    md = (run / "report.md").read_text(encoding="utf-8")
+    for text in (html, md):
+        assert "Changes since the previous run" in text and "ca-blocks-copilot-apps" in text
+    assert "regression" in html and "REGRESSION" in md
+
+
+def test_cli_drift_default_pair_and_exit_code(tmp_path: Path) -> None:
+    first, second = run_pair("ca-report-only", tmp_path)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["drift", "--reports", str(tmp_path), "--exit-code"])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("REGRESSION: 1 rule(s) got worse since run " + first.run_dir.name)
+    plain = runner.invoke(cli, ["drift", str(first.run_dir), str(second.run_dir), "--json"])
+    assert plain.exit_code == 0 and json.loads(plain.output)["new_run"]["run_id"] == second.run_dir.name
+    backwards = runner.invoke(cli, ["drift", second.run_dir.name, first.run_dir.name, "--reports", str(tmp_path),
+                                    "--exit-code"])
+    assert backwards.exit_code == 0 and "IMPROVEMENT: ca-blocks-copilot-apps" in backwards.output
+    one = runner.invoke(cli, ["drift", str(second.run_dir), "--json"])
+    assert json.loads(one.output)["old_run"]["run_id"] == first.run_dir.name
+    alone = runner.invoke(cli, ["drift", str(first.run_dir)])
+    assert alone.exit_code == 2 and "no run before" in alone.output
+
+
+def test_cli_audit_prints_regression_even_when_quiet(tmp_path: Path) -> None:
+    pair = NIGHTS / "source-errors"
+    runner = CliRunner()
+    first = runner.invoke(cli, ["audit", "--replay", str(pair / "night1"), "--reports", str(tmp_path), "-q"])
+    assert first.exit_code == 0, first.output
+    second = runner.invoke(cli, ["audit", "--replay", str(pair / "night2"), "--reports", str(tmp_path), "-q"])
+    assert second.exit_code == 3, "the verdict exit code keeps its meaning"
+    lines = second.output.splitlines()
+    assert lines[0].startswith("INCOMPLETE") and lines[1].startswith("REGRESSION: 2 rule(s) got worse since run ")
+    assert [line.split(";")[0].strip() for line in lines[2:]] == [
+        "REGRESSION: ai-apps-no-org-data-access pass → error",
+        "REGRESSION: apps-tenant-wide-data-access-approved pass → error"]
+    again = runner.invoke(cli, ["audit", "--replay", str(pair / "night2"), "--reports", str(tmp_path), "-q"])
+    assert again.exit_code == 3 and "REGRESSION" not in again.output, "an old error is not new since last night"
+
+
+# --------------------------------------------------------------------------- the diff itself
+
+
+def test_diff_keys_lists_by_id_not_position() -> None:
+    old = [{"id": "a", "state": "on"}, {"id": "b", "state": "on"}]
+    new = [{"id": "b", "state": "on"}, {"id": "a", "state": "off"}, {"id": "c", "displayName": "Nieuw"}]
+    changes = {(p.path, p.change, p.old, p.new) for p in diff(old, new, "x")}
+    assert changes == {("x[id=a].state", "changed", "on", "off"), ("x[id=c]", "added", None, "Nieuw")}
+
+
+def test_diff_ignores_odata_request_ids_refresh_dates_and_scalar_order() -> None:
+    old = {"@odata.context": "a", "value@odata.nextLink": "p2", "Report Refresh Date": "2026-11-27",
+           "roles": ["b", "a"], "rows": [{"x": 1}, {"x": 2}]}
+    new = {"@odata.context": "b", "Report Refresh Date": "2026-11-28", "request-id": "r2", "roles": ["a", "b"],
+           "rows": [{"x": 2}, {"x": 1}]}
+    assert diff(normalise(old), normalise(new), "s") == []
+
+
+def test_diff_without_ids_is_a_multiset() -> None:
+    changes = diff([{"x": 1}, {"x": 1}], [{"x": 1}, {"x": 3}], "s")
+    assert [(p.change, p.old, p.new) for p in changes] == [("removed", '{"x":1}', None), ("added", None, '{"x":3}')]

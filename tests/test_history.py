@@ -1,0 +1,74 @@
+"""History: runs listed with verdict counts, and reports/<tenant>/index.html with an inline SVG trend."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import yaml
+from click.testing import CliRunner
+
+from m365audit.cli import cli
+from m365audit.evidence import verify_chain
+from m365audit.history import chart, tenant_history
+from tests.test_drift import NIGHTS, run_night
+
+PAIR = NIGHTS / "ca-report-only"
+
+
+def three_nights(reports: Path) -> list[Path]:
+    """pass, fail (policy switched to report-only), pass again (switched back)."""
+    when = yaml.safe_load((PAIR / "pair.yaml").read_text(encoding="utf-8"))
+    runs = [run_night(PAIR / "night1", reports, when["night1"]).run_dir,
+            run_night(PAIR / "night2", reports, when["night2"]).run_dir,
+            run_night(PAIR / "night1", reports, {"now": "2026-11-30T02:15:00Z"}).run_dir]
+    return runs
+
+
+def test_history_lists_runs_with_counts_and_regressions(tmp_path: Path) -> None:
+    runs = three_nights(tmp_path)
+    history = tenant_history(runs[0].parent)
+    assert [h.run_id for h in history] == [r.name for r in runs]
+    assert [h.verdict for h in history] == ["pass", "fail", "pass"]
+    assert [h.counts["fail"] for h in history] == [0, 1, 0]
+    assert [h.regressions for h in history] == [None, 1, 0]
+    result = CliRunner().invoke(cli, ["history", "--reports", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == runs[0].parent.name
+    assert lines[2].split()[:4] == [runs[1].name, "fail", "fail", "1"] and lines[2].endswith("regressions 1")
+    by_name = CliRunner().invoke(cli, ["history", "Gemeente Voorbeeld", "--reports", str(tmp_path)])
+    assert by_name.output == result.output
+    unknown = CliRunner().invoke(cli, ["history", "gemeente-elders", "--reports", str(tmp_path)])
+    assert unknown.exit_code == 2 and "no runs for tenant" in unknown.output
+
+
+def test_index_is_rewritten_after_each_run_and_is_not_evidence(tmp_path: Path) -> None:
+    runs = three_nights(tmp_path)
+    index = runs[0].parent / "index.html"
+    html = index.read_text(encoding="utf-8")
+    assert "<script" not in html and "http://" not in html.replace("http://www.w3.org/2000/svg", "")
+    assert "<svg" in html and html.count("<polyline") == 2
+    for run in runs:
+        assert f'href="{run.name}/report.html"' in html
+    fail_line = re.search(r'<polyline fill="none" stroke="#a4161a"[^>]* points="([^"]+)"', html)
+    assert fail_line is not None
+    ys = [float(p.split(",")[1]) for p in fail_line.group(1).split()]
+    assert ys[1] < ys[0] == ys[2], "the failing night is higher on the chart"
+    for run in runs:
+        assert "index.html" not in json.loads((run / "manifest.json").read_text())["files"]
+    assert all(r.ok for r in verify_chain(runs[0].parent)), "index.html next to the runs breaks no chain"
+
+
+def test_chart_scales_to_the_worst_night() -> None:
+    from m365audit.history import RunSummary
+
+    def night(run_id: str, fail: int, error: int) -> RunSummary:
+        return RunSummary(run_id=run_id, verdict="fail", counts={"pass": 0, "fail": fail, "error": error,
+                                                                 "waived": 0, "manual": 0})
+
+    c = chart([night("20261127T021500Z", 4, 0), night("20261128T021500Z", 2, 1)])
+    assert c["top"] == 4
+    fail_pts = [tuple(map(float, p.split(","))) for p in c["series"]["fail"]["points"].split()]
+    assert fail_pts[0][1] == c["top_y"] and fail_pts[0][0] < fail_pts[1][0]

@@ -168,7 +168,32 @@ def _user_name(user: Obj) -> str:
     return str(user.get("userPrincipalName") or user.get("displayName") or user.get("id") or "?")
 
 
-def _held_plans(user: Obj, skus: Mapping[str, Obj], plans: Mapping[str, Obj]) -> dict[str, tuple[str, str]]:
+@dataclass(frozen=True)
+class _Sku:
+    """What a subscribed SKU means for one plan catalog: computed once, used for every user."""
+
+    part: str
+    usable: bool
+    grace: bool
+    plans: dict[str, str]  # catalog plan id -> plan name, for the catalog plans this SKU carries
+
+
+def _sku_index(inp: CheckInput, plans: Mapping[str, Obj]) -> dict[str, _Sku]:
+    index = {}
+    for sku in _items(inp, "subscribed_skus"):
+        sku_id = _str(sku, "skuId", "subscribed SKU").lower()
+        part = str(sku.get("skuPartNumber") or sku_id)
+        carried = {}
+        for plan in _dicts(sku, "servicePlans", f"SKU {part}"):
+            plan_id = _lower(plan.get("servicePlanId"))
+            if plan_id in plans:
+                carried[plan_id] = str(plan.get("servicePlanName") or plans[plan_id].get("name") or plan_id)
+        status = sku.get("capabilityStatus")
+        index[sku_id] = _Sku(part, _usable(status), _lower(status) == "warning", carried)
+    return index
+
+
+def _held_plans(user: Obj, skus: Mapping[str, _Sku], plans: Mapping[str, Obj]) -> dict[str, tuple[str, str]]:
     """Plan id -> (plan name, how it reaches the user), for every catalog plan the user can use.
 
     A plan reaches a user through a licence (direct or group-based, both show in assignedLicenses)
@@ -183,25 +208,21 @@ def _held_plans(user: Obj, skus: Mapping[str, Obj], plans: Mapping[str, Obj]) ->
     carried: set[str] = set()
     for licence in _dicts(user, "assignedLicenses", where):
         sku = skus.get(_lower(licence.get("skuId")))
-        if sku is None:
+        if sku is None or not sku.plans:
+            continue
+        carried.update(sku.plans)
+        if not sku.usable:
             continue
         disabled = {_lower(p) for p in _list(licence, "disabledPlans", where)}
-        part = str(sku.get("skuPartNumber") or sku.get("skuId"))
-        grace = " (grace period)" if _lower(sku.get("capabilityStatus")) == "warning" else ""
-        for plan in _dicts(sku, "servicePlans", f"SKU {part}"):
-            plan_id = _lower(plan.get("servicePlanId"))
-            if plan_id not in plans:
-                continue
-            carried.add(plan_id)
-            if plan_id not in disabled and _usable(sku.get("capabilityStatus")):
-                name = plan.get("servicePlanName") or plans[plan_id].get("name") or plan_id
-                held[plan_id] = (str(name), f"{part}{grace}")
+        for plan_id, name in sku.plans.items():
+            if plan_id not in disabled:
+                held[plan_id] = (name, sku.part + (" (grace period)" if sku.grace else ""))
     statuses: dict[str, list[object]] = {}
     for entry in _dicts(user, "assignedPlans", where):
-        statuses.setdefault(_lower(entry.get("servicePlanId")), []).append(entry.get("capabilityStatus"))
+        plan_id = _lower(entry.get("servicePlanId"))
+        if plan_id in plans:
+            statuses.setdefault(plan_id, []).append(entry.get("capabilityStatus"))
     for plan_id, found in statuses.items():
-        if plan_id not in plans:
-            continue
         usable = any(_usable(s) for s in found)
         if plan_id in held and not usable:
             del held[plan_id]
@@ -214,7 +235,7 @@ def service_plans_not_assigned(inp: CheckInput) -> CheckOutcome:
     """No user holds an enabled plan of the catalog named by the parameter plan_catalog."""
     catalog = _param(inp, "plan_catalog", str)
     plans = _catalog_ids(inp, catalog, "id")
-    skus = {_str(s, "skuId", "subscribed SKU").lower(): s for s in _items(inp, "subscribed_skus")}
+    skus = _sku_index(inp, plans)
     users = _items(inp, "users")
     objects = []
     for user in users:
@@ -414,27 +435,35 @@ def _org_permissions(inp: CheckInput) -> dict[tuple[str, str, str], str]:
     return result
 
 
-def _role_name(resource: Obj, role_id: str) -> str:
-    where = f"resource {resource.get('displayName') or resource.get('appId')}"
-    for role in _dicts(resource, "appRoles", where):
-        if _lower(role.get("id")) == role_id.lower():
-            return _str(role, "value", f"{where} app role {role_id}")
-    raise ShapeError(f"app role {role_id} is not defined on {where}: cannot tell what it grants")
+def _role_names(resources: Mapping[str, Obj]) -> dict[tuple[str, str], str]:
+    """(resource object id, app role id), lower-cased -> the role's name, e.g. 'Mail.Read'."""
+    names = {}
+    for res_id, resource in resources.items():
+        where = f"resource {resource.get('displayName') or resource.get('appId')}"
+        for role in _dicts(resource, "appRoles", where):
+            names[(res_id, _lower(role.get("id")))] = _str(role, "value", f"{where} app role {role.get('id')}")
+    return names
 
 
 def _accesses(inp: CheckInput) -> list[_Access]:
     """Every application role and delegated grant on Graph, SharePoint or Exchange that reaches org data."""
     resources = _resources(inp)
+    roles = _role_names(resources)
     org = _org_permissions(inp)
     found = []
     for assignment in _items(inp, "app_role_assignments"):
-        resource = resources.get(_lower(assignment.get("resourceId")))
+        res_id = _lower(assignment.get("resourceId"))
+        resource = resources.get(res_id)
         if resource is None:
             raise ShapeError(f"app role assignment {assignment.get('id')} is on an unknown resource")
-        role_id = _str(assignment, "appRoleId", "app role assignment")
+        role_id = _str(assignment, "appRoleId", "app role assignment").lower()
         if role_id == "00000000-0000-0000-0000-000000000000":
             continue  # the default role: access to the app, no permission
-        name = org.get((_lower(resource.get("appId")), _role_name(resource, role_id).lower(), "application"))
+        role = roles.get((res_id, role_id))
+        if role is None:
+            raise ShapeError(f"app role {role_id} is not defined on {resource.get('displayName')}: "
+                             "cannot tell what it grants")
+        name = org.get((_lower(resource.get("appId")), role.lower(), "application"))
         if name:
             found.append(_Access(_str(assignment, "principalId", "app role assignment").lower(), name,
                                  str(resource.get("displayName") or resource.get("appId")), "application"))

@@ -564,11 +564,12 @@ def ai_apps_no_org_data_access(inp: CheckInput) -> CheckOutcome:
             f"{_plural(len(objects), 'AI app holds', 'AI apps hold')} access to organisation data.",
             objects,
         )
+    if not ai_apps:
+        return _pass("0 in scope: geen herkende AI-app in de tenant.",
+                     "0 in scope: no recognised AI app in the tenant.")
     return _pass(
-        f"{_plural(len(ai_apps), 'herkende AI-app', 'herkende AI-apps')}, geen met toegang tot organisatiegegevens"
-        f"{' (0 in scope)' if not ai_apps else ''}.",
-        f"{_plural(len(ai_apps), 'recognised AI app', 'recognised AI apps')}, none with access to"
-        f" organisation data{' (0 in scope)' if not ai_apps else ''}.",
+        f"{_plural(len(ai_apps), 'herkende AI-app', 'herkende AI-apps')}, geen met toegang tot organisatiegegevens.",
+        f"{_plural(len(ai_apps), 'recognised AI app', 'recognised AI apps')}, none with access to organisation data.",
     )
 
 
@@ -602,10 +603,14 @@ def apps_tenant_wide_data_access_approved(inp: CheckInput) -> CheckOutcome:
             f"{'is' if len(objects) == 1 else 'are'} not (or no longer) approved.",
             objects,
         )
-    zero = " (0 in scope)" if not in_scope else ""
+    if not in_scope:
+        return _pass(
+            "0 in scope: geen app van buiten Microsoft heeft tenantbrede toegang tot organisatiegegevens.",
+            "0 in scope: no non-Microsoft app has tenant-wide access to organisation data.",
+        )
     return _pass(
-        f"Alle {in_scope} apps met tenantbrede toegang tot organisatiegegevens zijn goedgekeurd{zero}.",
-        f"All {in_scope} apps with tenant-wide access to organisation data are approved{zero}.",
+        f"Alle {in_scope} apps met tenantbrede toegang tot organisatiegegevens zijn goedgekeurd.",
+        f"All {in_scope} apps with tenant-wide access to organisation data are approved.",
     )
 
 

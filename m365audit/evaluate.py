@@ -84,6 +84,31 @@ def _regex(value: Any, op: str, pattern: Any, flags: int) -> bool:
 
 
 NULL_TRUE_OPERATORS = frozenset({"ne", "not_in", "not_contains", "contains_none", "absent", "empty"})
+SCALAR_OPERATORS = frozenset({"eq", "ne", "in", "not_in"})
+
+
+def _kind(value: Any) -> str | None:
+    """'text', 'number' or 'boolean' for a scalar; None for anything else."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return "text" if isinstance(value, str) else None
+
+
+def _kinds(expected: Any) -> frozenset[str]:
+    return frozenset(k for k in map(_kind, expected if isinstance(expected, list) else [expected]) if k)
+
+
+def _same_kind(actual: Any, wanted: frozenset[str], op: str) -> None:
+    """eq, ne, in and not_in judge one scalar against scalars of its kind: 'ready' against a list or 1 against
+    '1' is a rule that cannot work on this data, not a quiet 'not equal'."""
+    kind = _kind(actual)
+    if kind is None:
+        raise TypeMismatch(f"'{op}' cannot judge a {type(actual).__name__}")
+    if wanted and kind not in wanted:
+        raise TypeMismatch(f"the value is {kind}, '{op}' compares it with {' or '.join(sorted(wanted))}")
+
 
 OPERATOR_TABLE: dict[str, Callable[[Any, Any, bool], bool]] = {
     "eq": lambda a, v, i: _fold(a, i) == _fold(v, i),
@@ -110,15 +135,32 @@ OPERATOR_TABLE: dict[str, Callable[[Any, Any, bool], bool]] = {
     "le": lambda a, v, i: _compare("le")(a, v),
 }
 
+_SIMPLE_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
 
 @lru_cache(maxsize=512)
-def _compiled(expression: str) -> Any:
-    return jmespath.compile(expression)
+def _compiled(expression: str) -> Callable[[Any], Any]:
+    """A getter for one JMESPath expression; dotted names (the common case) skip the JMESPath interpreter."""
+    if _SIMPLE_PATH.match(expression):
+        keys = tuple(expression.split("."))
+
+        def get(item: Any) -> Any:
+            for key in keys:  # JMESPath: a field of anything but an object is null
+                item = item.get(key) if isinstance(item, dict) else None
+            return item
+
+        return get
+    parsed = jmespath.compile(expression)
+    search_fn: Callable[[Any], Any] = parsed.search
+    return search_fn
 
 
 def search(expression: str, item: Any) -> Any:
-    """The value at a JMESPath expression (None when absent)."""
-    return _compiled(expression).search(item)
+    """The value at a JMESPath expression (None when absent); a JMESPath runtime type error is a TypeMismatch."""
+    try:
+        return _compiled(expression)(item)
+    except jmespath.exceptions.JMESPathError as exc:
+        raise TypeMismatch(f"JMESPath '{expression}' failed on this data: {str(exc).splitlines()[0]}") from exc
 
 
 def resolve_value(value: Any, catalogs: dict[str, list[Any]]) -> Any:
@@ -129,15 +171,52 @@ def resolve_value(value: Any, catalogs: dict[str, list[Any]]) -> Any:
     return value
 
 
+Test = Callable[[Any], bool]
+
+
+def compile_condition(cond: Condition, catalogs: dict[str, list[Any]]) -> Test:
+    """One condition as a function of an item; the value is resolved (and folded) once, not per item."""
+    get, value, fold = _compiled(cond.path), resolve_value(cond.value, catalogs), cond.ignore_case
+    fn = _specialised(cond.op, value, fold) or OPERATOR_TABLE[cond.op]
+    null_true, wanted = cond.op in NULL_TRUE_OPERATORS, _kinds(value)
+    scalar = cond.op in SCALAR_OPERATORS
+
+    def test(item: Any) -> bool:
+        try:
+            actual = get(item)
+        except jmespath.exceptions.JMESPathError as exc:
+            raise TypeMismatch(f"type mismatch at '{cond.path}': {str(exc).splitlines()[0]}") from exc
+        if actual is None:
+            return null_true and fn(actual, value, fold)
+        try:
+            if scalar:
+                _same_kind(actual, wanted, cond.op)
+            return fn(actual, value, fold)
+        except TypeMismatch as exc:
+            raise TypeMismatch(f"type mismatch at '{cond.path}': {exc}") from exc
+
+    return test
+
+
+def _specialised(op: str, value: Any, fold: bool) -> Callable[[Any, Any, bool], bool] | None:
+    """eq, ne, in and not_in with the value folded once and a list turned into a set (same results, faster)."""
+    if op in ("eq", "ne"):
+        target, positive = _fold(value, fold), op == "eq"
+        return lambda a, v, i: (_fold(a, i) == target) == positive
+    if op in ("in", "not_in") and isinstance(value, list):
+        folded = _fold(value, fold)
+        try:
+            members: set[Any] | list[Any] = set(folded)
+        except TypeError:  # unhashable entries (whole catalog entries): compare one by one
+            members = folded
+        positive = op == "in"
+        return lambda a, v, i: (_fold(a, i) in members) == positive
+    return None
+
+
 def holds(cond: Condition, item: Any, catalogs: dict[str, list[Any]]) -> bool:
     """Whether one condition holds for one item; raises TypeMismatch instead of guessing."""
-    actual = search(cond.path, item)
-    if actual is None and cond.op not in NULL_TRUE_OPERATORS:
-        return False
-    try:
-        return OPERATOR_TABLE[cond.op](actual, resolve_value(cond.value, catalogs), cond.ignore_case)
-    except TypeMismatch as exc:
-        raise TypeMismatch(f"type mismatch at '{cond.path}': {exc}") from exc
+    return compile_condition(cond, catalogs)(item)
 
 
 # --------------------------------------------------------------------------- declarative checks
@@ -147,7 +226,10 @@ def _describe(check: Check, item: Any) -> FindingObject:
     def text(expr: str | None) -> str:
         if expr is None:
             return ""
-        value = search(expr, item)
+        try:
+            value = search(expr, item)
+        except TypeMismatch:  # naming an object is best effort; it never changes the verdict
+            return ""
         if value is None:
             return ""
         if isinstance(value, list):
@@ -160,13 +242,25 @@ def _describe(check: Check, item: Any) -> FindingObject:
 
 def run_declarative(check: Check, data: Any, catalogs: dict[str, list[Any]]) -> CheckOutcome:
     """Evaluate where/expect/conditions over the items of one source (docs/rules.md, 'Semantics')."""
-    items = search(check.items, data) if check.items else (data if isinstance(data, list) else [data])
-    if not isinstance(items, list):
-        return _error(f"'items' selected a {type(items).__name__}, not a list",
-                      f"'items' leverde een {type(items).__name__} op, geen lijst")
     try:
-        scope = [it for it in items if all(holds(c, it, catalogs) for c in check.where)]
-        satisfying = [it for it in scope if all(holds(c, it, catalogs) for c in check.conditions)]
+        items = search(check.items, data) if check.items else (data if isinstance(data, list) else [data])
+    except TypeMismatch as exc:
+        return _error(str(exc), str(exc))
+    if not isinstance(items, list):
+        what = "nothing (null)" if items is None else f"a {type(items).__name__}"
+        return _error(f"'items' selected {what}, not a list: the data does not have the shape the rule expects",
+                      f"'items' leverde {'niets (null)' if items is None else f'een {type(items).__name__}'} op, "
+                      "geen lijst: de gegevens hebben niet de vorm die de regel verwacht")
+    where = [compile_condition(c, catalogs) for c in check.where]
+    conditions = [compile_condition(c, catalogs) for c in check.conditions]
+    scope: list[Any] = []
+    satisfying: list[Any] = []
+    failing: list[Any] = []
+    try:
+        for it in items:
+            if all(t(it) for t in where):
+                scope.append(it)
+                (satisfying if all(t(it) for t in conditions) else failing).append(it)
     except TypeMismatch as exc:
         return _error(str(exc), str(exc))
     n, k = len(scope), len(satisfying)
@@ -175,7 +269,6 @@ def run_declarative(check: Check, data: Any, catalogs: dict[str, list[Any]]) -> 
             en="0 in scope: the source was read completely and holds nothing this rule applies to.",
             nl="0 binnen bereik: de bron is volledig gelezen en bevat niets waarop deze regel van toepassing is."))
     if check.expect == "all":
-        failing = [it for it in scope if it not in satisfying]
         if not failing:
             return CheckOutcome(status=Status.PASS, message=Text(
                 en=f"All {n} in scope meet the rule.", nl=f"Alle {n} binnen bereik voldoen aan de regel."))
@@ -241,7 +334,7 @@ def _matches_object(waiver_objects: list[str], obj: FindingObject) -> bool:
 def apply_waivers(rule: Rule, outcome: CheckOutcome, waivers: list[Waiver], today: date) -> Finding:
     """Turn fail or error into waived where an active waiver covers it; say why when it does not."""
     mine = [w for w in waivers if w.rule == rule.id]
-    active = [w for w in mine if w.expires >= today]
+    active = [w for w in mine if w.expires >= today and w.objects != []]  # objects: [] covers nothing
     notes = [Text(en=f"Waiver expired on {w.expires.isoformat()} (approved by {w.approved_by}): it covers nothing.",
                   nl=f"Uitzondering verlopen op {w.expires.isoformat()} (goedgekeurd door {w.approved_by}): "
                      "dekt niets meer.") for w in mine if w.expires < today]

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import date, datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from click.testing import CliRunner
 
-from m365audit.evaluate import TypeMismatch, evaluate, holds, run_declarative
+from m365audit.cli import cli
+from m365audit.evaluate import OPERATOR_TABLE, TypeMismatch, evaluate, holds, run_declarative, search
 from m365audit.models import (
+    OPERATORS,
     Attestation,
     CatalogRef,
     Check,
@@ -23,6 +30,7 @@ from m365audit.models import (
     Text,
     Waiver,
 )
+from tests.conftest import ROOT
 
 TODAY = date(2026, 11, 28)
 T = Text(nl="x", en="x")
@@ -227,3 +235,178 @@ def test_manual_rules_carry_a_current_attestation() -> None:
     assert current.status is Status.MANUAL and current.attestation is not None and "2027-02-01" in current.message.en
     assert expired.status is Status.MANUAL and expired.attestation is None and "expired" in expired.notes[0].en
     assert future.attestation is None and "future" in future.notes[0].en
+
+
+# --------------------------------------------------------------------------- docs/rules.md, statement by statement
+
+NULL_VALUES: dict[str, Any] = {
+    "eq": "x", "ne": "x", "in": ["x"], "not_in": ["x"], "contains": "x", "not_contains": "x", "contains_any": ["x"],
+    "contains_none": ["x"], "matches": "x", "matches_any": ["x"], "starts_with": "x", "exists": None,
+    "absent": None, "empty": None, "not_empty": None, "gt": 1, "ge": 1, "lt": 1, "le": 1,
+}
+
+
+@pytest.mark.parametrize("op", OPERATORS)
+@pytest.mark.parametrize("item", [{}, {"a": None}], ids=["missing", "null"])
+def test_a_missing_or_null_path_is_true_only_for_the_documented_operators(op: str, item: dict[str, Any]) -> None:
+    """Semantics 6: only ne, not_in, not_contains, contains_none, absent and empty can be true of null."""
+    null_true = {"ne", "not_in", "not_contains", "contains_none", "absent", "empty"}
+    assert holds(cond("a", op, NULL_VALUES[op]), item, CATALOGS) is (op in null_true)
+
+
+def test_the_operator_table_in_the_docs_lists_exactly_the_operators_of_the_engine() -> None:
+    docs = (ROOT / "docs" / "rules.md").read_text(encoding="utf-8")
+    table = docs.split("## Conditions and operators")[1].split("## Semantics")[0]
+    documented = set(re.findall(r"`([a-z_]+)`", "".join(line.split("|")[1] for line in table.splitlines()
+                                                        if line.startswith("| `"))))
+    assert documented == set(OPERATORS) == set(OPERATOR_TABLE)
+
+
+@pytest.mark.parametrize("item, condition", [
+    ({"a": ["ready"]}, cond("a", "in", ["ready"])),
+    ({"a": {"state": "ready"}}, cond("a", "eq", "ready")),
+    ({"a": 1}, cond("a", "eq", "1")),
+    ({"a": "true"}, cond("a", "ne", True)),
+    ({"a": 0}, cond("a", "not_in", ["0"])),
+    ({"a": {"x": 1}}, cond("a", "contains_any", ["x"])),
+    ({"a": 5}, cond("length(a)", "gt", 1)),
+])
+def test_more_type_mismatches_are_errors_not_quiet_inequality(item: dict[str, Any], condition: Condition) -> None:
+    """Semantics 7: a list where a scalar belongs, or 1 against '1', would otherwise pass a 'none' rule quietly."""
+    with pytest.raises(TypeMismatch, match="type mismatch at"):
+        holds(condition, item, CATALOGS)
+    outcome = run_declarative(Check(where=[condition], expect="none"), [item], CATALOGS)
+    assert outcome.status is Status.ERROR
+
+
+@pytest.mark.parametrize("condition, expected", [
+    (cond("a", "ne", "ENABLED", ignore_case=True), False),
+    (cond("a", "in", ["ENABLED"], ignore_case=True), True),
+    (cond("a", "not_in", ["ENABLED"], ignore_case=True), False),
+    (cond("a", "starts_with", "ENA", ignore_case=True), True),
+    (cond("a", "matches_any", ["^ENA"], ignore_case=True), True),
+    (cond("b", "contains_any", ["X"], ignore_case=True), True),
+    (cond("b", "contains_none", ["X"], ignore_case=True), False),
+    (cond("b", "not_contains", "X", ignore_case=True), False),
+    (cond("a", "in", ["ENABLED"]), False),
+])
+def test_ignore_case_applies_to_every_string_operator(condition: Condition, expected: bool) -> None:
+    assert holds(condition, {"a": "Enabled", "b": ["x", "y"]}, CATALOGS) is expected
+
+
+@pytest.mark.parametrize("path, item", [
+    ("a.b", {"a": {"b": 1}}), ("a.b", {"a": [{"b": 1}]}), ("a.b", {"a": "text"}), ("a.b", {}),
+    ("a", [1, 2]), ("a.b.c", {"a": {"b": None}}), ("_x.y1", {"_x": {"y1": [1]}}),
+])
+def test_the_fast_path_for_dotted_names_agrees_with_jmespath(path: str, item: Any) -> None:
+    import jmespath
+
+    assert search(path, item) == jmespath.search(path, item)
+
+
+def test_items_that_select_nothing_make_the_rule_error_naming_it() -> None:
+    outcome = run_declarative(Check(items="value", conditions=[]), {"other": []}, {})
+    assert outcome.status is Status.ERROR and "selected nothing (null), not a list" in outcome.message.en
+
+
+def test_zero_items_at_all_is_zero_in_scope() -> None:
+    assert run_declarative(Check(expect="all", conditions=[cond("id", "exists")]), [], {}).status is Status.PASS
+    assert run_declarative(Check(expect="any", conditions=[cond("id", "exists")]), [], {}).status is Status.FAIL
+
+
+def test_all_names_every_failing_item_once_in_source_order() -> None:
+    items = [{"id": str(i), "ok": i % 2 == 0} for i in range(6)] + [{"id": "1", "ok": False}]
+    outcome = run_declarative(Check(expect="all", conditions=[cond("ok", "eq", True)]), items, {})
+    assert [o.id for o in outcome.objects] == ["1", "3", "5", "1"]
+
+
+def test_an_object_name_that_cannot_be_computed_leaves_the_verdict_alone() -> None:
+    check = Check(where=[cond("state", "eq", "ready")], expect="none",
+                  objects={"id": "id", "name": "length(id)"})  # type: ignore[arg-type]
+    outcome = run_declarative(check, [{"id": 5, "state": "ready"}], {})
+    assert outcome.status is Status.FAIL and outcome.objects[0].id == "5" and outcome.objects[0].name == ""
+
+
+def test_a_catalog_reference_without_field_compares_with_whole_entries() -> None:
+    catalogs = {"names": ["Copilot", "Claude"]}
+    assert holds(cond("a", "in", CatalogRef(catalog="names")), {"a": "Claude"}, catalogs) is True
+
+
+def test_a_waiver_with_an_empty_object_list_covers_nothing() -> None:
+    [finding] = evaluate(snapshot(READY), pack(rule(), waivers=[waiver(objects=[])]), TODAY)
+    assert finding.status is Status.FAIL and not any(o.waived for o in finding.objects)
+
+
+def test_a_waiver_keeps_an_errors_details_and_the_waived_message_keeps_the_underlying_one() -> None:
+    err = SourceError(message="Graph answered 403", status=403, code="Authorization_RequestDenied")
+    [finding] = evaluate(snapshot(error=err), pack(rule(), waivers=[waiver()]), TODAY)
+    assert finding.status is Status.WAIVED and finding.errors[0].status == 403
+    assert finding.message.en.startswith("Waived until 2027-01-31") and "Cannot judge" in finding.message.en
+
+
+def test_an_attestation_starting_today_and_one_ending_today_both_count() -> None:
+    r = rule("teams-off", manual=MANUAL)
+    for d, e in ((TODAY, date(2027, 1, 1)), (date(2026, 1, 1), TODAY)):
+        [finding] = evaluate(snapshot([]), pack(r, attestations=[attestation(d, e)]), TODAY)
+        assert finding.attestation is not None
+
+
+# --------------------------------------------------------------------------- evaluate RUN_DIR --as-of
+
+
+PILOT = ROOT / "fixtures" / "tenants" / "pilot-with-waivers"
+
+
+@pytest.fixture(scope="module")
+def pilot_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run folder of the pilot-with-waivers fixture tenant, made by `m365audit audit --replay`."""
+    reports = tmp_path_factory.mktemp("reports")
+    result = CliRunner().invoke(cli, ["audit", "--replay", str(PILOT), "--local", str(PILOT / "local"),
+                                      "--reports", str(reports), "--as-of", "2026-11-28", "-q"])
+    assert result.exit_code == 1, result.output
+    [run] = list(reports.glob("*/2*"))
+    return run
+
+
+def statuses_as_of(run: Path, as_of: str, local: Path = PILOT / "local") -> tuple[int, dict[str, Any]]:
+    result = CliRunner().invoke(cli, ["evaluate", str(run), "--local", str(local), "--as-of", as_of, "--json",
+                                      "--lang", "en"])
+    doc = json.loads(result.output)
+    return result.exit_code, {f["rule_id"]: f for f in doc["findings"]}
+
+
+@pytest.mark.parametrize("as_of, changes", [
+    ("2026-11-28", {}),
+    ("2026-12-31", {}),  # a waiver still covers on its expiry date
+    ("2027-01-01", {"endpoint-recall-disabled": "error"}),
+    ("2027-02-01", {"endpoint-recall-disabled": "error", "copilot-plans-not-assigned": "fail",
+                    "copilot-usage-none": "fail"}),
+    ("2027-04-01", {"endpoint-recall-disabled": "error", "copilot-plans-not-assigned": "fail",
+                    "copilot-usage-none": "fail"}),
+])
+def test_evaluate_as_of_decides_waiver_expiry(pilot_run: Path, as_of: str, changes: dict[str, str]) -> None:
+    expected = yaml.safe_load((PILOT / "expected.yaml").read_text(encoding="utf-8"))
+    code, findings = statuses_as_of(pilot_run, as_of)
+    assert {k: f["status"] for k, f in findings.items()} == {**expected, **changes}
+    assert code == 1  # copilot-subscriptions-absent fails throughout: its waiver expired on 2026-10-31
+    assert "Waiver expired on 2026-10-31" in findings["copilot-subscriptions-absent"]["notes"][0]
+    for rule_id in changes:
+        assert any("expired" in n for n in findings[rule_id]["notes"]), rule_id
+
+
+@pytest.mark.parametrize("as_of, attested", [("2026-11-28", True), ("2027-02-01", True), ("2027-02-02", False)])
+def test_evaluate_as_of_decides_attestation_expiry(pilot_run: Path, as_of: str, attested: bool) -> None:
+    _, findings = statuses_as_of(pilot_run, as_of)
+    teams = findings["teams-meeting-copilot-restricted"]
+    assert teams["status"] == "manual" and ("attestation" in teams) is attested
+    assert ("Attested until 2027-02-01" in teams["message"]) is attested
+    assert any("Attestation expired on 2026-08-01" in n for n in findings["copilot-web-search-disabled"]["notes"])
+
+
+def test_evaluate_uses_the_local_files_it_is_given(pilot_run: Path, tmp_path: Path) -> None:
+    """Without the tenant's waivers every waived rule is judged on its own again."""
+    (tmp_path / "waivers.yaml").write_text("waivers: []\n", encoding="utf-8")
+    code, findings = statuses_as_of(pilot_run, "2026-11-28", local=tmp_path)
+    assert not [k for k, f in findings.items() if f["status"] == "waived"]
+    assert findings["endpoint-recall-disabled"]["status"] == "error"
+    assert code == 1

@@ -12,7 +12,7 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 
 from m365audit import __version__
-from m365audit.errors import EXIT_FAIL, EXIT_PASS, AuditError
+from m365audit.errors import EXIT_FAIL, EXIT_PASS, AuditError, UsageError
 
 if TYPE_CHECKING:
     from m365audit.models import Lang
@@ -215,44 +215,49 @@ def rules(policies: Path | None, lang: str) -> None:
     pack = load_pack(policies)
     width = max(len(r.id) for r in pack.rules)
     for r in pack.rules:
-        sources = ",".join(r.sources) if r.sources else "(manual)"
+        sources = ",".join(r.sources) if r.sources else ("(handmatig)" if lang == "nl" else "(manual)")
         click.echo(f"{r.id:<{width}}  {r.severity.value:<8}  {r.title.get(as_lang(lang))}  [{sources}]")
 
 
 @cli.command()
 @click.argument("rule_id")
 @policies_option
+@local_option
 @lang_option
-def explain(rule_id: str, policies: Path | None, lang: str) -> None:
-    """Explain one rule: rationale, remediation, sources and the Graph permissions it needs."""
+def explain(rule_id: str, policies: Path | None, local: Path | None, lang: str) -> None:
+    """Explain one rule: rationale, remediation, sources, the Graph permissions it needs and its parameters."""
     import difflib
 
     from m365audit.policies import load_pack, rule_params
     from m365audit.sources import SOURCES
 
-    pack = load_pack(policies)
+    pack = load_pack(policies, local)
     rule = pack.rule(rule_id)
     if rule is None:
         guess = difflib.get_close_matches(rule_id, [r.id for r in pack.rules], n=1)
-        raise AuditError(f"unknown rule '{rule_id}'" + (f" (did you mean '{guess[0]}'?)" if guess else ""),
+        raise UsageError(f"unknown rule '{rule_id}'" + (f" (did you mean '{guess[0]}'?)" if guess else ""),
                          hint="`m365audit rules` lists them")
-    L = as_lang(lang)
-    click.echo(f"{rule.id} (version {rule.version}, severity {rule.severity.value})")
+    L, nl = as_lang(lang), lang == "nl"
+    click.echo(f"{rule.id} ({'versie' if nl else 'version'} {rule.version}, {'ernst' if nl else 'severity'} "
+               f"{rule.severity.value})")
     click.echo(rule.title.get(L))
     click.echo("")
-    click.echo(("Waarom: " if lang == "nl" else "Why: ") + rule.rationale.get(L))
-    click.echo(("Herstel: " if lang == "nl" else "How to fix: ") + rule.remediation.get(L))
+    click.echo(("Waarom: " if nl else "Why: ") + rule.rationale.get(L))
+    click.echo(("Herstel: " if nl else "How to fix: ") + rule.remediation.get(L))
     if rule.manual:
-        click.echo(("Waar: " if lang == "nl" else "Where: ") + rule.manual.where.get(L))
-        click.echo(("Controle: " if lang == "nl" else "How to check: ") + rule.manual.how.get(L))
+        click.echo(("Waar: " if nl else "Where: ") + rule.manual.where.get(L))
+        click.echo(("Controle: " if nl else "How to check: ") + rule.manual.how.get(L))
     for key in rule.sources:
         s = SOURCES[key]
-        click.echo(f"Source {key}: {s.url.split('?')[0]} ({s.version}) needs {' or '.join(s.permissions)}")
+        click.echo(f"{'Bron' if nl else 'Source'} {key}: {s.url.split('?')[0]} ({s.version}) "
+                   f"{'vereist' if nl else 'needs'} {(' of ' if nl else ' or ').join(s.permissions)}")
+    if rule.check is not None and rule.check.function:
+        click.echo(f"{'Controle in code' if nl else 'Checked in code'}: m365audit/checks.py {rule.check.function}")
     params = rule_params(rule, pack)
     if params:
         click.echo("Parameters: " + ", ".join(f"{k}={v}" for k, v in params.items()))
     for ref in rule.references:
-        click.echo(f"Reference: {ref.label}" + (f" <{ref.url}>" if ref.url else ""))
+        click.echo(f"{'Referentie' if nl else 'Reference'}: {ref.label}" + (f" <{ref.url}>" if ref.url else ""))
 
 
 @cli.command()

@@ -166,3 +166,64 @@ def test_the_schema_knows_each_kind_of_file_by_its_one_top_level_key() -> None:
     in_rule = next(a for a in condition["allOf"] if "in" in a["if"]["properties"]["op"]["enum"])
     assert in_rule["then"]["required"] == ["value"]
     assert schema["$defs"]["Waiver"]["properties"]["expires"]["pattern"] == r"^\d{4}-\d{2}-\d{2}$"
+
+
+# --------------------------------------------------------------------------- rules and explain
+
+
+@pytest.mark.parametrize("lang, manual", [("en", "(manual)"), ("nl", "(handmatig)")])
+def test_rules_lists_every_rule_with_severity_sources_and_title(lang: str, manual: str) -> None:
+    pack = load_pack()
+    result = CliRunner().invoke(cli, ["rules", "--lang", lang])
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert len(lines) == len(pack.rules)
+    for line, rule in zip(lines, pack.rules, strict=True):
+        assert line.split()[:2] == [rule.id, rule.severity.value]
+        assert rule.title.get(lang) in line  # type: ignore[arg-type]
+        assert line.endswith(f"[{','.join(rule.sources)}]" if rule.sources else f"[{manual}]")
+
+
+@pytest.mark.parametrize("lang, words", [
+    ("en", ("version", "Why: ", "How to fix: ", "Source users: /v1.0/users (v1.0) needs User.Read.All",
+            "Checked in code: m365audit/checks.py service_plans_not_assigned", "Reference: ")),
+    ("nl", ("versie", "Waarom: ", "Herstel: ", "Bron users: /v1.0/users (v1.0) vereist User.Read.All",
+            "Controle in code: m365audit/checks.py service_plans_not_assigned", "Referentie: ")),
+])
+def test_explain_shows_rationale_remediation_sources_and_permissions(lang: str, words: tuple[str, ...]) -> None:
+    rule = load_pack().rule("copilot-plans-not-assigned")
+    assert rule is not None
+    result = CliRunner().invoke(cli, ["explain", rule.id, "--lang", lang])
+    assert result.exit_code == 0, result.output
+    for word in words:
+        assert word in result.output
+    assert rule.title.get(lang) in result.output  # type: ignore[arg-type]
+    assert rule.rationale.get(lang) in result.output and rule.remediation.get(lang) in result.output  # type: ignore[arg-type]
+    assert "Parameters: plan_catalog=copilot-service-plans" in result.output
+
+
+def test_explain_a_manual_rule_says_where_and_how_to_check() -> None:
+    rule = next(r for r in load_pack().rules if r.manual is not None)
+    assert rule.manual is not None
+    result = CliRunner().invoke(cli, ["explain", rule.id, "--lang", "en"])
+    assert result.exit_code == 0
+    assert f"Where: {rule.manual.where.en}" in result.output and f"How to check: {rule.manual.how.en}" in result.output
+    assert "Source " not in result.output
+
+
+def test_explain_shows_the_parameters_as_overridden_in_the_local_folder(tmp_path: Path) -> None:
+    (tmp_path / "params.yaml").write_text("params:\n  audit-no-ai-interactions: {lookback_days: 14}\n")
+    result = CliRunner().invoke(cli, ["explain", "audit-no-ai-interactions", "--local", str(tmp_path)])
+    assert result.exit_code == 0 and "lookback_days=14" in result.output
+
+
+@pytest.mark.parametrize("rule_id, message", [
+    ("copilot-plans-not-assigne", "Error: unknown rule 'copilot-plans-not-assigne' "
+                                  "(did you mean 'copilot-plans-not-assigned'?)"),
+    ("nothing-like-it", "Error: unknown rule 'nothing-like-it'\n"),
+])
+def test_explain_an_unknown_rule_is_a_usage_error_with_a_suggestion(rule_id: str, message: str) -> None:
+    result = CliRunner().invoke(cli, ["explain", rule_id])
+    assert result.exit_code == 2
+    assert message in result.output and "Hint: `m365audit rules` lists them" in result.output
+    assert "Traceback" not in result.output

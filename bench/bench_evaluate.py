@@ -81,6 +81,9 @@ def main() -> None:
     print(f"Snapshot.model_validate_json      {parse_s * 1000:8.1f} ms  ({parse_s / loads_s:.2f})")
     print(f"evaluate(snapshot, pack, today)   {eval_s * 1000:8.1f} ms  ({eval_s / loads_s:.2f})")
     print(f"ratio evaluate / json.loads = {eval_s / loads_s:.2f}")
+    per_rule = sorted(((best(lambda r=r: evaluate(snapshot, pack.model_copy(update={"rules": [r]}), today), 1)[0],
+                        r.id) for r in pack.rules), reverse=True)
+    print("slowest rules: " + ", ".join(f"{rid} {sec * 1000:.0f} ms" for sec, rid in per_rule[:4]))
     if args.profile:
         profiler = cProfile.Profile()
         profiler.runcall(evaluate, snapshot, pack, today)

@@ -164,6 +164,11 @@ def test_cli_drift_default_pair_and_exit_code(tmp_path: Path) -> None:
     assert json.loads(one.output)["old_run"]["run_id"] == first.run_dir.name
     alone = runner.invoke(cli, ["drift", str(first.run_dir)])
     assert alone.exit_code == 2 and "no run before" in alone.output
+    other = run_night(NIGHTS / "new-copilot-user" / "night1", tmp_path, {"now": "2026-11-28T03:00:00Z"})
+    mixed = runner.invoke(cli, ["drift", str(first.run_dir), str(other.run_dir)])
+    assert mixed.exit_code == 2 and "different tenants" in mixed.output
+    several = runner.invoke(cli, ["drift", "--reports", str(tmp_path)])
+    assert several.exit_code == 2 and "holds runs of 2 tenants" in several.output
 
 
 def test_cli_audit_prints_regression_even_when_quiet(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -598,12 +598,40 @@ def iter_objects(r: RuleDrift) -> Iterable[tuple[str, FindingObject]]:
     yield from (("disappeared", o) for o in r.removed)
 
 
-def compare_with_previous(reports: Path, tonight: RunState) -> tuple[DriftReport | None, str | None]:
-    """Tonight against the tenant's newest complete run; (None, None) on a first run, (None, why) if unreadable."""
+def compare_with_previous(reports: Path, tonight: RunState,
+                          scrubber: Callable[[Snapshot], Callable[[str], str]] | None = None,
+                          ) -> tuple[DriftReport | None, str | None]:
+    """Tonight against the tenant's newest complete run; (None, None) on a first run, (None, why) if unreadable.
+
+    With a scrubber (pseudonymised reports), every text of the drift goes through the scrubbers built from
+    both nights' snapshots, so a person who left since last night is replaced too. Tonight's findings must
+    then be the pseudonymised ones, as the previous run's findings.json holds them.
+    """
     previous = previous_run(reports, tonight.snapshot.tenant_id)
     if previous is None:
         return None, None
     try:
-        return compare(load_run(previous), tonight), None
+        old = load_run(previous)
+        report = compare(old, tonight)
     except UsageError as exc:
         return None, f"no drift against {previous.name}: {exc.message} ({exc.hint})"
+    if scrubber is not None:
+        report = scrub(report, [scrubber(tonight.snapshot), scrubber(old.snapshot)])
+    return report, None
+
+
+def scrub(report: DriftReport, texts: list[Callable[[str], str]]) -> DriftReport:
+    """Every string of the report through each text function (e.g. Pseudonymiser.text): for drift.json,
+    the drift section and the alerts of a pseudonymised run."""
+    def walk(value: Any) -> Any:
+        if isinstance(value, str):
+            for text in texts:
+                value = text(value)
+            return value
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return value
+
+    return DriftReport.model_validate(walk(report.model_dump(mode="json")))

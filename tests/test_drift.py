@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -208,3 +209,29 @@ def test_diff_ignores_odata_request_ids_refresh_dates_and_scalar_order() -> None
 def test_diff_without_ids_is_a_multiset() -> None:
     changes = diff([{"x": 1}, {"x": 1}], [{"x": 1}, {"x": 3}], "s")
     assert [(p.change, p.old, p.new) for p in changes] == [("removed", '{"x":1}', None), ("added", None, '{"x":3}')]
+
+
+def test_scrubbed_drift_names_nobody(tmp_path: Path) -> None:
+    """With pseudonymised reports, drift.json, the drift section and alerts carry no names from either night."""
+    from m365audit.drift import compare_with_previous, current_run, load_run, scrub
+
+    first, second = run_pair("new-copilot-user", tmp_path / "a")
+    assert second.drift is not None
+    seen: list[int] = []
+
+    def scrubber(snapshot: Any) -> Any:
+        seen.append(len(snapshot.sources["users"].data))
+        return lambda text: text.replace("b.degroot@proefstad.voorbeeld.nl", "user-0f3a9c").replace(
+            "Bram de Groot", "user-0f3a9c")
+
+    only_first = tmp_path / "b"
+    shutil.copytree(first.run_dir, only_first / first.run_dir.parent.name / first.run_dir.name)
+    tonight = load_run(second.run_dir)
+    drift, warning = compare_with_previous(only_first, current_run(tonight.run_id, tonight.snapshot,
+                                                                   tonight.findings, tonight.manifest), scrubber)
+    assert warning is None and drift is not None and seen == [18, 18]
+    text = drift.model_dump_json()
+    assert "degroot" not in text and "Bram de Groot" not in text and "user-0f3a9c" in text
+    assert drift.regressions[0].added[0].name == "user-0f3a9c"
+    plain = scrub(second.drift, [])
+    assert "b.degroot@proefstad.voorbeeld.nl" in plain.model_dump_json() and plain == second.drift

@@ -16,6 +16,9 @@ from m365audit.sources import SOURCES, FetchContext, Fetched, SourceFailure, res
 
 log = logging.getLogger(__name__)
 
+DEPENDENCY_FAILED = "DependencyFailed"
+"""Error code of a source not read because a source it depends on failed."""
+
 
 def with_dependencies(keys: Iterable[str]) -> list[str]:
     """The keys asked for plus every source they depend on, in table order."""
@@ -55,7 +58,7 @@ async def _run_source(session: GraphSession, key: str, ctx: FetchContext,
     if broken:
         return _failed(key, session, SourceError(
             message=f"not read: it needs {', '.join(broken)}, which could not be read",
-            hint=f"fix {', '.join(broken)} first"))
+            code=DEPENDENCY_FAILED, hint=f"fix {', '.join(broken)} first"))
     token = current_source.set(key)
     try:
         fetched = await _fetch(session, key, ctx, {d: done[d].data for d in source.depends_on})

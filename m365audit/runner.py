@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from m365audit import __version__
-from m365audit.collect import build_snapshot, collect
+from m365audit.collect import DEPENDENCY_FAILED, build_snapshot, collect
 from m365audit.drift import DriftReport, compare_with_previous, current_run, drift_bytes
 from m365audit.drift import context as drift_context
 from m365audit.errors import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, AuthError, PolicyFileError
@@ -91,8 +91,8 @@ def _environment_failure(snapshot: Snapshot) -> AuthError | None:
     results = list(snapshot.sources.values())
     if any(r.ok for r in results) or not results:
         return None
-    errors = [r.error for r in results if r.error is not None]
-    if all(e.code in ENVIRONMENT_CODES or e.status == 401 for e in errors):
+    errors = [r.error for r in results if r.error is not None and r.error.code != DEPENDENCY_FAILED]
+    if errors and all(e.code in ENVIRONMENT_CODES or e.status == 401 for e in errors):
         first = errors[0]
         return AuthError(f"no source could be read: {first.message}", hint=first.hint)
     return None

@@ -524,6 +524,7 @@ LABELS: dict[str, dict[Lang, str]] = {
     "title": {"nl": "Wijzigingen sinds de vorige run", "en": "Changes since the previous run"},
     "first": {"nl": "Eerste run van deze tenant: er is niets om mee te vergelijken.",
               "en": "First run of this tenant: there is nothing to compare with."},
+    "not_compared": {"nl": "Niet vergeleken met de vorige run:", "en": "Not compared with the previous run:"},
     "quiet": {"nl": "Niets veranderd sinds run {run}.", "en": "Nothing changed since run {run}."},
     "since": {"nl": "Vergeleken met run {run}.", "en": "Compared with run {run}."},
     "regression": {"nl": "verslechterd", "en": "regression"},
@@ -546,9 +547,9 @@ LABELS: dict[str, dict[Lang, str]] = {
 }
 
 
-def context(report: DriftReport | None, lang: Lang, first_run: bool = True) -> dict[str, Any]:
-    """What drift.html.j2 and drift.md.j2 need: the report (or None on a first run) and labels."""
-    return {"r": report, "lang": lang, "L": {k: v[lang] for k, v in LABELS.items()}, "first_run": first_run,
+def context(report: DriftReport | None, lang: Lang, warning: str | None = None) -> dict[str, Any]:
+    """What drift.html.j2 and drift.md.j2 need: the report (None: a first run, or `warning` says why not)."""
+    return {"r": report, "lang": lang, "L": {k: v[lang] for k, v in LABELS.items()}, "warning": warning,
             "cap": PATH_CAP}
 
 
@@ -586,8 +587,11 @@ def headline(report: DriftReport) -> str:
     """One line: the count of regressions since which run, or that nothing got worse."""
     n = len(report.regressions)
     if n:
+        def one(r: RuleDrift) -> str:
+            return f"{r.rule_id} ({_arrow(r)}" + (f", +{len(r.added)} object(s)" if r.added else "") + ")"
+
         return (f"REGRESSION: {n} rule(s) got worse since run {report.old_run.run_id}: "
-                + ", ".join(f"{r.rule_id} ({_arrow(r)})" for r in report.regressions[:5]) + (" …" if n > 5 else ""))
+                + ", ".join(one(r) for r in report.regressions[:5]) + (" …" if n > 5 else ""))
     what = "no change" if report.quiet else f"{len(report.rules)} rule(s) and {len(report.sources)} source(s) changed"
     return f"Drift since run {report.old_run.run_id}: no regression ({what})"
 

@@ -149,7 +149,7 @@ async def run_audit(options: AuditOptions) -> AuditResult:
             "policy_pack": {"digest": pack.digest}})
         drift, drift_warning = compare_with_previous(options.reports, tonight)
         write_outputs(folder, snapshot, findings, pack, options.lang, store.names, finished,
-                      drift_context(drift, options.lang))
+                      drift_context(drift, options.lang, drift_warning))
         if drift is not None:
             folder.write("drift.json", drift_bytes(drift))
         alerts = await alert(drift, options.notify, options.notify_secret,

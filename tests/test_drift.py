@@ -235,3 +235,15 @@ def test_scrubbed_drift_names_nobody(tmp_path: Path) -> None:
     assert drift.regressions[0].added[0].name == "user-0f3a9c"
     plain = scrub(second.drift, [])
     assert "b.degroot@proefstad.voorbeeld.nl" in plain.model_dump_json() and plain == second.drift
+
+
+def test_unreadable_previous_run_is_a_warning_not_a_first_run(tmp_path: Path) -> None:
+    first, _ = run_pair("ca-report-only", tmp_path)
+    (first.run_dir.parent / sorted(p.name for p in first.run_dir.parent.iterdir() if p.is_dir())[-1]
+     / "findings.json").write_text("{", encoding="utf-8")
+    third = run_night(NIGHTS / "ca-report-only" / "night2", tmp_path, {"now": "2026-11-30T02:15:00Z"})
+    assert third.drift is None and not (third.run_dir / "drift.json").exists()
+    assert len(third.warnings) == 1 and "no drift against" in third.warnings[0]
+    assert "findings.json is not valid JSON" in third.warnings[0]
+    md = (third.run_dir / "report.md").read_text(encoding="utf-8")
+    assert "Not compared with the previous run:" in md and "First run" not in md

@@ -19,8 +19,8 @@ from m365audit.collect import collect
 from m365audit.graph import GraphSession, PlaceholderCredential
 from m365audit.models import PolicyPack, Status
 from m365audit.policies import load_pack
-from m365audit.simtenant import TenantSpec, export_fixtures
-from m365audit.simulator import FAULT_KINDS, Fault, FaultKind, GraphSimulator, SimConfig
+from m365audit.simtenant import TenantSpec
+from m365audit.simulator import FAULT_KINDS, Fault, FaultKind, GraphSimulator, SimConfig, export_fixtures
 from m365audit.sources import SOURCES, FetchContext
 
 # a compliant municipality: every automated rule passes, so a fault can only show as error (exit 3) or as a

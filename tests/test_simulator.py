@@ -11,8 +11,8 @@ import httpx
 import pytest
 import yaml
 
-from m365audit.simtenant import SimTenant, TenantSpec, export_fixtures, source_of
-from m365audit.simulator import FAULT_KINDS, Fault, FaultKind, GraphSimulator, SimConfig
+from m365audit.simtenant import SimTenant, TenantSpec, source_of
+from m365audit.simulator import FAULT_KINDS, Fault, FaultKind, GraphSimulator, SimConfig, export_fixtures
 from m365audit.sources import SOURCES
 
 SPEC = TenantSpec(users=250, service_principals=30, grants=12, copilot_users=5, agent_identities=3, seed=7)

@@ -92,8 +92,9 @@ def cli(debug: bool) -> None:
 @reports_option
 @lang_option
 @click.option("--auth", type=click.Choice(["auto", "certificate", "secret", "managed-identity",
-                                           "workload-identity", "azure-cli"]), default="auto", show_default=True,
-              envvar="M365AUDIT_AUTH", help="How to sign in (auto: from the AZURE_* environment variables).")
+                                           "workload-identity", "azure-pipelines", "azure-cli", "device-code"]),
+              default="auto", show_default=True, envvar="M365AUDIT_AUTH",
+              help="How to sign in (auto: from the AZURE_* environment variables; device-code: a person, delegated).")
 @click.option("--tenant-id", envvar="AZURE_TENANT_ID", default=None, help="Directory (tenant) id.")
 @click.option("--client-id", envvar="AZURE_CLIENT_ID", default=None, help="Application (client) id.")
 @click.option("--certificate", type=click.Path(path_type=Path, dir_okay=False), envvar="AZURE_CLIENT_CERTIFICATE_PATH",
@@ -107,23 +108,30 @@ def cli(debug: bool) -> None:
               help="Seconds to wait for the Purview audit query to finish before the rule is 'error'.")
 @click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), default=None,
               help="Judge waiver and attestation expiry as of this date (default: today, UTC).")
-@click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line (for cron).")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line (for cron); no progress.")
+@click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
+              envvar="M365AUDIT_CONFIG", help="Audit every tenant of this TOML file (docs/operations.md).")
 @click.option("--notify", "notify", multiple=True, metavar="URL",
               help="POST the drift summary here when tonight has regressions (repeatable; Teams Workflows URLs get "
                    "an Adaptive Card; generic ones are HMAC-signed with $M365AUDIT_NOTIFY_SECRET when it is set).")
 def audit(replay: Path | None, policies: Path | None, local: Path | None, reports: Path, lang: str, auth: str,
           tenant_id: str | None, client_id: str | None, certificate: Path | None, concurrency: int, timeout: float,
-          audit_wait: float, as_of: datetime | None, quiet: bool, notify: tuple[str, ...] = ()) -> None:
+          audit_wait: float, as_of: datetime | None, quiet: bool, notify: tuple[str, ...] = (),
+          config: Path | None = None) -> None:
     """Audit a tenant (or replay a recording) and write a dated, hash-chained run folder."""
     from m365audit.graph import CredentialSettings
+    from m365audit.progress import for_cli
     from m365audit.runner import AuditOptions, run_audit
 
+    if config is not None:
+        _audit_config(config, quiet)
     options = AuditOptions(
         reports=reports, policies=policies, local=local, replay=replay, lang=as_lang(lang),
         credential=CredentialSettings(method=auth, tenant_id=tenant_id, client_id=client_id,
                                       certificate_path=str(certificate) if certificate else None),
         concurrency=concurrency, timeout=timeout, audit_wait=audit_wait, as_of=_as_of(as_of),
-        notify=notify, notify_secret=_notify_secret())
+        notify=notify, notify_secret=_notify_secret(),
+        progress=None if replay is not None else for_cli(sys.stderr, quiet))
     result = _run(run_audit(options))
     _print_summary(result.snapshot.tenant_name, result.snapshot.tenant_id, result.run_dir.name, result.findings,
                    result.verdict, lang, quiet)
@@ -138,6 +146,17 @@ def audit(replay: Path | None, policies: Path | None, local: Path | None, report
 
 
 VERDICT_TEXT = {"pass": "COMPLIANT", "fail": "NOT COMPLIANT", "error": "INCOMPLETE (not a pass)"}
+
+
+def _audit_config(config: Path, quiet: bool) -> None:
+    """Every tenant of a TOML file, a bounded number at a time; one summary table; exit with the worst code."""
+    from m365audit.tenants import audit_all, load_config, summary_table, worst
+
+    loaded = load_config(config)
+    outcomes = _run(audit_all(loaded))
+    for line in summary_table(outcomes)[(1 if quiet else 0):]:
+        click.echo(line)
+    sys.exit(worst([o.exit_code for o in outcomes]))
 
 
 def _print_summary(tenant_name: str, tenant_id: str, run_id: str, findings: list[Any], verdict: str, lang: str,
@@ -279,7 +298,8 @@ def schema(output: Path | None) -> None:
 @click.option("--chain", is_flag=True, help="RUN_DIR is a tenant folder: verify every run and every link.")
 def verify(run_dir: Path, chain: bool) -> None:
     """Check a run folder against its manifest (and the hash chain): exit 0 intact, 1 tampered."""
-    from m365audit.evidence import verify_chain, verify_run
+    from m365audit.evidence import verify_run
+    from m365audit.prune import verify_chain_with_ledger as verify_chain
 
     reports = verify_chain(run_dir) if chain else [verify_run(run_dir)]
     if chain and not reports:
@@ -380,6 +400,81 @@ def history_cmd(tenant: str | None, reports: Path, lang: str, write_html: bool) 
                        f"waived {c['waived']:>3}  manual {c['manual']:>3}  pass {c['pass']:>3}  regressions {news}")
         if write_html:
             click.echo(f"  index: {write_index(tenant_dir, as_lang(lang))}")
+
+
+@cli.command()
+@policies_option
+@click.option("--format", "fmt", type=click.Choice(["table", "manifest", "az"]), default="table", show_default=True,
+              help="table: what and why; manifest: requiredResourceAccess JSON; az: Azure CLI commands.")
+@click.option("--app-id", default="$APP_ID", show_default=True, help="Application (client) id for --format az.")
+def permissions(policies: Path | None, fmt: str, app_id: str) -> None:
+    """The least-privilege Graph application permissions the enabled rules need."""
+    from m365audit.permissions import az_commands, manifest_fragment, requirements, table
+    from m365audit.policies import load_pack
+
+    reqs = requirements(load_pack(policies))
+    if fmt == "manifest":
+        click.echo(json.dumps(manifest_fragment(reqs), indent=2))
+    elif fmt == "az":
+        for line in az_commands(reqs, app_id):
+            click.echo(line)
+    else:
+        for line in table(reqs):
+            click.echo(line)
+        click.echo("\nDelegated only (--auth device-code): CopilotPolicySettings.Read. Deliberately never: "
+                   "AiEnterpriseInteraction.Read.All (it reads prompts, i.e. resident data).")
+
+
+@cli.command()
+@click.argument("out_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--from", "source", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
+              help="Pseudonymise an existing run folder (or exchanges/) instead of auditing live.")
+@policies_option
+@click.option("--auth", type=click.Choice(["auto", "certificate", "secret", "managed-identity", "workload-identity",
+                                           "azure-pipelines", "azure-cli", "device-code"]), default="auto",
+              show_default=True, envvar="M365AUDIT_AUTH", help="How to sign in for a live recording.")
+@click.option("--tenant-id", envvar="AZURE_TENANT_ID", default=None, help="Directory (tenant) id.")
+@click.option("--client-id", envvar="AZURE_CLIENT_ID", default=None, help="Application (client) id.")
+def record(out_dir: Path, source: Path | None, policies: Path | None, auth: str, tenant_id: str | None,
+           client_id: str | None) -> None:
+    """Record a tenant as a shareable fixture: people, tenant id and domains pseudonymised (FIXTURES.md)."""
+    import tempfile
+
+    from m365audit.record import pseudonymise
+
+    if source is not None:
+        summary = pseudonymise(source, out_dir)
+    else:
+        from m365audit.graph import CredentialSettings
+        from m365audit.progress import for_cli
+        from m365audit.runner import AuditOptions, run_audit
+
+        with tempfile.TemporaryDirectory(prefix="m365audit-record-") as tmp:  # the real names never stay on disk
+            result = _run(run_audit(AuditOptions(
+                reports=Path(tmp), policies=policies, progress=for_cli(sys.stderr, False),
+                credential=CredentialSettings(method=auth, tenant_id=tenant_id, client_id=client_id))))
+            summary = pseudonymise(result.run_dir, out_dir)
+    click.echo(f"Wrote {summary.exchanges} exchanges to {summary.out}: {summary.people} names and addresses and "
+               f"{summary.domains} domains pseudonymised; tenant id {summary.tenant_id}")
+    click.echo("Check before sharing: free text (descriptions, policy names) is kept as Graph sent it.")
+
+
+@cli.command()
+@click.option("--keep-days", type=click.IntRange(1, 36500), required=True, help="Keep runs younger than this.")
+@click.option("--tenant", default=None, help="Only this folder under --reports (default: every tenant).")
+@reports_option
+@click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
+def prune(keep_days: int, tenant: str | None, reports: Path, dry_run: bool) -> None:
+    """Delete old runs; each removal is recorded in <tenant>/pruned.json so verify --chain still holds."""
+    from m365audit.prune import prune_tenant, tenant_dirs
+
+    total = 0
+    for folder in tenant_dirs(reports, tenant):
+        for entry in prune_tenant(folder, keep_days, dry_run=dry_run):
+            total += 1
+            click.echo(f"{'would remove' if dry_run else 'removed'} {folder.name}/{entry.run_id} "
+                       f"(manifest sha256 {entry.manifest_sha256[:16]})")
+    click.echo(f"{total} run(s) {'would be ' if dry_run else ''}pruned; the newest run of every tenant is kept")
 
 
 def main() -> None:

@@ -22,7 +22,10 @@ from m365audit.sources import permission_hint
 
 GRAPH_ROOT = "https://graph.microsoft.com"
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
-AUTH_METHODS = ("auto", "certificate", "secret", "managed-identity", "workload-identity", "azure-cli")
+AUTH_METHODS = ("auto", "certificate", "secret", "managed-identity", "workload-identity", "azure-pipelines",
+                "azure-cli", "device-code")
+DELEGATED_METHODS = ("device-code",)
+"""Methods that sign in a person: the token carries scopes (scp), not application roles."""
 KEPT_RESPONSE_HEADERS = ("content-type", "request-id", "client-request-id", "retry-after", "date", "location")
 
 current_source: contextvars.ContextVar[str | None] = contextvars.ContextVar("current_source", default=None)
@@ -167,7 +170,7 @@ def build_credential(settings: CredentialSettings, env: dict[str, str] | None = 
             raise AuthError("no credential configured for a live audit", hint=_AUTH_HINT)
     from azure.identity import aio
 
-    if method in ("certificate", "secret", "workload-identity"):
+    if method in ("certificate", "secret", "workload-identity", "azure-pipelines"):
         missing = [n for n, v in (("AZURE_TENANT_ID", s.tenant_id), ("AZURE_CLIENT_ID", s.client_id)) if not v]
         if missing:
             raise AuthError(f"--auth {method} needs {' and '.join(missing)}", hint=_AUTH_HINT)
@@ -185,10 +188,63 @@ def build_credential(settings: CredentialSettings, env: dict[str, str] | None = 
                             hint="secrets are read from the environment only, never from the command line")
         return aio.ClientSecretCredential(tenant_id, client_id, secret)
     if method == "workload-identity":
-        return aio.WorkloadIdentityCredential(tenant_id=s.tenant_id, client_id=s.client_id)
+        token_file = env.get("AZURE_FEDERATED_TOKEN_FILE")
+        if not token_file:
+            raise AuthError("--auth workload-identity needs AZURE_FEDERATED_TOKEN_FILE",
+                            hint="the path of the federated (OIDC) token, e.g. written by the GitHub Actions step in "
+                                 "docs/operations.md; Kubernetes workload identity sets it for you")
+        return aio.WorkloadIdentityCredential(tenant_id=tenant_id, client_id=client_id, token_file_path=token_file)
+    if method == "azure-pipelines":
+        return _azure_pipelines(aio, tenant_id, client_id, env)
+    if method == "device-code":
+        return _device_code(s.tenant_id, s.client_id)
     if method == "managed-identity":
         return aio.ManagedIdentityCredential(client_id=s.client_id) if s.client_id else aio.ManagedIdentityCredential()
     return aio.AzureCliCredential(tenant_id=s.tenant_id) if s.tenant_id else aio.AzureCliCredential()
+
+
+def _azure_pipelines(aio: Any, tenant_id: str, client_id: str, env: dict[str, str]) -> Any:
+    """Workload identity federation from an Azure DevOps service connection (OIDC, no secret)."""
+    connection = env.get("AZURESUBSCRIPTION_SERVICE_CONNECTION_ID") or env.get("AZURE_SERVICE_CONNECTION_ID")
+    token = env.get("SYSTEM_ACCESSTOKEN")
+    if not connection or not token:
+        raise AuthError("--auth azure-pipelines needs AZURESUBSCRIPTION_SERVICE_CONNECTION_ID and SYSTEM_ACCESSTOKEN",
+                        hint="map $(System.AccessToken) to SYSTEM_ACCESSTOKEN in the pipeline step and set the "
+                             "service connection id (docs/operations.md, 'Azure DevOps')")
+    return aio.AzurePipelinesCredential(tenant_id=tenant_id, client_id=client_id,
+                                        service_connection_id=connection, system_access_token=token)
+
+
+class SyncCredentialAdapter:
+    """An async face for a sync azure-identity credential (device code sign-in exists only as sync)."""
+
+    def __init__(self, credential: Any) -> None:
+        self.credential = credential
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(self.credential.get_token, *scopes, **kwargs)
+
+    async def close(self) -> None:
+        self.credential.close()
+
+
+def _device_code_prompt(verification_uri: str, user_code: str, expires_on: Any) -> None:
+    import sys
+
+    sys.stderr.write(f"To sign in, open {verification_uri} and enter the code {user_code}\n")
+    sys.stderr.flush()
+
+
+def _device_code(tenant_id: str | None, client_id: str | None) -> SyncCredentialAdapter:
+    """A person signs in with a device code (delegated: reads the delegated-only Copilot settings)."""
+    if not tenant_id or not client_id:
+        raise AuthError("--auth device-code needs AZURE_TENANT_ID and AZURE_CLIENT_ID",
+                        hint="use the audit app's id; enable 'Allow public client flows' on it and add the "
+                             "delegated permission CopilotPolicySettings.Read (docs/operations.md)")
+    from azure.identity import DeviceCodeCredential
+
+    return SyncCredentialAdapter(DeviceCodeCredential(tenant_id=tenant_id, client_id=client_id,
+                                                      prompt_callback=_device_code_prompt))
 
 
 class PlaceholderCredential:
@@ -282,8 +338,10 @@ class GraphSession:
         concurrency: int = 4,
         timeout: float = 60.0,
         instant_retries: bool = False,
+        observer: Callable[[RecordedExchange], None] | None = None,
     ) -> None:
         self.graph_root = _check_root(graph_root)
+        self._observer = observer
         self._credential = credential
         self._sink = sink
         self._transport = transport
@@ -342,6 +400,8 @@ class GraphSession:
             stats.throttled += 1
         if self._sink is not None:
             self._sink.record(exchange)
+        if self._observer is not None:
+            self._observer(exchange)  # progress display: sees every attempt, after the evidence is written
 
     def absolute(self, url: str) -> str:
         """A host-relative Graph URL made absolute; an absolute URL must point at the Graph root."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -33,6 +33,10 @@ from m365audit.report import (
 )
 from m365audit.sources import AUDIT_POLL_INTERVAL, FetchContext
 
+if TYPE_CHECKING:
+    from m365audit.models import SourceError
+    from m365audit.progress import ProgressSink
+
 EXIT_BY_VERDICT = {"pass": EXIT_PASS, "fail": EXIT_FAIL, "error": EXIT_INCOMPLETE}
 ENVIRONMENT_CODES = {"NetworkError", "Timeout"}
 
@@ -54,6 +58,9 @@ class AuditOptions:
     now: datetime | None = None
     as_of: date | None = None
     transport: httpx.AsyncBaseTransport | None = None
+    env: dict[str, str] | None = None
+    """Environment for the credential (None: os.environ); tenants.py passes each tenant's own."""
+    progress: ProgressSink | None = None
     notify: tuple[str, ...] = ()
     """Webhook URLs that get the drift summary when tonight has regressions (notify.py)."""
     notify_secret: str | None = field(default=None, repr=False)
@@ -125,7 +132,7 @@ async def run_audit(options: AuditOptions) -> AuditResult:
         meta = tenant_metadata(options.replay)
         credential: Any = PlaceholderCredential()
     else:
-        credential = build_credential(options.credential)
+        credential = build_credential(options.credential, options.env)
     folder = RunFolder(options.reports, new_run_id(started), started)
     try:
         store = ExchangeStore(folder.tmp / "exchanges")
@@ -134,9 +141,13 @@ async def run_audit(options: AuditOptions) -> AuditResult:
                            audit_poll_interval=0.0 if options.replay is not None else AUDIT_POLL_INTERVAL)
         async with GraphSession(credential, sink=store, transport=transport, graph_root=options.graph_root,
                                 concurrency=options.concurrency, timeout=options.timeout,
-                                instant_retries=options.replay is not None) as session:
-            await session.token_roles()
-            sources = await collect(session, needed_sources(pack), ctx)
+                                instant_retries=options.replay is not None,
+                                observer=getattr(options.progress, "exchange", None)) as session:
+            roles = await session.token_roles()
+            refused = _preflight(needed_sources(pack), roles, options.progress) if options.replay is None else {}
+            sources = await collect(session, needed_sources(pack), ctx, refused=refused)
+            if options.progress is not None:
+                options.progress.end()
         snapshot = build_snapshot(sources, started, tenant_id=meta.get("tenant_id") or options.credential.tenant_id,
                                   tenant_name=meta.get("display_name"))
         failure = _environment_failure(snapshot)
@@ -173,6 +184,18 @@ async def run_audit(options: AuditOptions) -> AuditResult:
     return AuditResult(run_dir=run_dir, snapshot=snapshot, findings=findings, verdict=verdict(findings),
                        unmatched=list(replay.unmatched) if replay else [], drift=drift, notify=alerts,
                        warnings=[w for w in (drift_warning, index_warning) if w])
+
+
+def _preflight(keys: list[str], roles: list[str] | None,
+               progress: ProgressSink | None) -> dict[str, SourceError]:
+    """Sources the token's roles cannot read, refused before any Graph call (permissions.py)."""
+    from m365audit.permissions import preflight, preflight_summary, with_dependencies
+
+    refused = preflight(keys, roles)
+    if progress is not None:
+        progress.note(preflight_summary(keys, roles, refused))
+        progress.begin(len(with_dependencies(keys)))
+    return refused
 
 
 def _lookback(pack: PolicyPack) -> int:

@@ -1,0 +1,124 @@
+"""Progress of a live audit on stderr: sources seen, pages fetched, throttling waits; silent off a terminal."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import IO, Protocol
+
+from m365audit.graph import RecordedExchange
+
+
+class ProgressSink(Protocol):
+    """What runner.run_audit tells about a run in flight (the CLI decides how to show it)."""
+
+    def note(self, text: str) -> None: ...
+
+    def begin(self, sources: int) -> None: ...
+
+    def exchange(self, exchange: RecordedExchange) -> None: ...
+
+    def end(self) -> None: ...
+
+
+def wants_live_display(stream: IO[str], quiet: bool, env: Mapping[str, str] | None = None) -> bool:
+    """A live status line only on a terminal, never with --quiet, and not when TERM=dumb."""
+    env = os.environ if env is None else env
+    return not quiet and stream.isatty() and env.get("TERM") != "dumb"
+
+
+def wants_colour(env: Mapping[str, str] | None = None) -> bool:
+    """NO_COLOR (any value, https://no-color.org) switches colour off."""
+    env = os.environ if env is None else env
+    return "NO_COLOR" not in env
+
+
+class Progress:
+    """Counts exchanges and redraws one status line; notes (the preflight line) are printed unless quiet."""
+
+    def __init__(self, stream: IO[str], *, live: bool, quiet: bool, colour: bool,
+                 clock: Callable[[], float] = time.monotonic, min_interval: float = 0.2) -> None:
+        self.stream = stream
+        self.live = live
+        self.quiet = quiet
+        self.colour = colour
+        self._clock = clock
+        self._min_interval = min_interval
+        self._last_draw = -1e9
+        self._lock = threading.Lock()
+        self.total = 0
+        self.sources: set[str] = set()
+        self.pages = 0
+        self.throttled = 0
+        self.waited = 0.0
+        self._drawn = False
+
+    def note(self, text: str) -> None:
+        if self.quiet:
+            return
+        self._clear()
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def begin(self, sources: int) -> None:
+        self.total = sources
+        self._draw(force=True)
+
+    def exchange(self, exchange: RecordedExchange) -> None:
+        with self._lock:
+            if exchange.source:
+                self.sources.add(exchange.source)
+            if exchange.status == 429:
+                self.throttled += 1
+                self.waited += _retry_after(exchange.headers.get("retry-after"))
+            elif exchange.status < 400:
+                self.pages += 1
+        self._draw()
+
+    def end(self) -> None:
+        if self.live and self._drawn:
+            self._clear()
+        if self.live:
+            self.stream.write(self.line(final=True) + "\n")
+            self.stream.flush()
+
+    def line(self, final: bool = False) -> str:
+        """The status text, e.g. 'sources 5/17 · pages 23 · throttled 2 (waited 4 s)'."""
+        seen = self.total if final else min(len(self.sources), self.total or len(self.sources))
+        text = f"sources {seen}/{self.total} · pages {self.pages}"
+        if self.throttled:
+            text += f" · throttled {self.throttled} (waited {self.waited:g} s)"
+        label = "m365audit: " + ("collected " if final else "collecting ")
+        if self.colour:
+            return f"\x1b[2m{label}\x1b[0m{text}"
+        return label + text
+
+    def _draw(self, force: bool = False) -> None:
+        if not self.live:
+            return
+        now = self._clock()
+        if not force and now - self._last_draw < self._min_interval:
+            return
+        self._last_draw = now
+        self.stream.write("\r" + self.line() + ("\x1b[K" if self.colour else ""))
+        self.stream.flush()
+        self._drawn = True
+
+    def _clear(self) -> None:
+        if self.live and self._drawn:
+            self.stream.write("\r" + ("\x1b[K" if self.colour else " " * 78 + "\r"))
+            self._drawn = False
+
+
+def _retry_after(value: str | None) -> float:
+    try:
+        return max(0.0, float(value)) if value is not None else 0.0
+    except ValueError:
+        return 0.0
+
+
+def for_cli(stream: IO[str], quiet: bool, env: Mapping[str, str] | None = None) -> Progress:
+    """The progress display the CLI uses: live on a terminal, notes only in cron, nothing with --quiet."""
+    return Progress(stream, live=wants_live_display(stream, quiet, env), quiet=quiet, colour=wants_colour(env))

@@ -89,6 +89,9 @@ def _mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
             continue
         key = loader.construct_object(key_node, deep=True)
         line = key_node.start_mark.line + 1
+        if not isinstance(key, (str, int, float, bool, type(None))):
+            raise yaml.constructor.ConstructorError(None, None, f"a key must be a plain name, not {describe(key)}",
+                                                    key_node.start_mark)
         if key in own:
             raise _DuplicateKey(key, line, own[key])
         own[key] = line
@@ -143,7 +146,12 @@ def read_yaml(path: Path, label: str) -> Any:
         if "'\\t'" in problem:
             problem = f"a tab in column {mark.column + 1 if mark else '?'}; indent with spaces, not tabs"
         raise PolicyFileError([f"{label}:{line}: invalid YAML: {problem}"]) from exc
-    except yaml.YAMLError as exc:  # e.g. a reader error on control characters
+    except yaml.reader.ReaderError as exc:  # a control character YAML does not allow
+        line = text[:exc.position].count("\n") + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise PolicyFileError([f"{label}:{line}: invalid YAML: control character 0x{exc.character:02x} in column "
+                               f"{column}; remove it"]) from exc
+    except yaml.YAMLError as exc:
         raise PolicyFileError([f"{label}:1: invalid YAML: {exc}"]) from exc
 
 

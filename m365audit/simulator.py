@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import random
 import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -53,6 +55,7 @@ class SimConfig:
     throttle_rate: float = 0.0
     retry_after: int = 1
     throttle_streak: int = 2  # max 429s in a row for one URL: the SDK's 3 retries always get through
+    rate_limit: float = 0.0  # requests per second for the whole tenant (a token bucket, burst = 1 s); 0: none
     faults: dict[str, Fault] = field(default_factory=dict)
     hang_seconds: float = 660.0  # longer than the longest --timeout (600 s); ends when the simulator stops
     page_cap: int | None = None  # serve at most this many items per page, whatever $top says (Graph may)
@@ -82,13 +85,15 @@ class GraphSimulator:
     """Serves a SimTenant over HTTP on 127.0.0.1 (an ephemeral port by default); use as a context manager."""
 
     def __init__(self, tenant: SimTenant | TenantSpec, config: SimConfig | None = None,
-                 port: int = 0) -> None:
+                 port: int = 0, clock: Callable[[], float] = time.monotonic) -> None:
         self.tenant = tenant if isinstance(tenant, SimTenant) else SimTenant(tenant)
         self.config = config or SimConfig()
         self.stats = Stats()
         self._lock = threading.Lock()
         self._rng = random.Random(self.config.seed)
         self._streaks: Counter[str] = Counter()
+        self._clock = clock
+        self._bucket: tuple[float, float] | None = None  # (tokens, when counted)
         self._stopping = threading.Event()
         self._server = _Server(("127.0.0.1", port), _Handler)
         self._server.sim = self
@@ -123,6 +128,7 @@ class GraphSimulator:
         with self._lock:
             self.stats = Stats()
             self._streaks.clear()
+            self._bucket = None
 
     # ------------------------------------------------------------------ one request
 
@@ -145,6 +151,11 @@ class GraphSimulator:
             else:
                 throttle = False
                 self._streaks.pop(target, None)
+            retry_after = cfg.retry_after
+            if not throttle and cfg.rate_limit > 0:
+                retry_after = self._take_token(cfg.rate_limit)
+                throttle = retry_after > 0
+                st.throttled += throttle
         if cfg.latency_ms:
             time.sleep(cfg.latency_ms / 1000)
         fault = cfg.faults.get(source)
@@ -152,7 +163,7 @@ class GraphSimulator:
         if throttle:
             reply = Reply(429, error_body("TooManyRequests",
                                           "Too many requests, retry after the given time.", rid),
-                          headers={"Retry-After": str(cfg.retry_after)})
+                          headers={"Retry-After": str(retry_after)})
         elif fault is not None and nth > fault.after:
             reply, how = self._faulty(fault.kind, method, path, query, body, rid)
         else:
@@ -161,6 +172,17 @@ class GraphSimulator:
             self.stats.log.append((method, target, reply.status, source))
             self.stats.bytes_sent += len(reply.body)
         return replace(reply, headers={**reply.headers, "request-id": rid}), how
+
+    def _take_token(self, rate: float) -> int:
+        """0 when the tenant's budget allows the request, else the whole seconds until it will (lock held)."""
+        now, burst = self._clock(), max(1.0, rate)
+        tokens, then = self._bucket or (burst, now)
+        tokens = min(burst, tokens + (now - then) * rate)
+        if tokens >= 1:
+            self._bucket = (tokens - 1, now)
+            return 0
+        self._bucket = (tokens, now)
+        return max(1, math.ceil((1 - tokens) / rate))
 
     def _answer(self, method: str, path: str, query: str, body: bytes, rid: str) -> Reply:
         params = parse_qsl(query, keep_blank_values=True)
@@ -369,6 +391,7 @@ def main(argv: list[str] | None = None) -> None:
             parser.add_argument(f"--{f.name.replace('_', '-')}", type=int, default=f.default)
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--throttle-rate", type=float, default=0.0)
+    parser.add_argument("--rate-limit", type=float, default=0.0, help="requests per second before 429s")
     parser.add_argument("--audit-polls", type=int, default=0)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--fault", action="append", default=[], metavar="SOURCE=KIND",
@@ -381,6 +404,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     faults = {s: Fault(k) for s, k in (item.split("=", 1) for item in args["fault"])}
     config = SimConfig(latency_ms=args["latency_ms"], throttle_rate=args["throttle_rate"],
+                       rate_limit=args["rate_limit"],
                        audit_polls=args["audit_polls"], faults=faults, seed=spec.seed)
     with GraphSimulator(spec, config, port=args["port"]) as sim:
         print("READY", sim.url, flush=True)

@@ -254,3 +254,18 @@ def test_fixtures_export_round_trips(tmp_path: Path, client: httpx.Client) -> No
             else:
                 assert _strip(r.json(), sim.url) == resp["body"], f.name
     assert seen == set(SOURCES)
+
+
+def test_rate_limit_is_a_token_bucket_with_retry_after(client: httpx.Client) -> None:
+    now = [0.0]
+    with GraphSimulator(SPEC, SimConfig(rate_limit=2), clock=lambda: now[0]) as sim:
+        def status() -> tuple[int, str | None]:
+            r = client.get(sim.url + SOURCES["organization"].url)
+            return r.status_code, r.headers.get("Retry-After")
+
+        assert [status(), status(), status()] == [(200, None), (200, None), (429, "1")]
+        now[0] = 0.5  # half a second refills one of two tokens
+        assert [status(), status()] == [(200, None), (429, "1")]
+        now[0] = 10.0  # a full bucket holds one second's worth
+        assert [status(), status(), status()] == [(200, None), (200, None), (429, "1")]
+        assert sim.stats.throttled == 3

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -227,3 +229,76 @@ def test_explain_an_unknown_rule_is_a_usage_error_with_a_suggestion(rule_id: str
     assert result.exit_code == 2
     assert message in result.output and "Hint: `m365audit rules` lists them" in result.output
     assert "Traceback" not in result.output
+
+
+SCHEMA_TYPES: dict[str, Any] = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None),
+                                "integer": int, "number": (int, float)}
+
+
+def schema_errors(schema: dict[str, Any], value: Any, root: dict[str, Any], at: str = "") -> list[str]:
+    """The subset of JSON Schema that schema.json uses, enough to check what an editor would flag."""
+    if "$ref" in schema:
+        return schema_errors(root["$defs"][schema["$ref"].rsplit("/", 1)[-1]], value, root, at)
+    errors: list[str] = []
+    if "type" in schema:
+        kinds = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        ok = any(isinstance(value, SCHEMA_TYPES[k]) and not (k in ("integer", "number") and isinstance(value, bool))
+                 for k in kinds)
+        if not ok:
+            return [f"{at}: not {kinds}"]
+    if "enum" in schema and value not in schema["enum"]:
+        errors.append(f"{at}: {value!r} not in enum")
+    if "pattern" in schema and isinstance(value, str) and not re.search(schema["pattern"], value):
+        errors.append(f"{at}: {value!r} does not match {schema['pattern']}")
+    if "minimum" in schema and isinstance(value, (int, float)) and value < schema["minimum"]:
+        errors.append(f"{at}: below minimum")
+    if "anyOf" in schema and all(schema_errors(s, value, root, at) for s in schema["anyOf"]):
+        errors.append(f"{at}: matches none of anyOf")
+    for sub in schema.get("allOf", []):
+        if "if" not in sub or not schema_errors(sub["if"], value, root, at):
+            errors += schema_errors(sub.get("then", sub), value, root, at)
+    if "not" in schema and not schema_errors(schema["not"], value, root, at):
+        errors.append(f"{at}: matches 'not'")
+    if isinstance(value, dict):
+        errors += [f"{at}: missing {k}" for k in schema.get("required", []) if k not in value]
+        props, extra = schema.get("properties", {}), schema.get("additionalProperties", True)
+        for k, v in value.items():
+            if k in props:
+                errors += schema_errors(props[k], v, root, f"{at}.{k}")
+            elif extra is False:
+                errors.append(f"{at}: unknown key {k}")
+            elif isinstance(extra, dict):
+                errors += schema_errors(extra, v, root, f"{at}.{k}")
+        if not schema.get("minProperties", 0) <= len(value) <= schema.get("maxProperties", len(value)):
+            errors.append(f"{at}: wrong number of keys")
+    if isinstance(value, list) and "items" in schema:
+        for i, v in enumerate(value):
+            errors += schema_errors(schema["items"], v, root, f"{at}.{i}")
+    return errors
+
+
+def shipped_files() -> list[Path]:
+    pack = default_policy_dir()
+    local = (ROOT / "fixtures" / "tenants").glob("*/local/*.yaml")
+    return sorted([*pack.glob("*/*.yaml"), *pack.glob("*.yaml"), *local])
+
+
+@pytest.mark.parametrize("path", shipped_files(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_shipped_policy_file_is_valid_against_the_schema(path: Path) -> None:
+    from m365audit.policies import read_yaml
+
+    schema = pack_schema()
+    assert schema_errors(schema, json.loads(json.dumps(read_yaml(path, path.name))), schema) == []
+
+
+@pytest.mark.parametrize("case", ["unknown-rule-key", "severity-not-allowed", "unknown-operator-did-you-mean",
+                                  "text-missing-language", "catalog-reference-misspelt", "in-needs-a-list",
+                                  "gt-needs-a-number", "exists-takes-no-value", "eq-without-value",
+                                  "unknown-top-level-key", "waiver-date-next-friday", "attestation-unknown-key",
+                                  "approved-app-without-review-date"])
+def test_the_schema_flags_what_an_editor_can_see(case: str) -> None:
+    from m365audit.policies import read_yaml
+
+    schema = pack_schema()
+    [path] = [p for p in (CORPUS / case).rglob("*.yaml")]
+    assert schema_errors(schema, json.loads(json.dumps(read_yaml(path, path.name))), schema) != []

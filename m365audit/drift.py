@@ -33,8 +33,8 @@ KIND_ORDER = {"regression": 0, "new-objects": 1, "rule-changed": 2, "changed": 3
 SEVERITY_RANK = {Severity.CRITICAL: 0, Severity.HIGH: 1, Severity.MEDIUM: 2, Severity.LOW: 3}
 VOLATILE_KEYS = frozenset({"Report Refresh Date", "reportRefreshDate", "request-id", "requestId", "request_id",
                            "client-request-id", "x-ms-ags-diagnostic", "Date"})
-IDENTITY_KEYS = ("id", "appId", "skuId", "servicePlanId", "settingDefinitionId", "userPrincipalName",
-                 "User Principal Name", "name")
+IDENTITY_KEYS = ("id", "appId", "skuId", "servicePlanId", "settingDefinitionId", "settingInstance.settingDefinitionId",
+                 "userPrincipalName", "User Principal Name", "name")
 LABEL_KEYS = ("displayName", "userPrincipalName", "name", "User Principal Name", "appId")
 PATH_CAP = 25
 VALUE_CAP = 100
@@ -457,13 +457,29 @@ def diff(old: JSON, new: JSON, path: str) -> list[PathChange]:
 
 
 def _identity(old: list[Any], new: list[Any]) -> str | None:
-    """The first key that every object on both sides carries, unique within each side."""
+    """The first key that every object on both sides carries, unique within each side.
+
+    An "id" that is only the position ("0", "1", … as Intune numbers a policy's settings) is no identity.
+    """
     if not old + new or not all(isinstance(i, dict) for i in old + new):
         return None
     for key in IDENTITY_KEYS:
-        if all(_unique_scalars([i.get(key) for i in side]) for side in (old, new)):
+        if key == "id" and _positional(old) and _positional(new):
+            continue
+        if all(_unique_scalars([_get(i, key) for i in side]) for side in (old, new)):
             return key
     return None
+
+
+def _get(item: dict[str, Any], key: str) -> Any:
+    """item[key], where a dotted key reads one level down (settingInstance.settingDefinitionId)."""
+    head, _, rest = key.partition(".")
+    value = item.get(head)
+    return value.get(rest) if rest and isinstance(value, dict) else None if rest else value
+
+
+def _positional(items: list[dict[str, Any]]) -> bool:
+    return [str(i.get("id")) for i in items] == [str(n) for n in range(len(items))]
 
 
 def _unique_scalars(values: list[Any]) -> bool:
@@ -475,8 +491,9 @@ def _diff_lists(old: list[Any], new: list[Any], path: str) -> list[PathChange]:
     key = _identity(old, new)
     if key is None:
         return _diff_multiset(old, new, path)
-    a = {str(i[key]): i for i in old}
-    b = {str(i[key]): i for i in new}
+    positional = key != "id" and _positional(old) and _positional(new)
+    a = {str(_get(i, key)): _without_id(i) if positional else i for i in old}
+    b = {str(_get(i, key)): _without_id(i) if positional else i for i in new}
     out: list[PathChange] = []
     for ident in sorted(set(a) | set(b)):
         sub = f"{path}[{key}={ident}]"
@@ -487,6 +504,10 @@ def _diff_lists(old: list[Any], new: list[Any], path: str) -> list[PathChange]:
         else:
             out += diff(a[ident], b[ident], sub)
     return out
+
+
+def _without_id(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if k != "id"}
 
 
 def _canonical(value: JSON) -> str:

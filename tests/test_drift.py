@@ -247,3 +247,15 @@ def test_unreadable_previous_run_is_a_warning_not_a_first_run(tmp_path: Path) ->
     assert "findings.json is not valid JSON" in third.warnings[0]
     md = (third.run_dir / "report.md").read_text(encoding="utf-8")
     assert "Not compared with the previous run:" in md and "First run" not in md
+
+
+def test_positional_intune_setting_ids_are_no_identity() -> None:
+    def setting(n: int, definition: str, value: str) -> dict[str, Any]:
+        return {"id": str(n), "settingInstance": {"settingDefinitionId": definition,
+                                                   "choiceSettingValue": {"value": value}}}
+
+    old = [setting(0, "recall", "r_0"), setting(1, "copilot", "c_1")]
+    assert diff(old, [setting(0, "copilot", "c_1"), setting(1, "recall", "r_0")], "p") == []
+    changes = diff(old, [setting(0, "copilot", "c_0"), setting(1, "recall", "r_0")], "p")
+    assert [(c.path, c.old, c.new) for c in changes] == [
+        ("p[settingInstance.settingDefinitionId=copilot].settingInstance.choiceSettingValue.value", "c_1", "c_0")]

@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -24,6 +25,7 @@ TEAMS_HOSTS = ("logic.azure.com", "powerplatform.com", "powerautomate.com", "web
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 30.0
 CARD_LINES = 15
+URL_IN_TEXT = re.compile(r"https?://[^\s'\"<>]+")
 ATTEMPTS = 4
 BACKOFF = 1.0
 TIMEOUT = 10.0
@@ -69,7 +71,8 @@ class NotifyRecord(Frozen):
 def redact(url: str) -> str:
     """scheme://host/… : webhook paths and queries carry tokens (Teams 'sig=') and are never written down."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or ''}{'/…' if parts.path.strip('/') or parts.query else ''}"
+    port = f":{parts.port}" if parts.port else ""  # user:password@ is never kept
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{'/…' if parts.path.strip('/') or parts.query else ''}"
 
 
 def is_teams(url: str) -> bool:
@@ -172,8 +175,8 @@ async def deliver_one(client: httpx.AsyncClient, url: str, report: DriftReport, 
 
 
 def _scrub(text: str, url: str) -> str:
-    """Exception texts may quote the URL; keep its secrets out."""
-    return text.replace(url, redact(url))
+    """Exception texts may quote the URL (whole or in part); keep its secrets out."""
+    return URL_IN_TEXT.sub(lambda m: redact(m.group(0)), text.replace(url, redact(url)))
 
 
 async def notify(report: DriftReport | None, settings: NotifySettings) -> NotifyRecord:
@@ -183,7 +186,7 @@ async def notify(report: DriftReport | None, settings: NotifySettings) -> Notify
     if not report.alert:
         return NotifyRecord(alert=False, reason="no regression since run " + report.old_run.run_id)
     async with httpx.AsyncClient(follow_redirects=False) as client:
-        deliveries = [await deliver_one(client, url, report, settings) for url in settings.urls]
+        deliveries = list(await asyncio.gather(*(deliver_one(client, url, report, settings) for url in settings.urls)))
     kinds = sorted({r.kind for r in report.rules if r.kind in ALERT_KINDS})
     return NotifyRecord(alert=True, reason=", ".join(kinds), deliveries=deliveries)
 

@@ -173,6 +173,7 @@ def test_teams_url_gets_the_card_and_no_signature(server: tuple[str, Hook], monk
 
 def test_redact_keeps_no_path_or_query() -> None:
     assert redact("https://prod-1.logic.azure.com/workflows/abc?sig=x") == "https://prod-1.logic.azure.com/…"
+    assert redact("https://ciso:geheim@hooks.voorbeeld.nl:8443/x") == "https://hooks.voorbeeld.nl:8443/…"
     assert generic_body(regression_report(), "r")["regressions"][0]["added"][0]["detail"] == "report-only"
 
 
@@ -216,3 +217,21 @@ def test_cli_reports_failed_delivery_on_stderr(server: tuple[str, Hook], tmp_pat
     assert "NOT delivered after 4 attempt(s): HTTP 503" in result.stderr
     assert "token=abc" not in result.stderr + result.stdout and "zeer-geheim" not in result.stderr + result.stdout
     assert hook.received[0][1][SIGNATURE_HEADER].startswith("sha256=")
+
+
+def test_several_urls_are_delivered_independently(server: tuple[str, Hook]) -> None:
+    url, hook = server
+    record = asyncio.run(notify(regression_report(), NotifySettings(
+        urls=(url + "/a", "http://127.0.0.1:9/b", url + "/c"), attempts=2, backoff=0.01)))
+    port = url.rsplit(":", 1)[1]
+    assert [(d.ok, d.target) for d in record.deliveries] == [
+        (True, f"http://127.0.0.1:{port}/…"), (False, "http://127.0.0.1:9/…"), (True, f"http://127.0.0.1:{port}/…")]
+    assert sorted(p for p, _, _ in hook.received) == ["/a", "/c"]
+
+
+def test_error_texts_never_quote_the_url() -> None:
+    from m365audit.notify import _scrub
+
+    url = "https://prod-1.logic.azure.com/workflows/abc?sig=geheim"
+    text = _scrub(f"Invalid URL 'https://prod-1.logic.azure.com/workflows/abc?api-version=1&sig=geheim' for {url}", url)
+    assert "geheim" not in text and "https://prod-1.logic.azure.com/…" in text

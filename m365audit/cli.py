@@ -198,6 +198,8 @@ def evaluate_cmd(run_dir: Path, policies: Path | None, local: Path | None, lang:
         raise AuditError(f"{snapshot_file} is not a valid snapshot: {str(exc).splitlines()[0]}",
                          hint="run `m365audit verify` on the run folder") from exc
     pack = load_pack(policies, local)
+    for rejected in pack.rejected:
+        click.echo(f"Warning: not applied (covers nothing): {rejected.problem}", err=True)
     findings = evaluate(snapshot, pack, _as_of(as_of) or datetime.now(timezone.utc).date())
     result = verdict(findings)
     if as_json:
@@ -217,7 +219,7 @@ def validate(folder: Path | None, local: Path | None) -> None:
     """Check a policy folder (default: the shipped pack) and your local files without touching a tenant."""
     from m365audit.policies import load_pack
 
-    pack = load_pack(folder, local)
+    pack = load_pack(folder, local, strict=True)
     manual = sum(1 for r in pack.rules if r.manual)
     click.echo(f"OK: {len(pack.rules)} rules ({manual} manual), {len(pack.catalogs)} catalogs, "
                f"{len(pack.waivers)} waivers, {len(pack.attestations)} attestations, "

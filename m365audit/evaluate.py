@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date
 from functools import lru_cache
 from typing import Any
@@ -20,6 +20,7 @@ from m365audit.models import (
     FindingError,
     FindingObject,
     PolicyPack,
+    RejectedEntry,
     Rule,
     Snapshot,
     Status,
@@ -331,13 +332,22 @@ def _matches_object(waiver_objects: list[str], obj: FindingObject) -> bool:
     return obj.id.casefold() in wanted or (bool(obj.name) and obj.name.casefold() in wanted)
 
 
-def apply_waivers(rule: Rule, outcome: CheckOutcome, waivers: list[Waiver], today: date) -> Finding:
+def rejected_notes(rule: Rule, kind: str, rejected: Iterable[RejectedEntry], applies: bool) -> list[Text]:
+    """Notes for malformed waivers (or attestations) that name this rule, or whose whole file is unusable."""
+    return [Text(en=f"Not applied, it covers nothing until fixed: {r.problem}",
+                 nl=f"Niet toegepast, dekt niets tot het is hersteld: {r.problem}")
+            for r in rejected if r.kind == kind and (r.rule == rule.id or r.rule is None and applies)]
+
+
+def apply_waivers(rule: Rule, outcome: CheckOutcome, waivers: list[Waiver], today: date,
+                  rejected: Iterable[RejectedEntry] = ()) -> Finding:
     """Turn fail or error into waived where an active waiver covers it; say why when it does not."""
     mine = [w for w in waivers if w.rule == rule.id]
     active = [w for w in mine if w.expires >= today and w.objects != []]  # objects: [] covers nothing
     notes = [Text(en=f"Waiver expired on {w.expires.isoformat()} (approved by {w.approved_by}): it covers nothing.",
                   nl=f"Uitzondering verlopen op {w.expires.isoformat()} (goedgekeurd door {w.approved_by}): "
                      "dekt niets meer.") for w in mine if w.expires < today]
+    notes += rejected_notes(rule, "waivers", rejected, outcome.status is not Status.PASS)
     base = {"rule_id": rule.id, "rule_version": rule.version, "severity": rule.severity, "title": rule.title,
             "sources": list(rule.sources), "errors": outcome.errors}
     status, message, objects, waiver = outcome.status, outcome.message, list(outcome.objects), None
@@ -376,7 +386,8 @@ def _waived_message(underlying: Text, waiver: Waiver) -> Text:
                    f"uitzondering: {underlying.nl}")
 
 
-def manual_finding(rule: Rule, attestations: list[Attestation], today: date) -> Finding:
+def manual_finding(rule: Rule, attestations: list[Attestation], today: date,
+                   rejected: Iterable[RejectedEntry] = ()) -> Finding:
     """A rule Graph cannot observe: manual, with the current attestation when there is one."""
     mine = sorted((a for a in attestations if a.rule == rule.id), key=lambda a: a.date, reverse=True)
     current = next((a for a in mine if a.date <= today <= a.expires), None)
@@ -394,6 +405,7 @@ def manual_finding(rule: Rule, attestations: list[Attestation], today: date) -> 
     notes += [Text(en=f"Attestation dated in the future ({a.date.isoformat()}): not counted.",
                    nl=f"Verklaring gedateerd in de toekomst ({a.date.isoformat()}): telt niet.")
               for a in mine if a.date > today]
+    notes += rejected_notes(rule, "attestations", rejected, True)
     return Finding(**base, notes=notes, message=Text(
         en="Not observable through Graph and no current attestation: check by hand (see 'how to check').",
         nl="Niet waarneembaar via Graph en geen geldige verklaring: handmatig controleren (zie 'controle')."))
@@ -404,7 +416,8 @@ def evaluate(snapshot: Snapshot, pack: PolicyPack, today: date) -> list[Finding]
     findings = []
     for rule in pack.rules:
         if rule.manual is not None:
-            findings.append(manual_finding(rule, pack.attestations, today))
+            findings.append(manual_finding(rule, pack.attestations, today, pack.rejected))
         else:
-            findings.append(apply_waivers(rule, run_check(rule, snapshot, pack, today), pack.waivers, today))
+            findings.append(apply_waivers(rule, run_check(rule, snapshot, pack, today), pack.waivers, today,
+                                          pack.rejected))
     return findings

@@ -229,6 +229,14 @@ class ApprovedApp(Frozen):
     review_by: date
 
 
+class RejectedEntry(Frozen):
+    """A waiver, attestation or approved app that could not be used: it covers nothing, and findings say why."""
+
+    kind: Literal["waivers", "attestations", "approved_apps"]
+    rule: str | None = Field(None, description="the rule it names; None when the whole file is unusable")
+    problem: str = Field(description="file:line: what is wrong, as `m365audit validate` reports it")
+
+
 class PolicyPack(Frozen):
     """Everything loaded from a policy folder."""
 
@@ -240,6 +248,8 @@ class PolicyPack(Frozen):
     params: dict[str, dict[str, JSON]] = Field(
         {}, description="per-rule parameter overrides: rule id -> {param: value}"
     )
+    rejected: list[RejectedEntry] = Field(
+        [], description="malformed waivers, attestations and approved apps: not applied (fail closed)")
     digest: str = Field("", description="sha256 over every file the pack was loaded from")
     files: dict[str, str] = Field({}, description="file name -> sha256")
 

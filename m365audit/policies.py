@@ -27,6 +27,7 @@ from m365audit.models import (
     CatalogRef,
     Condition,
     PolicyPack,
+    RejectedEntry,
     Rule,
     Waiver,
 )
@@ -404,6 +405,7 @@ class _Report:
     doc: Any
     problems: list[str] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)
+    locs: list[tuple[int | str, ...]] = field(default_factory=list)
 
     def add(self, loc: tuple[int | str, ...], message: str, subject: str | None = None,
             where: str | None = None) -> None:
@@ -414,6 +416,7 @@ class _Report:
         text = f"{self.label}:{line}: " + (f"{subject}: " if subject else "")
         self.problems.append(text + (f"{where}: {message}" if where else message))
         self.lines.append(line)
+        self.locs.append(loc)
 
     def sorted(self) -> list[str]:
         """The problems in line order (a later check may find an earlier line)."""
@@ -730,13 +733,19 @@ class _Loaded:
     catalog_names: set[str] = field(default_factory=set)
     rules: list[Rule] = field(default_factory=list)
     rule_ids: dict[str, bool] = field(default_factory=dict)  # every id written in a rules file -> manual?
+    rejected: list[RejectedEntry] = field(default_factory=list)
 
 
-def load_pack(folder: Path | None = None, local: Path | None = None) -> PolicyPack:
+def load_pack(folder: Path | None = None, local: Path | None = None, strict: bool = False) -> PolicyPack:
     """Load and validate every file of a policy folder; all problems are reported together.
 
     ``local`` is the user's own folder of waivers.yaml, attestations.yaml, approved-apps.yaml and params.yaml:
     each file found there replaces the pack's file of the same name.
+
+    ``strict`` (``m365audit validate``): every problem is an error. Otherwise (audit, evaluate) a malformed
+    waiver, attestation or approved app is not applied and lands in ``PolicyPack.rejected``, so that the
+    audit still runs, fails closed, and its findings say why; a broken rule, catalog or params.yaml still
+    stops everything, since it would change what is checked.
     """
     where = _Folder(folder or default_policy_dir(), local, folder is not None)
     if not where.folder.is_dir():
@@ -749,13 +758,13 @@ def load_pack(folder: Path | None = None, local: Path | None = None) -> PolicyPa
     state.problems += _stray_files(where)
     _load_catalogs(where, state)
     _load_rules(where, state)
-    singles = {name: _load_single(where, state, name) for name in SINGLE_FILES}
+    singles = {name: _load_single(where, state, name, strict) for name in SINGLE_FILES}
     if state.problems:
         raise PolicyFileError(state.problems, hint="fix the lines above; `m365audit validate` checks a folder")
     digest = hashlib.sha256("\n".join(f"{k} {v}" for k, v in sorted(state.files.items())).encode()).hexdigest()
     return PolicyPack(rules=state.rules, catalogs=state.catalogs, waivers=singles["waivers.yaml"],
                       attestations=singles["attestations.yaml"], approved_apps=singles["approved-apps.yaml"],
-                      params=singles["params.yaml"], digest=digest, files=state.files)
+                      params=singles["params.yaml"], rejected=state.rejected, digest=digest, files=state.files)
 
 
 def _stray_files(where: _Folder) -> list[str]:
@@ -829,15 +838,20 @@ def _load_rules(where: _Folder, state: _Loaded) -> None:
         state.problems += report.sorted()
 
 
-def _load_single(where: _Folder, state: _Loaded, name: str) -> Any:
+def _load_single(where: _Folder, state: _Loaded, name: str, strict: bool) -> Any:
     local = where.local / name if where.local is not None else None
     path = local if local is not None and local.is_file() else where.folder / name
     key = next(iter(SINGLE_FILES[name].model_fields))
     empty: Any = {} if key == "params" else []
     if not path.is_file():
         return empty
+    lenient = not strict and key != "params"
+    before = len(state.problems)
     report = _read(where, state, path)
     if report is None:
+        if lenient:  # unreadable as a whole: nothing in it applies
+            state.rejected += [RejectedEntry(kind=key, problem=p) for p in state.problems[before:]]
+            del state.problems[before:]
         return empty
     if key == "params":
         params = _params(report)
@@ -846,8 +860,24 @@ def _load_single(where: _Folder, state: _Loaded, name: str) -> Any:
         return params
     items = _items(report, key)
     _check_references(report, key, sorted(items.items()), state)
-    state.problems += report.sorted()
+    if not lenient:
+        state.problems += report.sorted()
+        return [items[i] for i in sorted(items)]
+    found = sorted(zip(report.locs, report.problems, strict=True), key=lambda lp: line_of(report.doc, lp[0]))
+    for loc, problem in found:
+        index = loc[1] if len(loc) >= 2 and loc[0] == key and isinstance(loc[1], int) else None
+        items = {} if index is None else {i: v for i, v in items.items() if i != index}
+        state.rejected.append(RejectedEntry(kind=key, rule=_raw_rule(report.doc, key, index), problem=problem))
     return [items[i] for i in sorted(items)]
+
+
+def _raw_rule(doc: Any, key: str, index: int | None) -> str | None:
+    """The rule a (possibly malformed) waiver or attestation names, if it names one in a usable way."""
+    try:
+        value = doc[key][index]["rule"] if index is not None else None
+    except (KeyError, IndexError, TypeError):
+        return None
+    return value if isinstance(value, str) and value else None
 
 
 def _unknown_rule(rule_id: str, state: _Loaded) -> str:

@@ -22,6 +22,7 @@ from m365audit.models import (
     Condition,
     ManualCheck,
     PolicyPack,
+    RejectedEntry,
     Rule,
     Snapshot,
     SourceError,
@@ -410,3 +411,50 @@ def test_evaluate_uses_the_local_files_it_is_given(pilot_run: Path, tmp_path: Pa
     assert not [k for k, f in findings.items() if f["status"] == "waived"]
     assert findings["endpoint-recall-disabled"]["status"] == "error"
     assert code == 1
+
+
+def test_a_malformed_waiver_covers_nothing_and_the_finding_says_so() -> None:
+    problem = "local/waivers.yaml:5: connectors-off: expires: 'next friday' is not a date: write YYYY-MM-DD"
+    rejected = [RejectedEntry(kind="waivers", rule="connectors-off", problem=problem),
+                RejectedEntry(kind="waivers", rule="other-rule", problem="local/waivers.yaml:9: other-rule: ...")]
+    p = pack(rule()).model_copy(update={"rejected": rejected})
+    [finding] = evaluate(snapshot(READY), p, TODAY)
+    assert finding.status is Status.FAIL
+    assert [n.en for n in finding.notes] == [f"Not applied, it covers nothing until fixed: {problem}"]
+
+
+def test_an_unusable_waivers_file_is_noted_on_failing_findings_only() -> None:
+    problem = "local/waivers.yaml:3: invalid YAML: expected ',' or ']', but got '}'"
+    p = pack(rule()).model_copy(update={"rejected": [RejectedEntry(kind="waivers", problem=problem)]})
+    [failing] = evaluate(snapshot(READY), p, TODAY)
+    [passing] = evaluate(snapshot([]), p, TODAY)
+    assert failing.status is Status.FAIL and problem in failing.notes[0].en and problem in failing.notes[0].nl
+    assert passing.status is Status.PASS and passing.notes == []
+
+
+def test_a_malformed_attestation_leaves_the_rule_unattested_and_says_so() -> None:
+    problem = "local/attestations.yaml:5: teams-off: date: '2026-13-01' is not a date: month must be in 1..12"
+    p = pack(rule("teams-off", manual=MANUAL)).model_copy(
+        update={"rejected": [RejectedEntry(kind="attestations", rule="teams-off", problem=problem)]})
+    [finding] = evaluate(snapshot([]), p, TODAY)
+    assert finding.status is Status.MANUAL and finding.attestation is None and problem in finding.notes[0].en
+
+
+def test_evaluate_with_a_malformed_local_waiver_runs_fails_closed_and_warns(pilot_run: Path, tmp_path: Path) -> None:
+    text = (PILOT / "local" / "waivers.yaml").read_text(encoding="utf-8")
+    (tmp_path / "waivers.yaml").write_text(text.replace("expires: 2027-01-31", "expires: 2027-02-30", 1),
+                                           encoding="utf-8")
+    result = CliRunner().invoke(cli, ["evaluate", str(pilot_run), "--local", str(tmp_path),
+                                      "--as-of", "2026-11-28", "--json"])
+    assert result.exit_code == 1
+    assert "Warning: not applied (covers nothing): " in result.stderr and "2027-02-30" in result.stderr
+    finding = next(f for f in json.loads(result.stdout)["findings"] if f["rule_id"] == "copilot-plans-not-assigned")
+    assert finding["status"] == "fail" and "'2027-02-30' is not a date" in finding["notes"][-1]
+
+
+def test_validate_rejects_what_evaluate_sets_aside(tmp_path: Path) -> None:
+    (tmp_path / "waivers.yaml").write_text("waivers:\n  - {rule: copilot-usage-none, reason: r, approved_by: a, "
+                                           "expires: next friday}\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["validate", "--local", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "waivers.yaml:2: copilot-usage-none: expires: 'next friday' is not a date" in result.output

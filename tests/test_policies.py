@@ -56,7 +56,7 @@ def test_a_broken_file_gives_exactly_its_message_and_line(case: str, tmp_path: P
     monkeypatch.chdir(tmp_path)
     folder, local = build(tmp_path, case)
     with pytest.raises(PolicyFileError) as caught:
-        load_pack(folder, local)
+        load_pack(folder, local, strict=True)
     assert caught.value.problems == expected(case)
 
 
@@ -126,7 +126,7 @@ def test_every_problem_of_every_file_is_reported_at_once(tmp_path: Path, monkeyp
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(f, dest)
     with pytest.raises(PolicyFileError) as caught:
-        load_pack(folder)
+        load_pack(folder, strict=True)
     want = [line for case in ("catalog-entry-without-source", "two-errors-in-one-file", "waiver-unknown-rule",
                               "params-wrong-type") for line in expected(case)]
     assert caught.value.problems == want
@@ -302,3 +302,50 @@ def test_the_schema_flags_what_an_editor_can_see(case: str) -> None:
     schema = pack_schema()
     [path] = [p for p in (CORPUS / case).rglob("*.yaml")]
     assert schema_errors(schema, json.loads(json.dumps(read_yaml(path, path.name))), schema) != []
+
+
+# --------------------------------------------------------------------------- malformed user files fail closed
+
+
+@pytest.mark.parametrize("case, kind, rule", [
+    ("waiver-date-next-friday", "waivers", "connectors-off"),
+    ("waiver-unknown-rule", "waivers", "connector-off"),
+    ("waiver-empty-objects", "waivers", "connectors-off"),
+    ("waivers-empty-file", "waivers", None),
+    ("attestation-expires-before-date", "attestations", "teams-off"),
+    ("attestation-month-13", "attestations", "teams-off"),
+    ("approved-app-not-a-guid", "approved_apps", None),
+    ("local-waiver-unknown-rule", "waivers", "connectors-of"),
+])
+def test_outside_validate_a_malformed_user_entry_is_set_aside_not_fatal(
+        case: str, kind: str, rule: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An audit must still run: the entry covers nothing (fail closed) and the findings say why."""
+    monkeypatch.chdir(tmp_path)
+    folder, local = build(tmp_path, case)
+    pack = load_pack(folder, local)
+    assert [(r.kind, r.rule, r.problem) for r in pack.rejected] == [(kind, rule, line) for line in expected(case)]
+    assert getattr(pack, kind) == []
+
+
+@pytest.mark.parametrize("case", ["unknown-operator-did-you-mean", "catalog-entry-without-source",
+                                  "params-wrong-type", "yaml-syntax-error"])
+def test_outside_validate_a_broken_rule_catalog_or_params_file_still_stops_everything(
+        case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    folder, local = build(tmp_path, case)
+    with pytest.raises(PolicyFileError) as caught:
+        load_pack(folder, local)
+    assert caught.value.problems == expected(case)
+
+
+def test_one_malformed_waiver_leaves_the_others_applied(tmp_path: Path) -> None:
+    folder = tmp_path / "pack"
+    shutil.copytree(CORPUS / "_base", folder)
+    (folder / "waivers.yaml").write_text(
+        "waivers:\n"
+        "  - {rule: connectors-off, reason: Pilot, approved_by: ciso, expires: 2027-01-31}\n"
+        "  - {rule: plans-not-assigned, reason: Pilot, approved_by: ciso, expires: 31-01-2027}\n", encoding="utf-8")
+    pack = load_pack(folder)
+    assert [w.rule for w in pack.waivers] == ["connectors-off"]
+    assert [r.rule for r in pack.rejected] == ["plans-not-assigned"]
+    assert "expires: '31-01-2027' is not a date" in pack.rejected[0].problem

@@ -237,7 +237,8 @@ def resolve_pair(reports: Path, tenant: str | None, old: str | None, new: str | 
 
 
 def _before(found: list[Path], run: Path) -> Path:
-    earlier = [r for r in found if r.name < run.name]
+    names = [r.name for r in found]  # run order, where -10 comes after -9
+    earlier = found[:names.index(run.name)] if run.name in names else [r for r in found if r.name < run.name]
     if not earlier:
         raise UsageError(f"no run before {run.name}", hint="name the older run as well: drift OLD_RUN NEW_RUN")
     return earlier[-1]
@@ -363,7 +364,7 @@ def _causes(old: Finding | None, new: Finding | None, changed: list[ObjectChange
         causes.append(Text(en=f"the rule changed (version {old.rule_version} → {new.rule_version}), not "
                               "necessarily the tenant", nl=f"de regel is gewijzigd (versie {old.rule_version} → "
                               f"{new.rule_version}), niet per se de tenant"))
-    lost_waiver = old.status is Status.WAIVED and new.status is not Status.WAIVED
+    lost_waiver = old.status is Status.WAIVED and new.status in (Status.FAIL, Status.ERROR)
     if (lost_waiver or any(c.old_waived and not c.new_waived for c in changed)) and old.waiver is not None:
         until = old.waiver.expires
         if as_of is not None and as_of > until:

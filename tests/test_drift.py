@@ -259,3 +259,57 @@ def test_positional_intune_setting_ids_are_no_identity() -> None:
     changes = diff(old, [setting(0, "copilot", "c_0"), setting(1, "recall", "r_0")], "p")
     assert [(c.path, c.old, c.new) for c in changes] == [
         ("p[settingInstance.settingDefinitionId=copilot].settingInstance.choiceSettingValue.value", "c_1", "c_0")]
+
+
+# --------------------------------------------------------------------------- classification, inline runs
+
+
+def _finding(rule_id: str, status: Status, version: int = 1, objects: tuple[str, ...] = (),
+             **extra: Any) -> Any:
+    from m365audit.models import Finding, FindingObject, Severity, Text
+
+    return Finding(rule_id=rule_id, rule_version=version, status=status, severity=Severity.HIGH,
+                   title=Text(nl=rule_id, en=rule_id), message=Text(nl="-", en="-"),
+                   objects=[FindingObject(id=o, name=o) for o in objects], **extra)
+
+
+def _state(run_id: str, findings: list[Any], as_of: str = "2026-11-28") -> Any:
+    from m365audit.drift import current_run
+    from m365audit.models import Snapshot
+
+    snapshot = Snapshot(tenant_id="061ea7c2-cc15-418b-bfc0-9f6a7d98011c", collected_at=datetime(2026, 11, 28),
+                        tool_version="t", sources={})
+    return current_run(run_id, snapshot, findings, {"as_of": as_of, "policy_pack": {"digest": run_id}})
+
+
+def test_kinds_and_causes() -> None:
+    from m365audit.drift import compare
+    from m365audit.models import FindingError, FindingObject, Waiver
+
+    waiver = Waiver(rule="w", reason="pilot", approved_by="ciso@voorbeeld.nl", expires=date(2026, 11, 27))
+    old = _state("a", [
+        _finding("fixed", Status.WAIVED, waiver=waiver), _finding("known-broken", Status.FAIL, objects=("x",)),
+        _finding("now-unknown", Status.FAIL), _finding("now-known", Status.ERROR),
+        _finding("rewritten", Status.PASS), _finding("dropped", Status.PASS),
+        _finding("more-waived", Status.FAIL, objects=("x",))])
+    new = _state("b", [
+        _finding("fixed", Status.PASS), _finding("known-broken", Status.FAIL, objects=("y",)),
+        _finding("now-unknown", Status.ERROR, errors=[FindingError(source="users", message="503", status=503)]),
+        _finding("now-known", Status.FAIL), _finding("rewritten", Status.FAIL, version=2),
+        _finding("brand-new", Status.FAIL),
+        _finding("more-waived", Status.FAIL, objects=("x",)).model_copy(update={"objects": [
+            FindingObject(id="x", name="x"), FindingObject(id="z", name="z", waived=True)]})],
+        as_of="2026-11-29")
+    report = compare(old, new)
+    kinds = {r.rule_id: r.kind for r in report.rules}
+    assert kinds == {"fixed": "improvement", "known-broken": "new-objects", "now-unknown": "changed",
+                     "now-known": "regression", "rewritten": "rule-changed", "dropped": "rule-changed",
+                     "brand-new": "rule-changed", "more-waived": "changed"}
+    by = {r.rule_id: r for r in report.rules}
+    assert by["fixed"].causes == [], "a fixed tenant is not 'waiver expired'"
+    assert [c.en for c in by["now-unknown"].causes] == ["source users could not be read tonight (503)"]
+    assert "the rule changed (version 1 → 2)" in by["rewritten"].causes[0].en
+    assert [(c.rule_id, c.change) for c in report.rule_changes] == [
+        ("brand-new", "added"), ("dropped", "removed"), ("rewritten", "version")]
+    assert report.policy_pack_changed
+    assert [r.rule_id for r in report.regressions] == ["now-known", "known-broken"]

@@ -402,7 +402,12 @@ def main(argv: list[str] | None = None) -> None:
     if args["export"] is not None:
         print(export_fixtures(spec, args["export"]), "exchanges written to", args["export"])
         return
-    faults = {s: Fault(k) for s, k in (item.split("=", 1) for item in args["fault"])}
+    faults: dict[str, Fault] = {}
+    for item in args["fault"]:
+        source, _, kind = item.partition("=")
+        if kind not in FAULT_KINDS:
+            parser.error(f"--fault {item}: the kind must be one of {', '.join(FAULT_KINDS)}")
+        faults[source] = Fault(kind)
     config = SimConfig(latency_ms=args["latency_ms"], throttle_rate=args["throttle_rate"],
                        rate_limit=args["rate_limit"],
                        audit_polls=args["audit_polls"], faults=faults, seed=spec.seed)

@@ -351,6 +351,7 @@ class GraphSession:
         self.stats: dict[str, SourceStats] = {}
         self.exchanges = 0
         self._http: httpx.AsyncClient | None = None
+        self._owned_transport: httpx.AsyncHTTPTransport | None = None
         self._adapter: Any = None
 
     async def __aenter__(self) -> GraphSession:
@@ -361,8 +362,11 @@ class GraphSession:
         from msgraph.graph_service_client import GraphServiceClient
         from msgraph_core import GraphClientFactory
 
-        http = httpx.AsyncClient(transport=self._transport, timeout=httpx.Timeout(self._timeout, connect=15),
-                                 follow_redirects=False)
+        if self._transport is None:
+            # Ours to close: msgraph-core's AsyncGraphTransport wraps it but has no aclose() of its own.
+            self._owned_transport = httpx.AsyncHTTPTransport(http2=True)
+        http = httpx.AsyncClient(transport=self._transport or self._owned_transport,
+                                 timeout=httpx.Timeout(self._timeout, connect=15), follow_redirects=False)
         self._http = GraphClientFactory.create_with_custom_middleware(
             _middleware(self._on_exchange, self._instant_retries), client=http)
         auth = AzureIdentityAuthenticationProvider(self._credential, scopes=[GRAPH_SCOPE])
@@ -373,6 +377,8 @@ class GraphSession:
     async def __aexit__(self, *exc: object) -> None:
         if self._http is not None:
             await self._http.aclose()
+        if self._owned_transport is not None:
+            await self._owned_transport.aclose()
         close = getattr(self._credential, "close", None)
         if close is not None:
             await close()

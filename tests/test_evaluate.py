@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -458,3 +459,21 @@ def test_validate_rejects_what_evaluate_sets_aside(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["validate", "--local", str(tmp_path)])
     assert result.exit_code == 2
     assert "waivers.yaml:2: copilot-usage-none: expires: 'next friday' is not a date" in result.output
+
+
+def test_an_audit_with_a_malformed_local_waiver_still_runs_and_says_why(tmp_path: Path) -> None:
+    local = tmp_path / "local"
+    shutil.copytree(PILOT / "local", local)
+    waivers = local / "waivers.yaml"
+    waivers.write_text(waivers.read_text(encoding="utf-8").replace("expires: 2027-01-31", "expires: next month", 1),
+                       encoding="utf-8")
+    result = CliRunner().invoke(cli, ["audit", "--replay", str(PILOT), "--local", str(local), "--reports",
+                                      str(tmp_path / "reports"), "--as-of", "2026-11-28", "-q"])
+    assert result.exit_code == 1, result.output
+    [run] = list((tmp_path / "reports").glob("*/2*"))
+    findings = {f["rule_id"]: f for f in json.loads((run / "findings.json").read_text(encoding="utf-8"))["findings"]}
+    plans = findings["copilot-plans-not-assigned"]
+    assert plans["status"] == "fail"
+    assert any("waivers.yaml:8: copilot-plans-not-assigned: expires: 'next month' is not a date" in n
+               for n in plans["notes"])
+    assert findings["copilot-usage-none"]["status"] == "waived"  # the other waivers still apply

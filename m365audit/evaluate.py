@@ -348,6 +348,8 @@ def apply_waivers(rule: Rule, outcome: CheckOutcome, waivers: list[Waiver], toda
                   nl=f"Uitzondering verlopen op {w.expires.isoformat()} (goedgekeurd door {w.approved_by}): "
                      "dekt niets meer.") for w in mine if w.expires < today]
     notes += rejected_notes(rule, "waivers", rejected, outcome.status is not Status.PASS)
+    notes += rejected_notes(rule, "approved_apps", rejected, outcome.status is not Status.PASS
+                            and rule.check is not None and rule.check.function is not None)
     base = {"rule_id": rule.id, "rule_version": rule.version, "severity": rule.severity, "title": rule.title,
             "sources": list(rule.sources), "errors": outcome.errors}
     status, message, objects, waiver = outcome.status, outcome.message, list(outcome.objects), None

@@ -477,3 +477,15 @@ def test_an_audit_with_a_malformed_local_waiver_still_runs_and_says_why(tmp_path
     assert any("waivers.yaml:8: copilot-plans-not-assigned: expires: 'next month' is not a date" in n
                for n in plans["notes"])
     assert findings["copilot-usage-none"]["status"] == "waived"  # the other waivers still apply
+
+
+def test_a_malformed_approved_app_is_noted_where_a_function_check_fails() -> None:
+    problem = "local/approved-apps.yaml:2: Zaaksysteem: app_id: 'Zaaksysteem' is not a GUID"
+    rejected = [RejectedEntry(kind="approved_apps", problem=problem)]
+    by_function = rule().model_copy(update={"check": Check(function="copilot_usage_none")})
+    declarative = rule("connectors-off")
+    p = pack(by_function).model_copy(update={"rejected": rejected})
+    [finding] = evaluate(snapshot(error=SourceError(message="503", status=503)), p, TODAY)
+    assert problem in finding.notes[0].en
+    [other] = evaluate(snapshot(READY), pack(declarative).model_copy(update={"rejected": rejected}), TODAY)
+    assert other.status is Status.FAIL and other.notes == []

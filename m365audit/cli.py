@@ -59,6 +59,24 @@ local_option = click.option(
     help="Your own waivers.yaml, attestations.yaml, approved-apps.yaml and params.yaml (replace the pack's).")
 lang_option = click.option("--lang", type=click.Choice(LANGS), default="nl", show_default=True,
                            help="Language of reports and messages.")
+def pseudonymise_options(f: Any) -> Any:
+    """--pseudonymise and --pseudonym-key-file: user names and addresses in reports become user-<hmac>."""
+    f = click.option("--pseudonym-key-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+                     help="File holding the pseudonym key (else $M365AUDIT_PSEUDONYM_KEY); implies --pseudonymise.")(f)
+    return click.option("--pseudonymise", is_flag=True,
+                        help="Replace user names and addresses in the reports (not in the evidence) by stable keyed "
+                             "pseudonyms (HMAC-SHA256; the key stays with you).")(f)
+
+
+def _pseudonym_key(pseudonymise: bool, key_file: Path | None) -> bytes | None:
+    """The key when pseudonymising was asked for; a clear usage error when there is none."""
+    if not pseudonymise and key_file is None:
+        return None
+    from m365audit.pseudonymise import load_key
+
+    return load_key(key_file)
+
+
 reports_option = click.option(
     "--reports", type=click.Path(path_type=Path, file_okay=False), default=Path("reports"), show_default=True,
     envvar="M365AUDIT_REPORTS", help="Folder that holds reports/<tenant>/<run-id>/.")
@@ -114,10 +132,11 @@ def cli(debug: bool) -> None:
 @click.option("--notify", "notify", multiple=True, metavar="URL",
               help="POST the drift summary here when tonight has regressions (repeatable; Teams Workflows URLs get "
                    "an Adaptive Card; generic ones are HMAC-signed with $M365AUDIT_NOTIFY_SECRET when it is set).")
+@pseudonymise_options
 def audit(replay: Path | None, policies: Path | None, local: Path | None, reports: Path, lang: str, auth: str,
           tenant_id: str | None, client_id: str | None, certificate: Path | None, concurrency: int, timeout: float,
           audit_wait: float, as_of: datetime | None, quiet: bool, notify: tuple[str, ...] = (),
-          config: Path | None = None) -> None:
+          config: Path | None = None, pseudonymise: bool = False, pseudonym_key_file: Path | None = None) -> None:
     """Audit a tenant (or replay a recording) and write a dated, hash-chained run folder."""
     from m365audit.graph import CredentialSettings
     from m365audit.progress import for_cli
@@ -131,10 +150,11 @@ def audit(replay: Path | None, policies: Path | None, local: Path | None, report
                                       certificate_path=str(certificate) if certificate else None),
         concurrency=concurrency, timeout=timeout, audit_wait=audit_wait, as_of=_as_of(as_of),
         notify=notify, notify_secret=_notify_secret(),
-        progress=None if replay is not None else for_cli(sys.stderr, quiet))
+        progress=None if replay is not None else for_cli(sys.stderr, quiet),
+        pseudonym_key=_pseudonym_key(pseudonymise, pseudonym_key_file))
     result = _run(run_audit(options))
-    _print_summary(result.snapshot.tenant_name, result.snapshot.tenant_id, result.run_dir.name, result.findings,
-                   result.verdict, lang, quiet)
+    _print_summary(result.snapshot.tenant_name, result.snapshot.tenant_id, result.run_dir.name,
+                   _for_print(result.findings, result.snapshot, options.pseudonym_key), result.verdict, lang, quiet)
     if not quiet:
         click.echo(f"Run folder: {result.run_dir}")
         click.echo(f"Report:     {result.run_dir / 'report.html'}")
@@ -143,6 +163,16 @@ def audit(replay: Path | None, policies: Path | None, local: Path | None, report
         click.echo(f"Warning: {len(result.unmatched)} request(s) had no recorded answer and count as errors: "
                    + "; ".join(result.unmatched[:3]), err=True)
     sys.exit(result.exit_code)
+
+
+def _for_print(findings: list[Any], snapshot: Any, key: bytes | None) -> list[Any]:
+    """Findings as stdout may show them: pseudonymised like the reports when a key was given."""
+    if key is None:
+        return findings
+    from m365audit.pseudonymise import Pseudonymiser
+
+    pseudonymiser = Pseudonymiser(key, snapshot)
+    return [pseudonymiser.finding(f) for f in findings]
 
 
 VERDICT_TEXT = {"pass": "COMPLIANT", "fail": "NOT COMPLIANT", "error": "INCOMPLETE (not a pass)"}
@@ -181,8 +211,12 @@ def _print_summary(tenant_name: str, tenant_id: str, run_id: str, findings: list
 @click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), default=None,
               help="Judge waiver and attestation expiry as of this date (default: today, UTC).")
 @click.option("--json", "as_json", is_flag=True, help="Print findings.json to stdout instead of a summary.")
+@click.option("--output", "-o", "output", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Also write findings.json, report.html, report.md and junit.xml into this new folder.")
+@pseudonymise_options
 def evaluate_cmd(run_dir: Path, policies: Path | None, local: Path | None, lang: str, as_of: datetime | None,
-                 as_json: bool) -> None:
+                 as_json: bool, output: Path | None = None, pseudonymise: bool = False,
+                 pseudonym_key_file: Path | None = None) -> None:
     """Re-check a stored snapshot with today's policies, waivers and attestations (no Graph calls)."""
     from m365audit.evaluate import evaluate
     from m365audit.models import Snapshot
@@ -197,19 +231,46 @@ def evaluate_cmd(run_dir: Path, policies: Path | None, local: Path | None, lang:
     except ValueError as exc:
         raise AuditError(f"{snapshot_file} is not a valid snapshot: {str(exc).splitlines()[0]}",
                          hint="run `m365audit verify` on the run folder") from exc
+    key = _pseudonym_key(pseudonymise, pseudonym_key_file)
     pack = load_pack(policies, local)
     for rejected in pack.rejected:
         click.echo(f"Warning: not applied (covers nothing): {rejected.problem}", err=True)
     findings = evaluate(snapshot, pack, _as_of(as_of) or datetime.now(timezone.utc).date())
     result = verdict(findings)
+    if output is not None:
+        _write_evaluation(output, run_dir, snapshot, findings, pack, as_lang(lang), key)
+    shown = _for_print(findings, snapshot, key)
     if as_json:
-        click.echo(json.dumps(findings_document(snapshot, findings, run_dir.name, as_lang(lang)),
-                              indent=2, ensure_ascii=False))
+        from m365audit.pseudonymise import Pseudonymiser
+
+        view = Pseudonymiser(key, snapshot).snapshot(snapshot) if key else snapshot
+        doc = findings_document(view, shown, run_dir.name, as_lang(lang), pseudonymised=key is not None)
+        click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
     else:
-        _print_summary(snapshot.tenant_name, snapshot.tenant_id, run_dir.name, findings, result, lang, False)
+        _print_summary(snapshot.tenant_name, snapshot.tenant_id, run_dir.name, shown, result, lang, False)
+        if output is not None:
+            click.echo(f"Report:     {output / 'report.html'}")
     from m365audit.runner import EXIT_BY_VERDICT
 
     sys.exit(EXIT_BY_VERDICT[result])
+
+
+def _write_evaluation(output: Path, run_dir: Path, snapshot: Any, findings: list[Any], pack: Any, lang: Lang,
+                      key: bytes | None) -> None:
+    """The reports of a re-evaluation into a new folder (never over an existing report)."""
+    from m365audit.evidence import exchange_refs
+    from m365audit.pseudonymise import Pseudonymiser
+    from m365audit.report import write_reports
+
+    if output.exists() and any(output.iterdir()):
+        raise AuditError(f"{output} exists and is not empty", hint="give a new folder; reports are never overwritten")
+    output.mkdir(parents=True, exist_ok=True)
+
+    def write(name: str, data: bytes) -> None:
+        (output / name).write_bytes(data)
+
+    write_reports(write, snapshot, findings, pack, run_dir.name, lang, exchange_refs(run_dir),
+                  datetime.now(timezone.utc), Pseudonymiser(key, snapshot) if key else None)
 
 
 @cli.command()
@@ -318,6 +379,81 @@ def verify(run_dir: Path, chain: bool) -> None:
     sys.exit(EXIT_FAIL if bad else EXIT_PASS)
 
 
+@cli.command()
+@policies_option
+@click.option("--format", "fmt", type=click.Choice(["table", "manifest", "az"]), default="table", show_default=True,
+              help="table: what and why; manifest: requiredResourceAccess JSON; az: Azure CLI commands.")
+@click.option("--app-id", default="$APP_ID", show_default=True, help="Application (client) id for --format az.")
+def permissions(policies: Path | None, fmt: str, app_id: str) -> None:
+    """The least-privilege Graph application permissions the enabled rules need."""
+    from m365audit.permissions import az_commands, manifest_fragment, requirements, table
+    from m365audit.policies import load_pack
+
+    reqs = requirements(load_pack(policies))
+    if fmt == "manifest":
+        click.echo(json.dumps(manifest_fragment(reqs), indent=2))
+    elif fmt == "az":
+        for line in az_commands(reqs, app_id):
+            click.echo(line)
+    else:
+        for line in table(reqs):
+            click.echo(line)
+        click.echo("\nDelegated only (--auth device-code): CopilotPolicySettings.Read. Deliberately never: "
+                   "AiEnterpriseInteraction.Read.All (it reads prompts, i.e. resident data).")
+
+
+@cli.command()
+@click.argument("out_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--from", "source", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
+              help="Pseudonymise an existing run folder (or exchanges/) instead of auditing live.")
+@policies_option
+@click.option("--auth", type=click.Choice(["auto", "certificate", "secret", "managed-identity", "workload-identity",
+                                           "azure-pipelines", "azure-cli", "device-code"]), default="auto",
+              show_default=True, envvar="M365AUDIT_AUTH", help="How to sign in for a live recording.")
+@click.option("--tenant-id", envvar="AZURE_TENANT_ID", default=None, help="Directory (tenant) id.")
+@click.option("--client-id", envvar="AZURE_CLIENT_ID", default=None, help="Application (client) id.")
+def record(out_dir: Path, source: Path | None, policies: Path | None, auth: str, tenant_id: str | None,
+           client_id: str | None) -> None:
+    """Record a tenant as a shareable fixture: people, tenant id and domains pseudonymised (FIXTURES.md)."""
+    import tempfile
+
+    from m365audit.record import pseudonymise
+
+    if source is not None:
+        summary = pseudonymise(source, out_dir)
+    else:
+        from m365audit.graph import CredentialSettings
+        from m365audit.progress import for_cli
+        from m365audit.runner import AuditOptions, run_audit
+
+        with tempfile.TemporaryDirectory(prefix="m365audit-record-") as tmp:  # the real names never stay on disk
+            result = _run(run_audit(AuditOptions(
+                reports=Path(tmp), policies=policies, progress=for_cli(sys.stderr, False),
+                credential=CredentialSettings(method=auth, tenant_id=tenant_id, client_id=client_id))))
+            summary = pseudonymise(result.run_dir, out_dir)
+    click.echo(f"Wrote {summary.exchanges} exchanges to {summary.out}: {summary.people} names and addresses and "
+               f"{summary.domains} domains pseudonymised; tenant id {summary.tenant_id}")
+    click.echo("Check before sharing: free text (descriptions, policy names) is kept as Graph sent it.")
+
+
+@cli.command()
+@click.option("--keep-days", type=click.IntRange(1, 36500), required=True, help="Keep runs younger than this.")
+@click.option("--tenant", default=None, help="Only this folder under --reports (default: every tenant).")
+@reports_option
+@click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
+def prune(keep_days: int, tenant: str | None, reports: Path, dry_run: bool) -> None:
+    """Delete old runs; each removal is recorded in <tenant>/pruned.json so verify --chain still holds."""
+    from m365audit.prune import prune_tenant, tenant_dirs
+
+    total = 0
+    for folder in tenant_dirs(reports, tenant):
+        for entry in prune_tenant(folder, keep_days, dry_run=dry_run):
+            total += 1
+            click.echo(f"{'would remove' if dry_run else 'removed'} {folder.name}/{entry.run_id} "
+                       f"(manifest sha256 {entry.manifest_sha256[:16]})")
+    click.echo(f"{total} run(s) {'would be ' if dry_run else ''}pruned; the newest run of every tenant is kept")
+
+
 def _notify_secret() -> str | None:
     """The webhook HMAC key: from the environment only, never an option (it would show in ps and shell history)."""
     import os
@@ -402,81 +538,6 @@ def history_cmd(tenant: str | None, reports: Path, lang: str, write_html: bool) 
                        f"waived {c['waived']:>3}  manual {c['manual']:>3}  pass {c['pass']:>3}  regressions {news}")
         if write_html:
             click.echo(f"  index: {write_index(tenant_dir, as_lang(lang))}")
-
-
-@cli.command()
-@policies_option
-@click.option("--format", "fmt", type=click.Choice(["table", "manifest", "az"]), default="table", show_default=True,
-              help="table: what and why; manifest: requiredResourceAccess JSON; az: Azure CLI commands.")
-@click.option("--app-id", default="$APP_ID", show_default=True, help="Application (client) id for --format az.")
-def permissions(policies: Path | None, fmt: str, app_id: str) -> None:
-    """The least-privilege Graph application permissions the enabled rules need."""
-    from m365audit.permissions import az_commands, manifest_fragment, requirements, table
-    from m365audit.policies import load_pack
-
-    reqs = requirements(load_pack(policies))
-    if fmt == "manifest":
-        click.echo(json.dumps(manifest_fragment(reqs), indent=2))
-    elif fmt == "az":
-        for line in az_commands(reqs, app_id):
-            click.echo(line)
-    else:
-        for line in table(reqs):
-            click.echo(line)
-        click.echo("\nDelegated only (--auth device-code): CopilotPolicySettings.Read. Deliberately never: "
-                   "AiEnterpriseInteraction.Read.All (it reads prompts, i.e. resident data).")
-
-
-@cli.command()
-@click.argument("out_dir", type=click.Path(path_type=Path, file_okay=False))
-@click.option("--from", "source", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
-              help="Pseudonymise an existing run folder (or exchanges/) instead of auditing live.")
-@policies_option
-@click.option("--auth", type=click.Choice(["auto", "certificate", "secret", "managed-identity", "workload-identity",
-                                           "azure-pipelines", "azure-cli", "device-code"]), default="auto",
-              show_default=True, envvar="M365AUDIT_AUTH", help="How to sign in for a live recording.")
-@click.option("--tenant-id", envvar="AZURE_TENANT_ID", default=None, help="Directory (tenant) id.")
-@click.option("--client-id", envvar="AZURE_CLIENT_ID", default=None, help="Application (client) id.")
-def record(out_dir: Path, source: Path | None, policies: Path | None, auth: str, tenant_id: str | None,
-           client_id: str | None) -> None:
-    """Record a tenant as a shareable fixture: people, tenant id and domains pseudonymised (FIXTURES.md)."""
-    import tempfile
-
-    from m365audit.record import pseudonymise
-
-    if source is not None:
-        summary = pseudonymise(source, out_dir)
-    else:
-        from m365audit.graph import CredentialSettings
-        from m365audit.progress import for_cli
-        from m365audit.runner import AuditOptions, run_audit
-
-        with tempfile.TemporaryDirectory(prefix="m365audit-record-") as tmp:  # the real names never stay on disk
-            result = _run(run_audit(AuditOptions(
-                reports=Path(tmp), policies=policies, progress=for_cli(sys.stderr, False),
-                credential=CredentialSettings(method=auth, tenant_id=tenant_id, client_id=client_id))))
-            summary = pseudonymise(result.run_dir, out_dir)
-    click.echo(f"Wrote {summary.exchanges} exchanges to {summary.out}: {summary.people} names and addresses and "
-               f"{summary.domains} domains pseudonymised; tenant id {summary.tenant_id}")
-    click.echo("Check before sharing: free text (descriptions, policy names) is kept as Graph sent it.")
-
-
-@cli.command()
-@click.option("--keep-days", type=click.IntRange(1, 36500), required=True, help="Keep runs younger than this.")
-@click.option("--tenant", default=None, help="Only this folder under --reports (default: every tenant).")
-@reports_option
-@click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
-def prune(keep_days: int, tenant: str | None, reports: Path, dry_run: bool) -> None:
-    """Delete old runs; each removal is recorded in <tenant>/pruned.json so verify --chain still holds."""
-    from m365audit.prune import prune_tenant, tenant_dirs
-
-    total = 0
-    for folder in tenant_dirs(reports, tenant):
-        for entry in prune_tenant(folder, keep_days, dry_run=dry_run):
-            total += 1
-            click.echo(f"{'would remove' if dry_run else 'removed'} {folder.name}/{entry.run_id} "
-                       f"(manifest sha256 {entry.manifest_sha256[:16]})")
-    click.echo(f"{total} run(s) {'would be ' if dry_run else ''}pruned; the newest run of every tenant is kept")
 
 
 def main() -> None:

@@ -21,16 +21,9 @@ from m365audit.history import refresh_index
 from m365audit.models import Finding, Lang, PolicyPack, Snapshot
 from m365audit.notify import NotifyRecord, alert, record_bytes
 from m365audit.policies import load_pack, rule_params
+from m365audit.pseudonymise import Pseudonymiser
 from m365audit.replay import ReplayTransport, tenant_metadata
-from m365audit.report import (
-    findings_bytes,
-    findings_document,
-    render_html,
-    render_junit,
-    render_markdown,
-    snapshot_bytes,
-    verdict,
-)
+from m365audit.report import Evidence, snapshot_bytes, verdict, write_reports
 from m365audit.sources import AUDIT_POLL_INTERVAL, FetchContext
 
 if TYPE_CHECKING:
@@ -58,6 +51,8 @@ class AuditOptions:
     now: datetime | None = None
     as_of: date | None = None
     transport: httpx.AsyncBaseTransport | None = None
+    pseudonym_key: bytes | None = field(default=None, repr=False)
+    """--pseudonymise: the admin's HMAC key; reports (not the evidence) show user-<hmac> instead of people."""
     env: dict[str, str] | None = None
     """Environment for the credential (None: os.environ); tenants.py passes each tenant's own."""
     progress: ProgressSink | None = None
@@ -106,15 +101,12 @@ def _environment_failure(snapshot: Snapshot) -> AuthError | None:
 
 
 def write_outputs(folder: RunFolder, snapshot: Snapshot, findings: list[Finding], pack: PolicyPack, lang: Lang,
-                  evidence: dict[str, list[str]], generated_at: datetime, drift: dict[str, Any] | None = None) -> None:
+                  evidence: Evidence, generated_at: datetime, drift: dict[str, Any] | None = None,
+                  pseudonymiser: Pseudonymiser | None = None) -> None:
     """snapshot.json, findings.json, report.html, report.md and junit.xml into the (temporary) run folder."""
-    run_id = folder.run_id
     folder.write("snapshot.json", snapshot_bytes(snapshot))
-    folder.write("findings.json", findings_bytes(findings_document(snapshot, findings, run_id, lang)))
-    folder.write("report.html", render_html(snapshot, findings, pack, run_id, lang, evidence, generated_at,
-                                            drift=drift).encode())
-    folder.write("report.md", render_markdown(snapshot, findings, run_id, lang, drift=drift).encode())
-    folder.write("junit.xml", render_junit(snapshot, findings, run_id, lang))
+    write_reports(folder.write, snapshot, findings, pack, folder.run_id, lang, evidence, generated_at,
+                  pseudonymiser, drift)
 
 
 async def run_audit(options: AuditOptions) -> AuditResult:
@@ -135,6 +127,9 @@ async def run_audit(options: AuditOptions) -> AuditResult:
         credential = build_credential(options.credential, options.env)
     folder = RunFolder(options.reports, new_run_id(started), started)
     try:
+        known_tenant = meta.get("tenant_id") or options.credential.tenant_id
+        if known_tenant:
+            folder.hold(str(known_tenant))  # a second run for this tenant is refused now, not after collecting
         store = ExchangeStore(folder.tmp / "exchanges")
         ctx = FetchContext(now=started, audit_lookback_days=_lookback(pack),
                            audit_poll_seconds=options.audit_wait,
@@ -155,12 +150,16 @@ async def run_audit(options: AuditOptions) -> AuditResult:
             raise failure
         findings = evaluate(snapshot, pack, today)
         finished = options.now or datetime.now(timezone.utc)
-        tonight = current_run(folder.run_id, snapshot, findings, {
+        pseudonymiser = Pseudonymiser(options.pseudonym_key, snapshot) if options.pseudonym_key else None
+        key = options.pseudonym_key  # drift compares with last night's (pseudonymised) findings.json
+        tonight = current_run(folder.run_id, snapshot, [pseudonymiser.finding(f) for f in findings]
+                              if pseudonymiser else findings, {
             "started_at": started.isoformat(), "as_of": today.isoformat(), "verdict": verdict(findings),
             "policy_pack": {"digest": pack.digest}})
-        drift, drift_warning = compare_with_previous(options.reports, tonight)
-        write_outputs(folder, snapshot, findings, pack, options.lang, store.names, finished,
-                      drift_context(drift, options.lang, drift_warning))
+        drift, drift_warning = compare_with_previous(options.reports, tonight,
+                                                     (lambda s: Pseudonymiser(key, s).text) if key else None)
+        write_outputs(folder, snapshot, findings, pack, options.lang, store.refs, finished,
+                      drift_context(drift, options.lang, drift_warning), pseudonymiser)
         if drift is not None:
             folder.write("drift.json", drift_bytes(drift))
         alerts = await alert(drift, options.notify, options.notify_secret,
@@ -176,6 +175,9 @@ async def run_audit(options: AuditOptions) -> AuditResult:
             "lang": options.lang, "verdict": verdict(findings),
             "policy_pack": {"digest": pack.digest, "files": pack.files},
             "exchanges": store.count,
+            "collector": {"auth": "replay" if replay is not None else options.credential.method,
+                          "client_id": options.credential.client_id, "app_roles": roles},
+            "reports_pseudonymised": pseudonymiser is not None,
         })
     except BaseException:
         folder.discard()

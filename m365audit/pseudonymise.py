@@ -1,0 +1,141 @@
+"""Stable keyed pseudonyms (HMAC-SHA256) for user names and addresses in reports; the key stays with the admin."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from m365audit.errors import UsageError
+from m365audit.models import Finding, Snapshot, SourceError, SourceResult
+
+KEY_ENV = "M365AUDIT_PSEUDONYM_KEY"
+MIN_KEY_BYTES = 16
+PSEUDONYM_HEX = 12
+EMAIL = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+USER_KEYS = ("userPrincipalName", "UserPrincipalName", "User Principal Name", "userId", "UserId")
+NAME_KEYS = ("displayName", "DisplayName", "Display Name", "userDisplayName")
+ADDRESS_KEYS = ("userPrincipalName", "UserPrincipalName", "User Principal Name", "mail", "otherMails",
+                "proxyAddresses", "userId", "UserId")
+KEEP_KEYS = frozenset({"rule_id", "rule_version", "status", "severity", "sources", "underlying_status", "rule",
+                       "source", "code", "request_id"})
+KEY_HINT = (f"set {KEY_ENV} (at least {MIN_KEY_BYTES} characters, e.g. `openssl rand -hex 32`) or pass "
+            "--pseudonym-key-file; keep the key: the same key gives the same pseudonyms in every report")
+
+
+def load_key(key_file: Path | None, environ: Mapping[str, str] | None = None) -> bytes:
+    """The admin's pseudonym key from --pseudonym-key-file or M365AUDIT_PSEUDONYM_KEY; refuse to run without one."""
+    env = os.environ if environ is None else environ
+    if key_file is not None:
+        try:
+            key = key_file.read_bytes().strip()
+        except OSError as exc:
+            raise UsageError(f"cannot read the pseudonym key file {key_file}: {exc.strerror}", hint=KEY_HINT) from exc
+        origin = str(key_file)
+    else:
+        key = env.get(KEY_ENV, "").strip().encode()
+        origin = KEY_ENV
+    if not key:
+        raise UsageError("--pseudonymise needs a key, and none was given", hint=KEY_HINT)
+    if len(key) < MIN_KEY_BYTES:
+        raise UsageError(f"the pseudonym key in {origin} is too short ({len(key)} bytes, need {MIN_KEY_BYTES})",
+                         hint=KEY_HINT)
+    return key
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _walk(value: Any) -> Iterator[dict[str, Any]]:
+    """Every dict inside a source's data (users, usage rows, audit records …)."""
+    if isinstance(value, dict):
+        yield value
+        for child in value.values():
+            yield from _walk(child)
+    elif isinstance(value, list):
+        for child in value:
+            yield from _walk(child)
+
+
+class Pseudonymiser:
+    """Replaces the people of a snapshot (names, UPNs, mail addresses) and any address in a text by user-<hmac>."""
+
+    def __init__(self, key: bytes, snapshot: Snapshot | None = None) -> None:
+        self._key = key
+        self._names: dict[str, str] = {}
+        self._addresses: dict[str, str] = {}
+        items = [i for r in (snapshot.sources.values() if snapshot else []) for i in _walk(r.data)]
+        for item in items:
+            self._add_person(item)
+        for item in items:
+            name = item.get("principalDisplayName")
+            if item.get("principalType") == "User" and isinstance(name, str) and len(name.strip()) >= 3:
+                self._names.setdefault(name.strip(), self.pseudonym(name))
+        self._name_re = self._pattern(self._names, flags=0)
+        self._address_re = self._pattern(self._addresses, flags=re.IGNORECASE)
+
+    def pseudonym(self, identity: str) -> str:
+        """user-<first 12 hex of HMAC-SHA256(key, identity lower-cased)>: stable for a key, useless without it."""
+        digest = hmac.new(self._key, identity.strip().casefold().encode(), hashlib.sha256).hexdigest()
+        return f"user-{digest[:PSEUDONYM_HEX]}"
+
+    def _add_person(self, item: dict[str, Any]) -> None:
+        addresses = [a.split(":", 1)[-1] for key in ADDRESS_KEYS for a in _strings(item.get(key)) if "@" in a]
+        if not any(isinstance(item.get(k), str) for k in USER_KEYS) or not addresses:
+            return
+        alias = self.pseudonym(addresses[0])
+        for address in addresses:
+            self._addresses.setdefault(address.casefold(), alias)
+        for key in NAME_KEYS:
+            name = item.get(key)
+            if isinstance(name, str) and len(name.strip()) >= 3:
+                self._names.setdefault(name.strip(), alias)
+
+    @staticmethod
+    def _pattern(table: dict[str, str], flags: int) -> re.Pattern[str] | None:
+        if not table:
+            return None
+        alternatives = "|".join(re.escape(v) for v in sorted(table, key=len, reverse=True))
+        return re.compile(rf"(?<![\w@.-])(?:{alternatives})(?![\w@-])", flags)
+
+    def text(self, value: str) -> str:
+        """A text with every known address and name, and any other mail address, replaced by its pseudonym."""
+        if self._address_re is not None:
+            value = self._address_re.sub(lambda m: self._addresses[m.group(0).casefold()], value)
+        value = EMAIL.sub(lambda m: self.pseudonym(m.group(0)), value)
+        if self._name_re is not None:
+            value = self._name_re.sub(lambda m: self._names[m.group(0)], value)
+        return value
+
+    def _deep(self, value: Any, key: str = "") -> Any:
+        if key in KEEP_KEYS:
+            return value
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, list):
+            return [self._deep(v, key) for v in value]
+        if isinstance(value, dict):
+            return {k: self._deep(v, k) for k, v in value.items()}
+        return value
+
+    def finding(self, finding: Finding) -> Finding:
+        """The finding with people replaced in every text, object, waiver and attestation."""
+        return Finding.model_validate(self._deep(finding.model_dump()))
+
+    def snapshot(self, snapshot: Snapshot) -> Snapshot:
+        """The snapshot as reports see it: no data, people replaced in URLs and error messages."""
+        sources = {key: self._source(result) for key, result in snapshot.sources.items()}
+        return snapshot.model_copy(update={"sources": sources})
+
+    def _source(self, result: SourceResult) -> SourceResult:
+        error = SourceError.model_validate(self._deep(result.error.model_dump())) if result.error else None
+        return result.model_copy(update={"data": None, "url": self.text(result.url), "error": error, "meta": {}})

@@ -64,6 +64,15 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader that keeps line numbers, rejects duplicate keys, leaves dates to the models, and reads
     only true/false as booleans (YAML 1.2): `value: off` or `nl: no` stay the strings they look like."""
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """A constructor's plain error (`!!int` on a word) becomes a YAML error with the node's line."""
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, TypeError, OverflowError) as exc:
+            tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
+            raise yaml.constructor.ConstructorError(None, None, f"cannot read the {tag} value: {exc}",
+                                                    node.start_mark) from exc
+
 
 _BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
 _Loader.yaml_implicit_resolvers = {

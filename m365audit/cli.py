@@ -524,14 +524,16 @@ def drift_cmd(old_run: str | None, new_run: str | None, tenant: str | None, repo
 @click.option("--html", "write_html", is_flag=True, help="Also rewrite reports/<tenant>/index.html.")
 def history_cmd(tenant: str | None, reports: Path, lang: str, write_html: bool) -> None:
     """List a tenant's runs (default: every tenant) with verdict counts and regressions since the run before."""
-    from m365audit.history import resolve_tenant, tenant_history, write_index
+    from m365audit.history import resolve_tenant, tenant_history, tenant_name, write_index
 
     tenants = resolve_tenant(reports, tenant)
     if not tenants:
         raise AuditError(f"no complete runs in {reports}", hint="run `m365audit audit` first, or pass --reports")
     for tenant_dir in tenants:
-        click.echo(f"{tenant_dir.name}")
-        for run in tenant_history(tenant_dir):
+        history = tenant_history(tenant_dir)
+        name = tenant_name(tenant_dir)
+        click.echo(f"{tenant_dir.name}" + (f"  {name}" if name else ""))
+        for run in history:
             c = run.counts
             news = "-" if run.regressions is None else str(run.regressions)
             click.echo(f"  {run.run_id:<20} {run.verdict:<6} fail {c['fail']:>3}  error {c['error']:>3}  "

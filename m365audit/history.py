@@ -90,7 +90,7 @@ def resolve_tenant(reports: Path, tenant: str | None) -> list[Path]:
     direct = reports / safe_name(tenant)
     if runs(direct):
         return [direct]
-    by_name = [d for d in found if _load(runs(d)[-1] / MANIFEST).get("tenant_name", "").lower() == tenant.lower()]
+    by_name = [d for d in found if tenant_name(d).lower() == tenant.lower()]
     if by_name:
         return by_name
     raise UsageError(f"no runs for tenant '{tenant}' in {reports}",
@@ -113,9 +113,15 @@ def chart(history: list[RunSummary]) -> dict[str, Any]:
             "top_y": xy(0, top)[1], "base_y": xy(0, 0)[1]}
 
 
+def tenant_name(tenant_dir: Path) -> str:
+    """The tenant's display name as its newest run recorded it ('' when unknown)."""
+    found = runs(tenant_dir)
+    return str(_load(found[-1] / MANIFEST).get("tenant_name") or "") if found else ""
+
+
 def render_index(tenant_dir: Path, lang: Lang) -> str:
     history = tenant_history(tenant_dir)
-    name = _load(tenant_dir / history[-1].run_id / MANIFEST).get("tenant_name", "") if history else ""
+    name = tenant_name(tenant_dir)
     env = Environment(loader=PackageLoader("m365audit", "templates"), autoescape=select_autoescape(["html", "j2"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     return env.get_template("history.html.j2").render(

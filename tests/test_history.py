@@ -36,7 +36,7 @@ def test_history_lists_runs_with_counts_and_regressions(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["history", "--reports", str(tmp_path)])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0] == runs[0].parent.name
+    assert lines[0] == runs[0].parent.name + "  Gemeente Voorbeeld"
     assert lines[2].split()[:4] == [runs[1].name, "fail", "fail", "1"] and lines[2].endswith("regressions 1")
     by_name = CliRunner().invoke(cli, ["history", "Gemeente Voorbeeld", "--reports", str(tmp_path)])
     assert by_name.output == result.output

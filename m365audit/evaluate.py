@@ -81,7 +81,12 @@ def _size(value: Any, op: str) -> int:
 
 def _regex(value: Any, op: str, pattern: Any, flags: int) -> bool:
     _need(value, str, op)
-    return re.search(str(pattern), value, flags) is not None
+    if not isinstance(pattern, str):
+        raise TypeMismatch(f"'{op}' needs a regular expression, not a {type(pattern).__name__}")
+    try:
+        return re.search(pattern, value, flags) is not None
+    except re.error as exc:  # the loader rejects these; a pack built in Python may not have been loaded
+        raise TypeMismatch(f"'{op}': invalid regular expression '{pattern}': {exc}") from exc
 
 
 NULL_TRUE_OPERATORS = frozenset({"ne", "not_in", "not_contains", "contains_none", "absent", "empty"})

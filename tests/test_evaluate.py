@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import re
 import shutil
@@ -489,3 +491,15 @@ def test_a_malformed_approved_app_is_noted_where_a_function_check_fails() -> Non
     assert problem in finding.notes[0].en
     [other] = evaluate(snapshot(READY), pack(declarative).model_copy(update={"rejected": rejected}), TODAY)
     assert other.status is Status.FAIL and other.notes == []
+
+
+DATA = [None, 0, 2.5, True, "", "Ready", [], [1], ["x", "Y"], [[1]], [{"a": 1}], {}, {"a": 1}, [None]]
+VALUES = [None, 3, "x", "(", True, [], ["x"], [1, "x"], ["("], CatalogRef(catalog="plans", field="id")]
+
+
+@pytest.mark.parametrize("op", OPERATORS)
+def test_an_operator_answers_true_false_or_type_mismatch_on_any_data_never_crashes(op: str) -> None:
+    """Whatever Graph sends and whatever a pack built in Python holds: a verdict or 'error', never a traceback."""
+    for data, value, path, fold in itertools.product(DATA, VALUES, ["a", "a.b", "length(a)", "a[0]"], [False, True]):
+        with contextlib.suppress(TypeMismatch):
+            assert holds(cond(path, op, value, fold), {"a": data}, CATALOGS) in (True, False)

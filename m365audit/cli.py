@@ -158,6 +158,8 @@ def audit(replay: Path | None, policies: Path | None, local: Path | None, report
     if not quiet:
         click.echo(f"Run folder: {result.run_dir}")
         click.echo(f"Report:     {result.run_dir / 'report.html'}")
+        click.echo(f"Manifest:   {(result.run_dir / 'manifest.sha256').read_text().split()[0]} "
+                   "(sha256; keep it outside the reports folder: it anchors the hash chain)")
     _print_drift(result, lang, quiet)
     if result.unmatched:
         click.echo(f"Warning: {len(result.unmatched)} request(s) had no recorded answer and count as errors: "

@@ -54,8 +54,10 @@ class Pseudonyms:
     domains: dict[str, str] = field(default_factory=dict)
     originals: set[str] = field(default_factory=set)
     tenant_domains: set[str] = field(default_factory=set)
-    _patterns: tuple[re.Pattern[str] | None, re.Pattern[str] | None, re.Pattern[str] | None] | None = None
+    _frozen: bool = False
+    _domains: re.Pattern[str] | None = None
     parts: dict[str, str] = field(default_factory=dict)
+    max_name_words: int = 1
     """Domains replaced wherever they appear (the tenant's verified domains); others only inside addresses."""
     people: int = 0
 
@@ -85,15 +87,16 @@ class Pseudonyms:
                 else f"{local}@{self.domain(domain)}"
         return self.addresses[key]
 
-    def patterns(self) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None, re.Pattern[str] | None]:
-        """Names, user names and tenant domains as three compiled regexes (built once, after discovery)."""
-        if self._patterns is None:
+    def patterns(self) -> re.Pattern[str] | None:
+        """Freeze the tables after discovery: user names, the longest name in words, and the tenant domains."""
+        if not self._frozen:
+            self._frozen = True
             self.parts = self.local_parts()
-            self._patterns = (
-                _alternation([n for n in self.names if len(n) >= 3], r"\w", r"\w"),
-                _alternation(list(self.local_parts()), r"[\w.%+'-]", r"[\w@%-]", re.IGNORECASE),
-                _alternation(sorted(self.tenant_domains), r"[\w-]", r"[\w-]", re.IGNORECASE))
-        return self._patterns
+            self.max_name_words = max((len(WORD.findall(n)) for n in self.names), default=1)
+            if self.tenant_domains:
+                body = "|".join(re.escape(d) for d in sorted(self.tenant_domains, key=len, reverse=True))
+                self._domains = re.compile(f"(?<![\\w-])(?:{body})(?![\\w-])", re.IGNORECASE)
+        return self._domains
 
     def local_parts(self) -> dict[str, str]:
         """Distinctive user names (j.jansen) of known addresses, which also turn up alone (e.g. as publisher)."""
@@ -259,24 +262,57 @@ def _discover_csv(text: Any, names: list[str], addresses: list[tuple[str, str | 
 
 def scrub(text: str, p: Pseudonyms) -> str:
     """Replace every known person id, address, name and tenant domain in one string."""
+    domains = p.patterns()
+    if text in p.names:
+        return p.names[text]
     text = GUID.sub(lambda m: p.ids.get(m.group(0).lower(), m.group(0)), text)
     text = EMAIL.sub(lambda m: _address_like(m.group(0), p), text)
-    names, locals_, domains = p.patterns()
-    if names is not None:
-        text = names.sub(lambda m: p.names[m.group(0)], text)
-    if locals_ is not None:
-        text = locals_.sub(lambda m: p.parts.get(m.group(0).lower(), m.group(0)), text)
+    text = _replace_names(text, p)
+    text = _replace_user_names(text, p)
     if domains is not None:
         text = domains.sub(lambda m: p.domains[m.group(0).lower()], text)
     return text
 
 
-def _alternation(words: list[str], before: str, after: str, flags: int = 0) -> re.Pattern[str] | None:
-    """One regex for many words, longest first, so a full name wins over a part of it."""
-    if not words:
-        return None
-    body = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
-    return re.compile(f"(?<!{before})(?:{body})(?!{after})", flags)
+WORD = re.compile(r"\w+")
+USER_NAME = re.compile(r"[\w.%+'-]+")
+
+
+def _replace_names(text: str, p: Pseudonyms) -> str:
+    """Known display names inside free text, longest first, on word boundaries (dictionary lookups, no big regex)."""
+    words = list(WORD.finditer(text))
+    if not words or not p.names:
+        return text
+    out: list[str] = []
+    done = 0
+    i = 0
+    while i < len(words):
+        for k in range(min(p.max_name_words, len(words) - i), 0, -1):
+            start, end = words[i].start(), words[i + k - 1].end()
+            new = p.names.get(text[start:end]) if end - start >= 3 else None
+            if new is not None:
+                out.append(text[done:start] + new)
+                done, i = end, i + k
+                break
+        else:
+            i += 1
+    return "".join(out) + text[done:] if out else text
+
+
+def _replace_user_names(text: str, p: Pseudonyms) -> str:
+    """Distinctive user names (j.jansen) standing alone, e.g. as an agent's publisher."""
+    if not p.parts:
+        return text
+
+    def swap(m: re.Match[str]) -> str:
+        token = m.group(0)
+        bare = token.rstrip(".")
+        new = p.parts.get(bare.lower())
+        if new is None or text[m.end():m.end() + 1] in ("@", "%"):
+            return token
+        return new + token[len(bare):]
+
+    return USER_NAME.sub(swap, text)
 
 
 def _address_like(value: str, p: Pseudonyms) -> str:

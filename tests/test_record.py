@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,9 @@ from click.testing import CliRunner
 from m365audit.cli import cli
 from m365audit.errors import UsageError
 from m365audit.record import EMAIL, pseudonymise, read_exchanges
+from m365audit.replay import ReplayTransport
 from m365audit.runner import AuditOptions, run_audit
-from tests.conftest import FIXED_NOW, TENANTS, tenant_dirs
+from tests.conftest import FIXED_NOW, TENANTS, FakeCredential, tenant_dirs
 
 PLAIN = [t for t in tenant_dirs() if not (t / "local").is_dir()]
 
@@ -110,3 +112,23 @@ def test_record_from_a_run_folder(tmp_path: Path) -> None:
     assert "pseudonymised" in result.output
     assert not any(p in all_text(tmp_path / "out") for p in people_of(TENANTS / "gemeente-voorbeeld"))
     assert statuses(tmp_path / "out", tmp_path / "r2") == statuses(run, tmp_path / "r3")
+
+
+def test_a_live_record_keeps_no_real_run_on_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 serve_recording: Callable[[Path], ReplayTransport]) -> None:
+    import tempfile
+
+    from m365audit import runner
+
+    tenant = TENANTS / "gemeente-voorbeeld"
+    serve_recording(tenant)  # Graph answers from the recording through respx; no network
+    monkeypatch.setattr(runner, "build_credential", lambda *a, **k: FakeCredential())
+    monkeypatch.setattr(runner, "AUDIT_POLL_INTERVAL", 0.0)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    result = CliRunner().invoke(cli, ["record", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert not any(p in all_text(tmp_path / "out") for p in people_of(tenant))
+    assert list(scratch.iterdir()) == [], "the real run was written to a temporary folder and removed"
+    assert statuses(tmp_path / "out", tmp_path / "r") == statuses(tenant, tmp_path / "r0")

@@ -313,3 +313,21 @@ def test_kinds_and_causes() -> None:
         ("brand-new", "added"), ("dropped", "removed"), ("rewritten", "version")]
     assert report.policy_pack_changed
     assert [r.rule_id for r in report.regressions] == ["now-known", "known-broken"]
+
+
+def test_pseudonymised_runs_keep_people_out_of_drift_and_alerts(tmp_path: Path,
+                                                                 monkeypatch: Any) -> None:
+    monkeypatch.setenv("M365AUDIT_PSEUDONYM_KEY", "0123456789abcdef0123456789abcdef")
+    pair = NIGHTS / "new-copilot-user"
+    runner = CliRunner()
+    for night in ("night1", "night2"):
+        result = runner.invoke(cli, ["audit", "--replay", str(pair / night), "--reports", str(tmp_path), "-q",
+                                     "--pseudonymise", "--lang", "en"])
+        assert result.exit_code == 1, result.output
+    assert "REGRESSION: copilot-plans-not-assigned fail → fail; +1 user-" in result.output
+    run = sorted(p for p in next(tmp_path.glob("4c7e2b19-*")).iterdir() if p.is_dir())[-1]
+    drift = DriftReport.model_validate_json((run / "drift.json").read_text(encoding="utf-8"))
+    assert [r.rule_id for r in drift.rules] == ["copilot-plans-not-assigned"], "no noise from pseudonyms"
+    for name in ("drift.json", "report.html", "report.md"):
+        text = (run / name).read_text(encoding="utf-8")
+        assert "degroot" not in text.lower() and "Bram de Groot" not in text, name

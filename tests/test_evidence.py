@@ -372,3 +372,10 @@ def test_audit_prints_the_manifest_hash_to_keep_outside_the_reports(tmp_path: Pa
     assert result.exit_code == 0, result.output
     [run] = runs(tmp_path / TENANT_ID)
     assert f"Manifest:   {sha256_file(run / MANIFEST)} (sha256; keep it outside" in result.output
+
+
+def test_a_run_moved_to_another_run_id_is_reported(tmp_path: Path) -> None:
+    run = copy_run(tmp_path)
+    moved = run.with_name("20261127T021500Z")
+    run.rename(moved)
+    assert verify_run(moved).problems == [f"renamed: the manifest belongs to run {run.name}"]

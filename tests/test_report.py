@@ -404,3 +404,20 @@ def test_the_example_report_in_docs_is_current(tmp_path: Path) -> None:
         "example-report.html"]
     assert "docs/example-report.html" in (ROOT / "README.md").read_text(encoding="utf-8")
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_the_pseudonymiser_finds_people_in_every_source_and_only_whole_names() -> None:
+    users = [{"id": "1", "userPrincipalName": "p.devries@voorbeeld.nl", "displayName": "Petra de Vries",
+              "mail": "petra@voorbeeld.nl", "proxyAddresses": ["SMTP:petra.vries@voorbeeld.nl"]}]
+    usage = [{"User Principal Name": "k.bos@voorbeeld.nl", "Display Name": "Kees Bos"}]
+    roles = [{"principalType": "User", "principalDisplayName": "Anna Smit"},
+             {"principalType": "ServicePrincipal", "principalDisplayName": "Zaakwijs Zaaksysteem"}]
+    sources = {key: SourceResult(key=key, ok=True, url="/", data=data)
+               for key, data in (("users", users), ("copilot_usage", usage), ("app_role_assignments", roles))}
+    p = Pseudonymiser(KEY, Snapshot(tenant_id="t", collected_at=FIXED_NOW, tool_version="0", sources=sources))
+    text = p.text("Petra de Vries (PETRA@voorbeeld.nl, petra.vries@voorbeeld.nl) and Kees Bos; approved by "
+                  "ciso@voorbeeld.nl; Anna Smit; Zaakwijs Zaaksysteem; Petra de Vriesland")
+    petra = p.pseudonym("p.devries@voorbeeld.nl")
+    assert text == (f"{petra} ({petra}, {petra}) and {p.pseudonym('k.bos@voorbeeld.nl')}; approved by "
+                    f"{p.pseudonym('ciso@voorbeeld.nl')}; {p.pseudonym('Anna Smit')}; Zaakwijs Zaaksysteem; "
+                    "Petra de Vriesland")

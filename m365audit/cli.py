@@ -383,12 +383,22 @@ def verify(run_dir: Path, chain: bool) -> None:
 
 @cli.command()
 @policies_option
-@click.option("--format", "fmt", type=click.Choice(["table", "manifest", "az"]), default="table", show_default=True,
-              help="table: what and why; manifest: requiredResourceAccess JSON; az: Azure CLI commands.")
+@click.option("--format", "fmt", type=click.Choice(["table", "manifest", "az", "az-managed-identity"]),
+              default="table", show_default=True,
+              help="table: what and why; manifest: requiredResourceAccess JSON; az: Azure CLI commands for an app "
+                   "registration; az-managed-identity: app-role assignments for a managed identity.")
 @click.option("--app-id", default="$APP_ID", show_default=True, help="Application (client) id for --format az.")
-def permissions(policies: Path | None, fmt: str, app_id: str) -> None:
+@click.option("--principal-id", default="$MI_ID", show_default=True,
+              help="The managed identity's object id for --format az-managed-identity.")
+def permissions(policies: Path | None, fmt: str, app_id: str, principal_id: str) -> None:
     """The least-privilege Graph application permissions the enabled rules need."""
-    from m365audit.permissions import az_commands, manifest_fragment, requirements, table
+    from m365audit.permissions import (
+        az_commands,
+        az_managed_identity_commands,
+        manifest_fragment,
+        requirements,
+        table,
+    )
     from m365audit.policies import load_pack
 
     reqs = requirements(load_pack(policies))
@@ -396,6 +406,9 @@ def permissions(policies: Path | None, fmt: str, app_id: str) -> None:
         click.echo(json.dumps(manifest_fragment(reqs), indent=2))
     elif fmt == "az":
         for line in az_commands(reqs, app_id):
+            click.echo(line)
+    elif fmt == "az-managed-identity":
+        for line in az_managed_identity_commands(reqs, principal_id):
             click.echo(line)
     else:
         for line in table(reqs):

@@ -156,6 +156,19 @@ def az_commands(reqs: list[Requirement], app_id: str = "$APP_ID") -> list[str]:
     ]
 
 
+def az_managed_identity_commands(reqs: list[Requirement], principal_id: str = "$MI_ID") -> list[str]:
+    """For a managed identity (no app registration to add permissions to): one app-role assignment per role."""
+    lines = [f"GRAPH_SP=$(az ad sp show --id {GRAPH_APP_ID} --query id -o tsv)"]
+    for r in reqs:
+        if r.role_id:
+            body = f'{{\\"principalId\\":\\"{principal_id}\\",\\"resourceId\\":\\"$GRAPH_SP\\",' \
+                   f'\\"appRoleId\\":\\"{r.role_id}\\"}}'
+            lines.append(f"az rest --method POST --uri https://graph.microsoft.com/v1.0/servicePrincipals/"
+                         f'{principal_id}/appRoleAssignments --headers Content-Type=application/json --body "{body}"'
+                         f"  # {r.permission}")
+    return lines
+
+
 def table(reqs: list[Requirement]) -> list[str]:
     """Plain-text table rows: permission, role id, sources, also satisfied by."""
     rows = [("permission", "app role id", "sources", "also satisfied by")]

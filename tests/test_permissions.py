@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from m365audit.permissions import (
     APP_ROLE_IDS,
     accepted_roles,
     az_commands,
+    az_managed_identity_commands,
     manifest_fragment,
     preflight,
     preflight_summary,
@@ -66,8 +68,21 @@ def test_manifest_fragment_and_az_commands_name_graph_and_every_role() -> None:
     assert consent == "az ad app permission admin-consent --id 0e5f9a1b-2c3d-4e5f-8a9b-0c1d2e3f4a5b"
 
 
+def test_managed_identity_commands_assign_every_role_and_expand_to_json() -> None:
+    reqs = requirements(load_pack())
+    first, *assignments = az_managed_identity_commands(reqs, "$MI_ID")
+    assert first.startswith("GRAPH_SP=$(az ad sp show --id " + GRAPH_APP_ID)
+    assert len(assignments) == len(reqs)
+    command = assignments[0].split("  #")[0]
+    argv = shlex.split(command.replace("$MI_ID", "9c1d2e3f-4a5b-4c6d-8e7f-0a1b2c3d4e5f").replace("$GRAPH_SP", "x"))
+    body = json.loads(argv[argv.index("--body") + 1])
+    assert body == {"principalId": "9c1d2e3f-4a5b-4c6d-8e7f-0a1b2c3d4e5f", "resourceId": "x",
+                    "appRoleId": reqs[0].role_id}
+
+
 @pytest.mark.parametrize("fmt, expected", [("table", "Organization.Read.All"), ("manifest", "requiredResourceAccess"),
-                                           ("az", "az ad app permission add")])
+                                           ("az", "az ad app permission add"),
+                                           ("az-managed-identity", "appRoleAssignments")])
 def test_permissions_command(fmt: str, expected: str) -> None:
     result = CliRunner().invoke(cli, ["permissions", "--format", fmt])
     assert result.exit_code == 0, result.output

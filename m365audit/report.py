@@ -174,7 +174,8 @@ def summary_lines(findings: list[Finding], lang: Lang) -> list[str]:
     if c["fail"]:
         lines.append(L["sum_fail"].format(n=c["fail"], total=len(findings), critical=failing["critical"],
                                           high=failing["high"]))
-    for status in ("error", "waived", "manual", "pass"):
+    order = ("error", "waived", "manual", "pass") if c["fail"] or c["error"] else ("pass", "waived", "manual")
+    for status in order:
         if c[status]:
             lines.append(L[f"sum_{status}"].format(n=c[status], attested=attested))
     return lines

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -14,7 +14,6 @@ from typing import Any, Literal
 from m365audit.errors import UsageError
 from m365audit.evidence import MANIFEST, latest_run, runs, safe_name
 from m365audit.models import (
-    JSON,
     Finding,
     FindingObject,
     Frozen,
@@ -26,18 +25,13 @@ from m365audit.models import (
     Status,
     Text,
 )
+from m365audit.snapdiff import PathChange, diff
 
 STATUS_RANK = {Status.PASS: 0, Status.MANUAL: 0, Status.WAIVED: 1, Status.ERROR: 2, Status.FAIL: 3}
 ALERT_KINDS = ("regression", "new-objects")
 KIND_ORDER = {"regression": 0, "new-objects": 1, "rule-changed": 2, "changed": 3, "improvement": 4}
 SEVERITY_RANK = {Severity.CRITICAL: 0, Severity.HIGH: 1, Severity.MEDIUM: 2, Severity.LOW: 3}
-VOLATILE_KEYS = frozenset({"Report Refresh Date", "reportRefreshDate", "request-id", "requestId", "request_id",
-                           "client-request-id", "x-ms-ags-diagnostic", "Date"})
-IDENTITY_KEYS = ("id", "appId", "skuId", "servicePlanId", "settingDefinitionId", "settingInstance.settingDefinitionId",
-                 "userPrincipalName", "User Principal Name", "name")
-LABEL_KEYS = ("displayName", "userPrincipalName", "name", "User Principal Name", "appId")
 PATH_CAP = 25
-VALUE_CAP = 100
 
 Kind = Literal["regression", "new-objects", "rule-changed", "changed", "improvement"]
 SourceState = Literal["ok", "error", "absent"]
@@ -90,15 +84,6 @@ class RuleChange(Frozen):
     change: Literal["added", "removed", "version"]
     old_version: int | None = None
     new_version: int | None = None
-
-
-class PathChange(Frozen):
-    """One leaf of the data diff: path keyed by item id, never by list position."""
-
-    path: str
-    change: Literal["added", "removed", "changed"]
-    old: str | None = None
-    new: str | None = None
 
 
 class SourceDrift(Frozen):
@@ -419,126 +404,6 @@ def source_drift(old: Snapshot, new: Snapshot) -> list[SourceDrift]:
     return out
 
 
-def _volatile(key: str) -> bool:
-    return key.startswith("@odata.") or "@odata." in key or key in VOLATILE_KEYS
-
-
-def normalise(value: JSON) -> JSON:
-    """Drop what Graph changes between nights without the tenant changing: @odata.* keys, request ids, refresh dates."""
-    if isinstance(value, dict):
-        return {k: normalise(v) for k, v in value.items() if not _volatile(k)}
-    if isinstance(value, list):
-        return [normalise(v) for v in value]
-    return value
-
-
-def diff(old: JSON, new: JSON, path: str) -> list[PathChange]:
-    """A small recursive diff: dicts by key, lists of objects by identity key, other lists as multisets.
-
-    Volatile keys (see normalise) are skipped; equal subtrees are skipped at C speed before any recursion.
-    """
-    if old == new:
-        return []
-    if isinstance(old, dict) and isinstance(new, dict):
-        out: list[PathChange] = []
-        for key in sorted(k for k in set(old) | set(new) if not _volatile(k)):
-            sub = f"{path}.{key}"
-            if key not in old:
-                out.append(PathChange(path=sub, change="added", new=_short(new[key])))
-            elif key not in new:
-                out.append(PathChange(path=sub, change="removed", old=_short(old[key])))
-            else:
-                out += diff(old[key], new[key], sub)
-        return out
-    if isinstance(old, list) and isinstance(new, list):
-        return _diff_lists(old, new, path)
-    if old != new:
-        return [PathChange(path=path, change="changed", old=_short(old), new=_short(new))]
-    return []
-
-
-def _identity(old: list[Any], new: list[Any]) -> str | None:
-    """The first key that every object on both sides carries, unique within each side.
-
-    An "id" that is only the position ("0", "1", … as Intune numbers a policy's settings) is no identity.
-    """
-    if not old + new or not all(isinstance(i, dict) for i in old + new):
-        return None
-    for key in IDENTITY_KEYS:
-        if key == "id" and _positional(old) and _positional(new):
-            continue
-        if all(_unique_scalars([_get(i, key) for i in side]) for side in (old, new)):
-            return key
-    return None
-
-
-def _get(item: dict[str, Any], key: str) -> Any:
-    """item[key], where a dotted key reads one level down (settingInstance.settingDefinitionId)."""
-    head, _, rest = key.partition(".")
-    value = item.get(head)
-    return value.get(rest) if rest and isinstance(value, dict) else None if rest else value
-
-
-def _positional(items: list[dict[str, Any]]) -> bool:
-    return [str(i.get("id")) for i in items] == [str(n) for n in range(len(items))]
-
-
-def _unique_scalars(values: list[Any]) -> bool:
-    return (all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in values)
-            and len(set(values)) == len(values))
-
-
-def _diff_lists(old: list[Any], new: list[Any], path: str) -> list[PathChange]:
-    key = _identity(old, new)
-    if key is None:
-        return _diff_multiset(old, new, path)
-    positional = key != "id" and _positional(old) and _positional(new)
-    a = {str(_get(i, key)): _without_id(i) if positional else i for i in old}
-    b = {str(_get(i, key)): _without_id(i) if positional else i for i in new}
-    out: list[PathChange] = []
-    for ident in sorted(set(a) | set(b)):
-        sub = f"{path}[{key}={ident}]"
-        if ident not in a:
-            out.append(PathChange(path=sub, change="added", new=_label(b[ident])))
-        elif ident not in b:
-            out.append(PathChange(path=sub, change="removed", old=_label(a[ident])))
-        else:
-            out += diff(a[ident], b[ident], sub)
-    return out
-
-
-def _without_id(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in item.items() if k != "id"}
-
-
-def _canonical(value: JSON) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-
-
-def _diff_multiset(old: list[Any], new: list[Any], path: str) -> list[PathChange]:
-    """Lists without identities compare as multisets: reordering is never drift."""
-    a, b = Counter(_canonical(normalise(v)) for v in old), Counter(_canonical(normalise(v)) for v in new)
-    gone = sorted((a - b).elements())
-    came = sorted((b - a).elements())
-    return ([PathChange(path=f"{path}[]", change="removed", old=_short(json.loads(v))) for v in gone]
-            + [PathChange(path=f"{path}[]", change="added", new=_short(json.loads(v))) for v in came])
-
-
-def _label(item: dict[str, Any]) -> str:
-    for key in LABEL_KEYS:
-        if isinstance(item.get(key), str) and item[key]:
-            return _cap(str(item[key]))
-    return _short(item)
-
-
-def _short(value: JSON) -> str:
-    return _cap(value if isinstance(value, str) else _canonical(normalise(value)))
-
-
-def _cap(text: str) -> str:
-    return text if len(text) <= VALUE_CAP else text[:VALUE_CAP - 1] + "…"
-
-
 # --------------------------------------------------------------------------- presenting
 
 
@@ -616,12 +481,6 @@ def headline(report: DriftReport) -> str:
                 + ", ".join(one(r) for r in report.regressions[:5]) + (" …" if n > 5 else ""))
     what = "no change" if report.quiet else f"{len(report.rules)} rule(s) and {len(report.sources)} source(s) changed"
     return f"Drift since run {report.old_run.run_id}: no regression ({what})"
-
-
-def iter_objects(r: RuleDrift) -> Iterable[tuple[str, FindingObject]]:
-    """Added then removed objects, for templates."""
-    yield from (("appeared", o) for o in r.added)
-    yield from (("disappeared", o) for o in r.removed)
 
 
 def compare_with_previous(reports: Path, tonight: RunState,

@@ -14,11 +14,12 @@ import yaml
 from click.testing import CliRunner
 
 from m365audit.cli import cli
-from m365audit.drift import DriftReport, RuleDrift, diff, normalise
+from m365audit.drift import DriftReport, RuleDrift
 from m365audit.evidence import verify_run
 from m365audit.models import Status
 from m365audit.replay import ReplayTransport
 from m365audit.runner import AuditOptions, AuditResult, run_audit
+from m365audit.snapdiff import diff, normalise
 from tests.conftest import ROOT, real_transport
 
 NIGHTS = ROOT / "fixtures" / "nights"

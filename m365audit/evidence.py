@@ -322,6 +322,19 @@ class RunFolder:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def interrupted_runs(reports: Path) -> list[Path]:
+    """Temporary run folders whose process is gone: an interrupted run, never evidence (it has no manifest)."""
+    base = reports / INCOMPLETE
+    if not base.is_dir():
+        return []
+    found = []
+    for tmp in sorted(base.iterdir()):
+        pid = tmp.name.rpartition("-")[2]
+        if tmp.is_dir() and pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            found.append(tmp)
+    return found
+
+
 def _free_run_id(reports: Path, run_id: str) -> str:
     """The run id, or run id -2, -3 … when a run of this second exists already (runs are never overwritten)."""
     def taken(candidate: str) -> bool:

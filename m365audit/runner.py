@@ -15,7 +15,7 @@ from m365audit.drift import DriftReport, compare_with_previous, current_run, dri
 from m365audit.drift import context as drift_context
 from m365audit.errors import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, AuthError, PolicyFileError
 from m365audit.evaluate import evaluate
-from m365audit.evidence import ExchangeStore, RunFolder, new_run_id, safe_name
+from m365audit.evidence import ExchangeStore, RunFolder, interrupted_runs, new_run_id, safe_name
 from m365audit.graph import CredentialSettings, GraphSession, PlaceholderCredential, build_credential
 from m365audit.history import refresh_index
 from m365audit.models import Finding, Lang, PolicyPack, Snapshot
@@ -185,7 +185,7 @@ async def run_audit(options: AuditOptions) -> AuditResult:
     index_warning = refresh_index(run_dir.parent, options.lang)
     return AuditResult(run_dir=run_dir, snapshot=snapshot, findings=findings, verdict=verdict(findings),
                        unmatched=list(replay.unmatched) if replay else [], drift=drift, notify=alerts,
-                       warnings=[w for w in (drift_warning, index_warning) if w])
+                       warnings=[w for w in (drift_warning, index_warning) if w] + _interrupted(options.reports))
 
 
 def _preflight(keys: list[str], roles: list[str] | None,
@@ -198,6 +198,12 @@ def _preflight(keys: list[str], roles: list[str] | None,
         progress.note(preflight_summary(keys, roles, refused))
         progress.begin(len(with_dependencies(keys)))
     return refused
+
+
+def _interrupted(reports: Path) -> list[str]:
+    """One warning per run that was killed before it finished (its temporary folder is left for a look)."""
+    return [f"an interrupted run left {tmp} (no manifest, so it is not evidence); look at it, then remove it"
+            for tmp in interrupted_runs(reports)]
 
 
 def _lookback(pack: PolicyPack) -> int:

@@ -249,6 +249,8 @@ def test_a_run_killed_midway_leaves_nothing_that_looks_complete(tmp_path: Path) 
     assert result.exit_code != 0 and "holds no complete runs" in result.output
     after = audit(TENANTS / "gemeente-voorbeeld", reports)  # the dead process's lock is taken over
     assert runs(reports / TENANT_ID) == [after.run_dir] and all(r.ok for r in verify_chain(reports / TENANT_ID))
+    assert [w for w in after.warnings if str(leftover) in w] == [
+        f"an interrupted run left {leftover} (no manifest, so it is not evidence); look at it, then remove it"]
 
 
 def test_a_second_run_for_the_same_tenant_is_refused_while_the_first_runs(tmp_path: Path) -> None:

@@ -191,14 +191,13 @@ def findings_document(snapshot: Snapshot, findings: list[Finding], run_id: str, 
                       evidence: Evidence | None = None, pack: PolicyPack | None = None,
                       pseudonymised: bool = False) -> dict[str, Any]:
     """findings.json: the contract of ARCHITECTURE.md, plus both languages, evidence and the underlying detail."""
-    out = []
+    out, refs = [], evidence_refs(evidence)
     for f in findings:
         doc = f.model_dump(mode="json", exclude_none=True)
         doc["title"], doc["message"] = f.title.get(lang), f.message.get(lang)
         doc["i18n"] = {"title": f.title.model_dump(), "message": f.message.model_dump()}
         doc["notes"] = [n.get(lang) for n in f.notes]
         if evidence is not None:
-            refs = evidence_refs(evidence)
             doc["evidence"] = [{"source": s, "file": f"exchanges/{r.file}", "request_id": r.request_id,
                                 "status": r.status, "attempt": r.attempt}
                                for s in f.sources for r in refs.get(s, [])]

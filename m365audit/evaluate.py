@@ -306,7 +306,8 @@ def _error(en: str, nl: str) -> CheckOutcome:
 
 def run_check(rule: Rule, snapshot: Snapshot, pack: PolicyPack, today: date) -> CheckOutcome:
     """The rule's verdict before waivers: error when any source it needs was not read completely."""
-    assert rule.check is not None
+    check = rule.active_check
+    assert check is not None
     errors = []
     for key in rule.sources:
         result = snapshot.sources.get(key)
@@ -322,12 +323,12 @@ def run_check(rule: Rule, snapshot: Snapshot, pack: PolicyPack, today: date) -> 
         return CheckOutcome(status=Status.ERROR, errors=errors, message=Text(
             en=f"Cannot judge: {names} could not be read completely. This is not a pass.",
             nl=f"Niet te beoordelen: {names} kon niet volledig worden gelezen. Dit is geen 'voldoet'."))
-    if rule.check.function is None:
-        return run_declarative(rule.check, snapshot.sources[rule.sources[0]].data, pack.catalogs)
+    if check.function is None:
+        return run_declarative(check, snapshot.sources[rule.sources[0]].data, pack.catalogs)
     from m365audit.checks import CHECKS, CheckInput
 
     data = {key: snapshot.sources[key].data for key in rule.sources}
-    return CHECKS[rule.check.function](CheckInput(
+    return CHECKS[check.function](CheckInput(
         rule=rule, data=data, catalogs=pack.catalogs, params=rule_params(rule, pack),
         approved_apps=pack.approved_apps, today=today))
 
@@ -418,11 +419,16 @@ def manual_finding(rule: Rule, attestations: list[Attestation], today: date,
         nl="Niet waarneembaar via Graph en geen geldige verklaring: handmatig controleren (zie 'controle')."))
 
 
+def observed(rule: Rule, snapshot: Snapshot) -> bool:
+    """A manual rule with 'observed_by' is evaluated when the run collected its sources (read or not)."""
+    return rule.observed_by is not None and all(key in snapshot.sources for key in rule.sources)
+
+
 def evaluate(snapshot: Snapshot, pack: PolicyPack, today: date) -> list[Finding]:
     """Every rule of the pack against the snapshot, in pack order."""
     findings = []
     for rule in pack.rules:
-        if rule.manual is not None:
+        if rule.manual is not None and not observed(rule, snapshot):
             findings.append(manual_finding(rule, pack.attestations, today, pack.rejected))
         else:
             findings.append(apply_waivers(rule, run_check(rule, snapshot, pack, today), pack.waivers, today,

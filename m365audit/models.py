@@ -187,17 +187,27 @@ class Rule(Frozen):
     sources: list[str] = []
     check: Check | None = None
     manual: ManualCheck | None = None
+    observed_by: Check | None = Field(
+        None, description="for a manual rule: the check to run when its (delegated-only) sources were collected")
     params: dict[str, JSON] = {}
 
     @model_validator(mode="after")
     def _check_or_manual(self) -> Rule:
         if (self.check is None) == (self.manual is None):
             raise ValueError("a rule has exactly one of 'check' or 'manual'")
-        if self.check is not None and not self.sources:
+        if self.observed_by is not None and self.manual is None:
+            raise ValueError("'observed_by' belongs to a manual rule; an automated rule has 'check'")
+        active = self.active_check
+        if active is not None and not self.sources:
             raise ValueError("a rule with a check names at least one source")
-        if self.check is not None and self.check.function is None and len(self.sources) != 1:
+        if active is not None and active.function is None and len(self.sources) != 1:
             raise ValueError("a declarative check reads exactly one source; use a function for joins")
         return self
+
+    @property
+    def active_check(self) -> Check | None:
+        """The check the engine runs: 'check', or 'observed_by' of a manual rule (when its sources were read)."""
+        return self.check or self.observed_by
 
 
 class Waiver(Frozen):

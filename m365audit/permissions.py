@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from m365audit.collect import with_dependencies
 from m365audit.models import PolicyPack, SourceError
-from m365audit.sources import GRAPH_APP_ID, SOURCES
+from m365audit.sources import GRAPH_APP_ID, SOURCES, app_only
 
 APP_ROLE_IDS: dict[str, str] = {
     # Microsoft Graph application role ids (appRoles[].id of the Graph service principal).
@@ -62,18 +63,6 @@ class Requirement:
     rules: tuple[str, ...]
 
 
-def with_dependencies(keys: Iterable[str]) -> list[str]:
-    """The sources asked for plus those they depend on, in SOURCES order (what collect will run)."""
-    wanted = set(keys)
-    frontier = list(wanted)
-    while frontier:
-        for dep in SOURCES[frontier.pop()].depends_on:
-            if dep not in wanted:
-                wanted.add(dep)
-                frontier.append(dep)
-    return [k for k in SOURCES if k in wanted]
-
-
 def rule_sources(pack: PolicyPack) -> dict[str, list[str]]:
     """Source key -> the rules that read it (organization is always read: the tenant's name and id)."""
     by_source: dict[str, list[str]] = {"organization": []}
@@ -87,7 +76,7 @@ def requirements(pack: PolicyPack) -> list[Requirement]:
     """The least-privilege application permissions of the pack's sources, in SOURCES order."""
     by_source = rule_sources(pack)
     perms: dict[str, tuple[list[str], list[str]]] = {}
-    for key in with_dependencies(by_source):
+    for key in app_only(with_dependencies(by_source)):
         for perm in SOURCES[key].permissions[:1]:
             sources, rules = perms.setdefault(perm, ([], []))
             sources.append(key)

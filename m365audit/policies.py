@@ -585,12 +585,17 @@ def _params(report: _Report) -> dict[str, dict[str, Any]]:
 # --------------------------------------------------------------------------- cross-references
 
 
+def _check_key(rule: Rule) -> str:
+    return "check" if rule.check is not None else "observed_by"
+
+
 def _conditions(rule: Rule) -> Iterator[tuple[str, Condition]]:
-    if rule.check is None:
+    check = rule.active_check
+    if check is None:
         return
     for kind in ("where", "conditions"):
-        for i, cond in enumerate(getattr(rule.check, kind)):
-            yield f"check.{kind}.{i}", cond
+        for i, cond in enumerate(getattr(check, kind)):
+            yield f"{_check_key(rule)}.{kind}.{i}", cond
 
 
 NO_VALUE_OPERATORS = ("exists", "absent", "empty", "not_empty")
@@ -673,19 +678,21 @@ def _rule_problems(rule: Rule, catalogs: dict[str, list[Any]], checks: dict[str,
     for i, key in enumerate(rule.sources):
         if key not in SOURCES:
             problems.append((f"sources.{i}", f"unknown source '{key}'" + _did_you_mean(key, SOURCES)))
-    if rule.manual is not None and rule.sources:
-        problems.append(("sources", "a manual rule reads no sources (Graph cannot observe it); remove 'sources'"))
+    if rule.manual is not None and rule.sources and rule.observed_by is None:
+        problems.append(("sources", "a manual rule reads no sources unless it has 'observed_by' (Graph cannot "
+                                    "observe it); remove 'sources'"))
     problems += _param_catalog_problems("params", rule.params, catalogs)
-    check = rule.check
+    check = rule.active_check
     if check is None:
         return problems
+    key = _check_key(rule)
     if check.function is not None and check.function not in checks:
-        problems.append(("check.function", f"unknown check function '{check.function}'"
+        problems.append((f"{key}.function", f"unknown check function '{check.function}'"
                          + _did_you_mean(check.function, checks)))
     if check.function is None and rule.params:
         problems.append(("params", "only check functions read parameters; a declarative check ignores them"))
-    expressions = [("check.items", check.items)] + [
-        (f"check.objects.{k}", getattr(check.objects, k)) for k in ("id", "name", "detail")]
+    expressions = [(f"{key}.items", check.items)] + [
+        (f"{key}.objects.{k}", getattr(check.objects, k)) for k in ("id", "name", "detail")]
     for where, expr in expressions:
         if expr is not None:
             try:

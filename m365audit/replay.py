@@ -145,6 +145,10 @@ def tenant_metadata(path: Path) -> dict[str, Any]:
             meta.update(loaded)
     snapshot = path / "snapshot.json"
     if not meta and snapshot.is_file():
+        from m365audit.sources import SOURCES
+
         doc = json.loads(snapshot.read_text(encoding="utf-8"))
-        meta = {"tenant_id": doc.get("tenant_id"), "display_name": doc.get("tenant_name")}
+        recorded = doc.get("sources") or {}
+        meta = {"tenant_id": doc.get("tenant_id"), "display_name": doc.get("tenant_name"),
+                "delegated": any(k in SOURCES and SOURCES[k].delegated for k in recorded)}
     return meta

@@ -10,13 +10,19 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from m365audit import __version__
-from m365audit.collect import DEPENDENCY_FAILED, build_snapshot, collect
+from m365audit.collect import DEPENDENCY_FAILED, build_snapshot, collect, with_dependencies
 from m365audit.drift import DriftReport, compare_with_previous, current_run, drift_bytes
 from m365audit.drift import context as drift_context
 from m365audit.errors import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, AuthError, PolicyFileError
 from m365audit.evaluate import evaluate
 from m365audit.evidence import ExchangeStore, RunFolder, interrupted_runs, new_run_id, safe_name
-from m365audit.graph import CredentialSettings, GraphSession, PlaceholderCredential, build_credential
+from m365audit.graph import (
+    DELEGATED_METHODS,
+    CredentialSettings,
+    GraphSession,
+    PlaceholderCredential,
+    build_credential,
+)
 from m365audit.history import refresh_index
 from m365audit.models import Finding, Lang, PolicyPack, Snapshot
 from m365audit.notify import NotifyRecord, alert, record_bytes
@@ -24,7 +30,7 @@ from m365audit.policies import load_pack, rule_params
 from m365audit.pseudonymise import Pseudonymiser
 from m365audit.replay import ReplayTransport, tenant_metadata
 from m365audit.report import Evidence, snapshot_bytes, verdict, write_reports
-from m365audit.sources import AUDIT_POLL_INTERVAL, FetchContext
+from m365audit.sources import AUDIT_POLL_INTERVAL, FetchContext, app_only
 
 if TYPE_CHECKING:
     from m365audit.models import SourceError
@@ -80,12 +86,12 @@ class AuditResult:
         return EXIT_BY_VERDICT[self.verdict]
 
 
-def needed_sources(pack: PolicyPack) -> list[str]:
-    """Every source the rules read, plus organization (the tenant's name and id)."""
+def needed_sources(pack: PolicyPack, delegated: bool = False) -> list[str]:
+    """Every source the rules read, plus organization; delegated-only sources only for a person's sign-in."""
     keys = {"organization"}
     for rule in pack.rules:
         keys.update(rule.sources)
-    return sorted(keys)
+    return sorted(keys) if delegated else app_only(sorted(keys))
 
 
 def _environment_failure(snapshot: Snapshot) -> AuthError | None:
@@ -139,8 +145,11 @@ async def run_audit(options: AuditOptions) -> AuditResult:
                                 instant_retries=options.replay is not None,
                                 observer=getattr(options.progress, "exchange", None)) as session:
             roles = await session.token_roles()
-            refused = _preflight(needed_sources(pack), roles, options.progress) if options.replay is None else {}
-            sources = await collect(session, needed_sources(pack), ctx, refused=refused)
+            delegated = bool(meta.get("delegated")) if options.replay is not None else \
+                options.credential.method in DELEGATED_METHODS
+            keys = needed_sources(pack, delegated)
+            refused = _preflight(keys, roles, options.progress) if options.replay is None else {}
+            sources = await collect(session, keys, ctx, refused=refused)
             if options.progress is not None:
                 options.progress.end()
         snapshot = build_snapshot(sources, started, tenant_id=meta.get("tenant_id") or options.credential.tenant_id,
@@ -191,7 +200,7 @@ async def run_audit(options: AuditOptions) -> AuditResult:
 def _preflight(keys: list[str], roles: list[str] | None,
                progress: ProgressSink | None) -> dict[str, SourceError]:
     """Sources the token's roles cannot read, refused before any Graph call (permissions.py)."""
-    from m365audit.permissions import preflight, preflight_summary, with_dependencies
+    from m365audit.permissions import preflight, preflight_summary
 
     refused = preflight(keys, roles)
     if progress is not None:

@@ -354,6 +354,8 @@ async def _crawl(recorder: _Recorder) -> None:
     ctx = FetchContext(now=datetime.now(timezone.utc), sleep=no_sleep)
     deps: dict[str, Any] = {}
     for key, source in SOURCES.items():  # sequentially, so the file order is stable
+        if source.delegated:
+            continue  # an application recording has no delegated-only sources
         if source.fetcher is not None:
             deps[key] = (await source.fetcher(recorder, source, ctx, deps)).data
         elif source.shape == "object":

@@ -81,6 +81,8 @@ class Source:
     description: str
     depends_on: tuple[str, ...] = ()
     fetcher: Fetcher | None = None
+    delegated: bool = False
+    """Readable only with a person's (delegated) sign-in: collected with --auth device-code, never app-only."""
 
     @property
     def version(self) -> str:
@@ -198,6 +200,22 @@ async def fetch_intune_policies(
     return Fetched([{**p, "assignments": a} for p, a in zip(policies, assignments, strict=True)])
 
 
+COPILOT_POLICY_SETTINGS = ("microsoft.copilot.allowwebsearch", "microsoft.copilot.blockaccesstoopenfiles")
+"""The Copilot admin policy settings the pack reads (graph-surface.md §7.3; beta, delegated only)."""
+
+
+async def fetch_copilot_policy_settings(
+    graph: GraphReader, source: Source, ctx: FetchContext, deps: dict[str, Any]
+) -> Fetched:
+    """The tenant-level Copilot policy settings, one GET each; values are kept raw (encodings are unconfirmed)."""
+    settings = await asyncio.gather(
+        *(graph.get_object(f"/beta/copilot/admin/policySettings/{sid}") for sid in COPILOT_POLICY_SETTINGS))
+    for sid, setting in zip(COPILOT_POLICY_SETTINGS, settings, strict=True):
+        if setting.get("id") not in (None, sid) or "value" not in setting:
+            raise SourceFailure(f"policy setting {sid}: the answer is not that setting (no 'value', or another id)")
+    return Fetched([{**s, "id": s.get("id") or sid} for sid, s in zip(COPILOT_POLICY_SETTINGS, settings, strict=True)])
+
+
 def _strip_odata(obj: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in obj.items() if not k.startswith("@odata.")}
 
@@ -246,7 +264,16 @@ SOURCES: dict[str, Source] = {s.key: s for s in (
     Source("intune_policies", "/beta/deviceManagement/configurationPolicies?$expand=settings",
            ("DeviceManagementConfiguration.Read.All",), "custom",
            "Intune settings-catalog policies with settings and assignments", fetcher=fetch_intune_policies),
+    Source("copilot_policy_settings", f"/beta/copilot/admin/policySettings/{COPILOT_POLICY_SETTINGS[0]}",
+           ("CopilotPolicySettings.Read",), "custom",
+           "Copilot admin policy settings: web search, open content (delegated sign-in only)",
+           fetcher=fetch_copilot_policy_settings, delegated=True),
 )}
+
+
+def app_only(keys: list[str]) -> list[str]:
+    """The keys an application (app-only) token can read: every source but the delegated-only ones."""
+    return [k for k in keys if not SOURCES[k].delegated]
 
 
 def permission_hint(key: str) -> str:

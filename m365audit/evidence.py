@@ -322,6 +322,32 @@ class RunFolder:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def policy_copies(files: dict[str, str], folder: Path, local: Path | None, given: bool,
+                  default: Path) -> dict[str, bytes]:
+    """The exact policy files a run used, as policy/pack/… and policy/local/…, each checked against its digest.
+
+    ``files`` is PolicyPack.files (label -> sha256); a file that changed since it was loaded is not copied,
+    so a copy is always the bytes the run judged with.
+    """
+    copies: dict[str, bytes] = {}
+    for label, digest in files.items():
+        path, target = Path(label), ""
+        if local is not None and path.is_relative_to(local):
+            target = "policy/local/" + path.relative_to(local).as_posix()
+        elif given and path.is_relative_to(folder):
+            target = "policy/pack/" + path.relative_to(folder).as_posix()
+        elif not given and path.is_relative_to("policies"):
+            path = default / path.relative_to("policies")
+            target = "policy/pack/" + Path(label).relative_to("policies").as_posix()
+        try:
+            data = path.read_bytes() if target else b""
+        except OSError:
+            continue
+        if target and ".." not in Path(target).parts and hashlib.sha256(data).hexdigest() == digest:
+            copies[target] = data
+    return copies
+
+
 def interrupted_runs(reports: Path) -> list[Path]:
     """Temporary run folders whose process is gone: an interrupted run, never evidence (it has no manifest)."""
     base = reports / INCOMPLETE

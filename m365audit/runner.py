@@ -15,7 +15,7 @@ from m365audit.drift import DriftReport, compare_with_previous, current_run, dri
 from m365audit.drift import context as drift_context
 from m365audit.errors import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, AuthError, PolicyFileError
 from m365audit.evaluate import evaluate
-from m365audit.evidence import ExchangeStore, RunFolder, interrupted_runs, new_run_id, safe_name
+from m365audit.evidence import ExchangeStore, RunFolder, interrupted_runs, new_run_id, policy_copies, safe_name
 from m365audit.graph import (
     DELEGATED_METHODS,
     CredentialSettings,
@@ -26,7 +26,7 @@ from m365audit.graph import (
 from m365audit.history import refresh_index
 from m365audit.models import Finding, Lang, PolicyPack, Snapshot
 from m365audit.notify import NotifyRecord, alert, record_bytes
-from m365audit.policies import load_pack, rule_params
+from m365audit.policies import default_policy_dir, load_pack, rule_params
 from m365audit.pseudonymise import Pseudonymiser
 from m365audit.replay import ReplayTransport, tenant_metadata
 from m365audit.report import Evidence, snapshot_bytes, verdict, write_reports
@@ -159,6 +159,9 @@ async def run_audit(options: AuditOptions) -> AuditResult:
             raise failure
         findings = evaluate(snapshot, pack, today)
         finished = options.now or datetime.now(timezone.utc)
+        for name, data in policy_copies(pack.files, options.policies or default_policy_dir(), options.local,
+                                        options.policies is not None, default_policy_dir()).items():
+            folder.write(name, data)  # the exact rules, catalogs, waivers and attestations, replayable with evaluate
         pseudonymiser = Pseudonymiser(options.pseudonym_key, snapshot) if options.pseudonym_key else None
         key = options.pseudonym_key  # drift compares with last night's (pseudonymised) findings.json
         tonight = current_run(folder.run_id, snapshot, [pseudonymiser.finding(f) for f in findings]

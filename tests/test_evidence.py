@@ -381,3 +381,20 @@ def test_a_run_moved_to_another_run_id_is_reported(tmp_path: Path) -> None:
     moved = run.with_name("20261127T021500Z")
     run.rename(moved)
     assert verify_run(moved).problems == [f"renamed: the manifest belongs to run {run.name}"]
+
+
+def test_the_run_keeps_the_exact_policy_files_and_they_re_evaluate_to_the_same_findings(tmp_path: Path) -> None:
+    from m365audit.evaluate import evaluate
+    from m365audit.models import Snapshot
+    from m365audit.policies import load_pack
+
+    result = audit(TENANTS / "pilot-with-waivers", tmp_path)
+    run = result.run_dir
+    manifest = json.loads((run / MANIFEST).read_text())
+    kept = load_pack(run / "policy" / "pack", run / "policy" / "local")
+    assert sorted(kept.files.values()) == sorted(manifest["policy_pack"]["files"].values())
+    assert {p.name for p in (run / "policy" / "local").iterdir()} == {"waivers.yaml", "attestations.yaml",
+                                                                     "approved-apps.yaml"}
+    snapshot = Snapshot.model_validate_json((run / "snapshot.json").read_bytes())
+    again = evaluate(snapshot, kept, FIXED_NOW.date())
+    assert [f.model_dump() for f in again] == [f.model_dump() for f in result.findings]

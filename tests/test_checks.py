@@ -240,12 +240,12 @@ def test_copilot_subscriptions_pass_when_copilot_sku_has_no_units() -> None:
     assert "1 subscription carries" in out.message.en
 
 
-def test_copilot_subscriptions_warning_units_count_only_when_configured() -> None:
+def test_copilot_subscriptions_grace_period_units_count_unless_configured_away() -> None:
     data = {"subscribed_skus": [copilot_sku(enabled=0, warning=5)]}
-    assert run("copilot-subscriptions-absent", data).status is Status.PASS
-    out = run("copilot-subscriptions-absent", data, params={"unit_states": ["enabled", "warning"]})
+    out = run("copilot-subscriptions-absent", data)
     assert out.status is Status.FAIL
     assert "0 enabled, 5 warning" in out.objects[0].detail
+    assert run("copilot-subscriptions-absent", data, params={"unit_states": ["enabled"]}).status is Status.PASS
 
 
 def test_copilot_subscriptions_unknown_sku_id_with_copilot_plan_counts() -> None:
@@ -653,19 +653,19 @@ def test_intune_edge_matched_on_suffix_any_admx_version_and_nested() -> None:
     assert "assigned to allDevices" in out.objects[0].detail
 
 
-def test_intune_wrong_value_fails_and_opposite_policy_is_residual_exposure() -> None:
+def test_intune_wrong_value_fails_and_an_opposite_assigned_policy_fails_by_default() -> None:
     wrong = intune("p1", [choice(RECALL, "1")], [target("groupAssignmentTarget")])
     out = run("endpoint-recall-disabled", {"intune_policies": [wrong]})
     assert out.status is Status.FAIL
     assert "not compliant" in out.objects[0].detail
     right = intune("p2", [choice(RECALL, "0")], [target("allLicensedUsersAssignmentTarget", None)])
     out = run("endpoint-recall-disabled", {"intune_policies": [wrong, right]})
+    assert out.status is Status.FAIL
+    assert "without an opposite assigned policy" in out.message.en
+    out = run("endpoint-recall-disabled", {"intune_policies": [wrong, right]}, params={"fail_on_opposite": False})
     assert out.status is Status.PASS
     assert ids(out) == ["p2", "p1"]
     assert "residual exposure" in out.message.en
-    out = run("endpoint-recall-disabled", {"intune_policies": [wrong, right]}, params={"fail_on_opposite": True})
-    assert out.status is Status.FAIL
-    assert "without an opposite assigned policy" in out.message.en
 
 
 def test_intune_setting_of_another_rule_does_not_count() -> None:

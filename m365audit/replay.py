@@ -145,10 +145,23 @@ def tenant_metadata(path: Path) -> dict[str, Any]:
             meta.update(loaded)
     snapshot = path / "snapshot.json"
     if not meta and snapshot.is_file():
-        from m365audit.sources import SOURCES
-
         doc = json.loads(snapshot.read_text(encoding="utf-8"))
-        recorded = doc.get("sources") or {}
-        meta = {"tenant_id": doc.get("tenant_id"), "display_name": doc.get("tenant_name"),
-                "delegated": any(k in SOURCES and SOURCES[k].delegated for k in recorded)}
+        meta = {"tenant_id": doc.get("tenant_id"), "display_name": doc.get("tenant_name")}
+    meta["delegated"] = holds_delegated_answers(path)
     return meta
+
+
+def holds_delegated_answers(path: Path) -> bool:
+    """Whether a recording answers a delegated-only source: then it is replayed as a person's (delegated) night."""
+    from m365audit.sources import SOURCES
+
+    delegated = {_split(s.url)[1] for s in SOURCES.values() if s.delegated}
+    prefixes = {p.rsplit("/", 1)[0] for p in delegated}
+    for file in exchanges_dir(path).glob("*.json"):
+        try:
+            url = json.loads(file.read_text(encoding="utf-8"))["request"]["url"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # load_exchange reports a malformed file with its name
+        if _split(str(url))[1].rsplit("/", 1)[0] in prefixes:
+            return True
+    return False

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from datetime import date, datetime, timezone
@@ -47,6 +46,8 @@ class AuditGroup(click.Group):
 
 
 def _run(coro: Any) -> Any:
+    import asyncio  # here, not at the top: --help stays fast
+
     return asyncio.run(coro)
 
 
@@ -110,9 +111,13 @@ def cli(debug: bool) -> None:
 @reports_option
 @lang_option
 @click.option("--auth", type=click.Choice(["auto", "certificate", "secret", "managed-identity",
-                                           "workload-identity", "azure-pipelines", "azure-cli", "device-code"]),
+                                           "workload-identity", "azure-pipelines", "azure-cli", "device-code",
+                                           "none"]),
               default="auto", show_default=True, envvar="M365AUDIT_AUTH",
-              help="How to sign in (auto: from the AZURE_* environment variables; device-code: a person, delegated).")
+              help="How to sign in (auto: from the AZURE_* environment variables; device-code: a person, delegated; "
+                   "none: a placeholder token, only with a local --graph-url).")
+@click.option("--graph-url", default="https://graph.microsoft.com", show_default=True, envvar="M365AUDIT_GRAPH_URL",
+              help="Graph root: Microsoft Graph, or a local simulator on http://127.0.0.1 (tests and benchmarks).")
 @click.option("--tenant-id", envvar="AZURE_TENANT_ID", default=None, help="Directory (tenant) id.")
 @click.option("--client-id", envvar="AZURE_CLIENT_ID", default=None, help="Application (client) id.")
 @click.option("--certificate", type=click.Path(path_type=Path, dir_okay=False), envvar="AZURE_CLIENT_CERTIFICATE_PATH",
@@ -134,8 +139,8 @@ def cli(debug: bool) -> None:
                    "an Adaptive Card; generic ones are HMAC-signed with $M365AUDIT_NOTIFY_SECRET when it is set).")
 @pseudonymise_options
 def audit(replay: Path | None, policies: Path | None, local: Path | None, reports: Path, lang: str, auth: str,
-          tenant_id: str | None, client_id: str | None, certificate: Path | None, concurrency: int, timeout: float,
-          audit_wait: float, as_of: datetime | None, quiet: bool, notify: tuple[str, ...] = (),
+          graph_url: str, tenant_id: str | None, client_id: str | None, certificate: Path | None, concurrency: int,
+          timeout: float, audit_wait: float, as_of: datetime | None, quiet: bool, notify: tuple[str, ...] = (),
           config: Path | None = None, pseudonymise: bool = False, pseudonym_key_file: Path | None = None) -> None:
     """Audit a tenant (or replay a recording) and write a dated, hash-chained run folder."""
     from m365audit.graph import CredentialSettings
@@ -148,7 +153,7 @@ def audit(replay: Path | None, policies: Path | None, local: Path | None, report
         reports=reports, policies=policies, local=local, replay=replay, lang=as_lang(lang),
         credential=CredentialSettings(method=auth, tenant_id=tenant_id, client_id=client_id,
                                       certificate_path=str(certificate) if certificate else None),
-        concurrency=concurrency, timeout=timeout, audit_wait=audit_wait, as_of=_as_of(as_of),
+        concurrency=concurrency, timeout=timeout, audit_wait=audit_wait, as_of=_as_of(as_of), graph_root=graph_url,
         notify=notify, notify_secret=_notify_secret(),
         progress=None if replay is not None else for_cli(sys.stderr, quiet),
         pseudonym_key=_pseudonym_key(pseudonymise, pseudonym_key_file))

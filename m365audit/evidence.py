@@ -10,10 +10,12 @@ import shutil
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 from m365audit.errors import RunFolderError
@@ -285,6 +287,14 @@ class RunFolder:
         path.parent.mkdir(parents=True, exist_ok=True)
         _write_new(path, data)
         return path
+
+    @contextmanager
+    def open_new(self, name: str) -> Iterator[IO[bytes]]:
+        """A new file of the run to write as a stream (it must not exist yet)."""
+        path = self.tmp / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("xb") as f:
+            yield f
 
     def finalise(self, tenant: str, manifest: dict[str, Any]) -> Path:
         """Hash every file, chain to the previous run, write manifest.json last and rename into place."""

@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -223,7 +224,9 @@ def md_escape(value: object) -> Markup:
     return Markup(MD_SPECIAL.sub(r"\\\1", _xml(" ".join(str(value).split()))))
 
 
+@lru_cache(maxsize=1)
 def _environment() -> Environment:
+    """One jinja2 environment per process: templates compile once, not on every render."""
     env = Environment(loader=PackageLoader("m365audit", "templates"), autoescape=select_autoescape(["html", "j2"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["safe_url"] = safe_url
@@ -314,9 +317,6 @@ def render_junit(snapshot: Snapshot, findings: list[Finding], run_id: str, lang:
     ET.indent(suites)
     return bytes(ET.tostring(suites, encoding="utf-8", xml_declaration=True)) + b"\n"
 
-
-def snapshot_bytes(snapshot: Snapshot) -> bytes:
-    return snapshot.model_dump_json(indent=1).encode()
 
 
 def findings_bytes(doc: dict[str, Any]) -> bytes:

@@ -13,11 +13,12 @@ from m365audit import __version__
 from m365audit.collect import DEPENDENCY_FAILED, build_snapshot, collect, with_dependencies
 from m365audit.drift import DriftReport, compare_with_previous, current_run, drift_bytes
 from m365audit.drift import context as drift_context
-from m365audit.errors import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, AuthError, PolicyFileError
+from m365audit.errors import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, AuthError, PolicyFileError, UsageError
 from m365audit.evaluate import evaluate
 from m365audit.evidence import ExchangeStore, RunFolder, interrupted_runs, new_run_id, policy_copies, safe_name
 from m365audit.graph import (
     DELEGATED_METHODS,
+    GRAPH_ROOT,
     CredentialSettings,
     GraphSession,
     PlaceholderCredential,
@@ -29,7 +30,8 @@ from m365audit.notify import NotifyRecord, alert, record_bytes
 from m365audit.policies import default_policy_dir, load_pack, rule_params
 from m365audit.pseudonymise import Pseudonymiser
 from m365audit.replay import ReplayTransport, tenant_metadata
-from m365audit.report import Evidence, snapshot_bytes, verdict, write_reports
+from m365audit.report import Evidence, verdict, write_reports
+from m365audit.snapshot_file import write_snapshot
 from m365audit.sources import AUDIT_POLL_INTERVAL, FetchContext, app_only
 
 if TYPE_CHECKING:
@@ -68,7 +70,7 @@ class AuditOptions:
     """HMAC key for generic webhooks, from the environment only (never printed)."""
 
 
-@dataclass
+@dataclass(repr=False)
 class AuditResult:
     """What the CLI reports: where the run went and what it found."""
 
@@ -80,6 +82,10 @@ class AuditResult:
     drift: DriftReport | None = None
     notify: NotifyRecord | None = None
     warnings: list[str] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        # asyncio.run formats its result; the snapshot of a large tenant would make that a string of 80 MB
+        return f"AuditResult(run_dir={str(self.run_dir)!r}, verdict={self.verdict!r}, findings={len(self.findings)})"
 
     @property
     def exit_code(self) -> int:
@@ -110,7 +116,8 @@ def write_outputs(folder: RunFolder, snapshot: Snapshot, findings: list[Finding]
                   evidence: Evidence, generated_at: datetime, drift: dict[str, Any] | None = None,
                   pseudonymiser: Pseudonymiser | None = None) -> None:
     """snapshot.json, findings.json, report.html, report.md and junit.xml into the (temporary) run folder."""
-    folder.write("snapshot.json", snapshot_bytes(snapshot))
+    with folder.open_new("snapshot.json") as out:
+        write_snapshot(snapshot, out)  # item by item: a large tenant is not held twice
     write_reports(folder.write, snapshot, findings, pack, folder.run_id, lang, evidence, generated_at,
                   pseudonymiser, drift)
 
@@ -130,7 +137,7 @@ async def run_audit(options: AuditOptions) -> AuditResult:
         meta = tenant_metadata(options.replay)
         credential: Any = PlaceholderCredential()
     else:
-        credential = build_credential(options.credential, options.env)
+        credential = _live_credential(options)
     folder = RunFolder(options.reports, new_run_id(started), started)
     try:
         known_tenant = meta.get("tenant_id") or options.credential.tenant_id
@@ -198,6 +205,16 @@ async def run_audit(options: AuditOptions) -> AuditResult:
     return AuditResult(run_dir=run_dir, snapshot=snapshot, findings=findings, verdict=verdict(findings),
                        unmatched=list(replay.unmatched) if replay else [], drift=drift, notify=alerts,
                        warnings=[w for w in (drift_warning, index_warning) if w] + _interrupted(options.reports))
+
+
+def _live_credential(options: AuditOptions) -> Any:
+    """The credential of a live audit; 'none' (a placeholder token) only against a local simulator."""
+    if options.credential.method != "none":
+        return build_credential(options.credential, options.env)
+    if options.graph_root.rstrip("/") == GRAPH_ROOT:
+        raise UsageError("--auth none sends no real token: it only works with a local --graph-url",
+                         hint="use it against the Graph simulator (m365audit/simulator.py); sign in for a real tenant")
+    return PlaceholderCredential()
 
 
 def _preflight(keys: list[str], roles: list[str] | None,

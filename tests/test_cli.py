@@ -135,3 +135,20 @@ def test_help_lists_commands_without_importing_the_sdk() -> None:
     for command in ("audit", "evaluate", "validate", "rules", "explain", "schema", "verify"):
         assert f"  {command}" in out
     assert out.strip().endswith("LAZY")
+
+
+def test_the_cli_audits_a_local_simulator_with_a_placeholder_token(tmp_path: Path) -> None:
+    from m365audit.simtenant import TenantSpec
+    from m365audit.simulator import GraphSimulator
+
+    with GraphSimulator(TenantSpec(users=1200)) as sim:
+        result = CliRunner().invoke(cli, ["audit", "--graph-url", sim.url, "--auth", "none", "-q",
+                                          "--reports", str(tmp_path / "reports")])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("COMPLIANT")
+
+
+def test_auth_none_is_refused_against_microsoft_graph(tmp_path: Path) -> None:
+    result = audit(tmp_path, "--auth", "none", "--policies", str(policy_folder(tmp_path)))
+    assert result.exit_code == 2 and "only works with a local --graph-url" in result.output
+    assert not any((tmp_path / "reports").rglob("manifest.json"))

@@ -340,8 +340,12 @@ def explain(rule_id: str, policies: Path | None, local: Path | None, lang: str) 
         s = SOURCES[key]
         click.echo(f"{'Bron' if nl else 'Source'} {key}: {s.url.split('?')[0]} ({s.version}) "
                    f"{'vereist' if nl else 'needs'} {(' of ' if nl else ' or ').join(s.permissions)}")
-    if rule.check is not None and rule.check.function:
-        click.echo(f"{'Controle in code' if nl else 'Checked in code'}: m365audit/checks.py {rule.check.function}")
+    check = rule.active_check
+    if check is not None and check.function:
+        from m365audit.checks import CHECKS
+
+        where = CHECKS[check.function].__module__.replace(".", "/") + ".py"
+        click.echo(f"{'Controle in code' if nl else 'Checked in code'}: {where} {check.function}")
     params = rule_params(rule, pack)
     if params:
         click.echo("Parameters: " + ", ".join(f"{k}={v}" for k, v in params.items()))

@@ -142,7 +142,7 @@ class ObjectSpec(Frozen):
 
 
 class Check(Frozen):
-    """What must hold: declarative conditions over one source, or a named function in checks.py."""
+    """What must hold: declarative conditions over one source, or a named function in m365audit/checks/."""
 
     items: str | None = Field(
         None, description="JMESPath that turns the source data into the list of items (default: the data)"
@@ -151,7 +151,7 @@ class Check(Frozen):
     expect: Literal["all", "any", "none"] = "all"
     conditions: list[Condition] = []
     objects: ObjectSpec = ObjectSpec()
-    function: str | None = Field(None, description="name of a check in m365audit/checks.py")
+    function: str | None = Field(None, description="name of a check function (m365audit/checks/, the CHECKS table)")
 
     @model_validator(mode="after")
     def _function_or_conditions(self) -> Check:

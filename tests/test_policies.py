@@ -188,9 +188,9 @@ def test_rules_lists_every_rule_with_severity_sources_and_title(lang: str, manua
 
 @pytest.mark.parametrize("lang, words", [
     ("en", ("version", "Why: ", "How to fix: ", "Source users: /v1.0/users (v1.0) needs User.Read.All",
-            "Checked in code: m365audit/checks.py service_plans_not_assigned", "Reference: ")),
+            "Checked in code: m365audit/checks/licences.py service_plans_not_assigned", "Reference: ")),
     ("nl", ("versie", "Waarom: ", "Herstel: ", "Bron users: /v1.0/users (v1.0) vereist User.Read.All",
-            "Controle in code: m365audit/checks.py service_plans_not_assigned", "Referentie: ")),
+            "Controle in code: m365audit/checks/licences.py service_plans_not_assigned", "Referentie: ")),
 ])
 def test_explain_shows_rationale_remediation_sources_and_permissions(lang: str, words: tuple[str, ...]) -> None:
     rule = load_pack().rule("copilot-plans-not-assigned")

@@ -1,0 +1,233 @@
+"""App checks: which apps hold permissions that reach organisation data, and whether they are approved."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from m365audit.checks.base import (
+    CheckInput,
+    Obj,
+    ShapeError,
+    _catalog,
+    _catalog_ids,
+    _dicts,
+    _fail,
+    _items,
+    _list,
+    _lower,
+    _pass,
+    _plural,
+    _str,
+)
+from m365audit.models import CheckOutcome, FindingObject
+
+# --------------------------------------------------------------------------- apps and their access
+
+
+@dataclass(frozen=True)
+class _Access:
+    """One permission that reaches organisation data, held by one client service principal."""
+
+    client: str  # client service principal object id, lower-cased
+    permission: str
+    resource: str
+    kind: str  # "application", "all users" (admin consent) or "user" (one user's consent)
+    principal: str = ""
+
+
+def _resources(inp: CheckInput) -> dict[str, Obj]:
+    """The Graph, SharePoint and Exchange service principals, keyed by object id (lower-cased)."""
+    resources = _items(inp, "resource_permissions")
+    return {_str(r, "id", "resource service principal").lower(): r for r in resources}
+
+
+def _org_permissions(inp: CheckInput) -> dict[tuple[str, str, str], str]:
+    """(resource appId, permission, kind), lower-cased -> the permission's name as the catalog spells it."""
+    result = {}
+    for entry in _catalog(inp, "org-data-permissions"):
+        app = _str(entry, "resource_app_id", "org-data-permissions").lower()
+        value = _str(entry, "value", "org-data-permissions")
+        for kind in _list(entry, "kinds", f"org-data-permissions {value}", required=True):
+            result[(app, value.lower(), _lower(kind))] = value
+    return result
+
+
+def _role_names(resources: Mapping[str, Obj]) -> dict[tuple[str, str], str]:
+    """(resource object id, app role id), lower-cased -> the role's name, e.g. 'Mail.Read'."""
+    names = {}
+    for res_id, resource in resources.items():
+        where = f"resource {resource.get('displayName') or resource.get('appId')}"
+        for role in _dicts(resource, "appRoles", where):
+            names[(res_id, _lower(role.get("id")))] = _str(role, "value", f"{where} app role {role.get('id')}")
+    return names
+
+
+def _accesses(inp: CheckInput) -> list[_Access]:
+    """Every application role and delegated grant on Graph, SharePoint or Exchange that reaches org data."""
+    resources = _resources(inp)
+    roles = _role_names(resources)
+    org = _org_permissions(inp)
+    found = []
+    for assignment in _items(inp, "app_role_assignments"):
+        res_id = _lower(assignment.get("resourceId"))
+        resource = resources.get(res_id)
+        if resource is None:
+            raise ShapeError(f"app role assignment {assignment.get('id')} is on an unknown resource")
+        role_id = _str(assignment, "appRoleId", "app role assignment").lower()
+        if role_id == "00000000-0000-0000-0000-000000000000":
+            continue  # the default role: access to the app, no permission
+        role = roles.get((res_id, role_id))
+        if role is None:
+            raise ShapeError(f"app role {role_id} is not defined on {resource.get('displayName')}: "
+                             "cannot tell what it grants")
+        name = org.get((_lower(resource.get("appId")), role.lower(), "application"))
+        if name:
+            found.append(_Access(_str(assignment, "principalId", "app role assignment").lower(), name,
+                                 str(resource.get("displayName") or resource.get("appId")), "application"))
+    for grant in _items(inp, "delegated_grants"):
+        resource = resources.get(_lower(grant.get("resourceId")))
+        if resource is None:
+            continue  # a grant on some other API (often the app's own): not Graph, SharePoint or Exchange
+        scope = grant.get("scope") or ""
+        consent = grant.get("consentType")
+        if not isinstance(scope, str) or consent not in ("AllPrincipals", "Principal"):
+            raise ShapeError(f"delegated grant {grant.get('id')} has an unexpected scope or consentType")
+        kind = "all users" if consent == "AllPrincipals" else "user"
+        for scope_name in scope.split():
+            name = org.get((_lower(resource.get("appId")), scope_name.lower(), "delegated"))
+            if name:
+                found.append(_Access(_str(grant, "clientId", "delegated grant").lower(), name,
+                                     str(resource.get("displayName") or resource.get("appId")), kind,
+                                     str(grant.get("principalId") or "")))
+    return found
+
+
+def _describe(accesses: Iterable[_Access]) -> str:
+    """E.g. 'Files.Read.All (Microsoft Graph, user consent by 2 users); Mail.Read (…, application permission)'."""
+    users: dict[tuple[str, str, str], set[str]] = {}
+    for a in accesses:
+        users.setdefault((a.permission, a.resource, a.kind), set()).add(a.principal)
+    parts = []
+    for (perm, res, kind), who in sorted(users.items()):
+        how = {"application": "application permission", "all users": "admin consent for all users"}.get(
+            kind, f"user consent by {_plural(len(who), 'user', 'users')}")
+        parts.append(f"{perm} ({res}, {how})")
+    return "; ".join(parts)
+
+
+def _service_principals(inp: CheckInput) -> dict[str, Obj]:
+    return {_str(sp, "id", "service principal").lower(): sp for sp in _items(inp, "service_principals")}
+
+
+def _client(sps: Mapping[str, Obj], client: str) -> Obj:
+    sp = sps.get(client)
+    if sp is None:
+        raise ShapeError(f"a grant belongs to service principal {client}, which is not in service_principals")
+    return sp
+
+
+def _sp_object(sp: Obj, accesses: Iterable[_Access], extra: str = "") -> FindingObject:
+    disabled = "; service principal disabled" if sp.get("accountEnabled") is False else ""
+    return FindingObject(id=str(sp.get("appId") or sp.get("id")), name=str(sp.get("displayName") or ""),
+                         detail=_describe(accesses) + extra + disabled)
+
+
+def _publisher(sp: Obj) -> str:
+    verified = sp.get("verifiedPublisher")
+    name = verified.get("displayName") if isinstance(verified, dict) else None
+    return str(name or sp.get("publisherName") or "")
+
+
+def _search(pattern: str, text: str) -> bool:
+    try:
+        return re.search(pattern, text, re.IGNORECASE) is not None
+    except re.error as exc:
+        raise ShapeError(f"catalog pattern {pattern!r} is not a valid regular expression: {exc}") from exc
+
+
+def _ai_match(sp: Obj, catalog: Sequence[Obj], microsoft: set[str]) -> str | None:
+    """The catalog name of the AI app this service principal is, or None."""
+    app_id = _lower(sp.get("appId"))
+    third_party = _lower(sp.get("appOwnerOrganizationId")) not in microsoft
+    for entry in catalog:
+        label = f"{entry.get('name')} ({entry.get('vendor')})"
+        if entry.get("app_id") and _lower(entry["app_id"]) == app_id:
+            return label
+        tests = ((entry.get("name_pattern"), str(sp.get("displayName") or "")),
+                 (entry.get("publisher_pattern"), _publisher(sp)))
+        for pattern, text in tests:
+            if third_party and isinstance(pattern, str) and text and _search(pattern, text):
+                return label
+    return None
+
+
+def ai_apps_no_org_data_access(inp: CheckInput) -> CheckOutcome:
+    """No app the AI-app catalog recognises holds a permission that reaches organisation data."""
+    sps = _service_principals(inp)
+    microsoft = set(_catalog_ids(inp, "microsoft-tenant-ids", "id"))
+    catalog = _catalog(inp, "ai-apps")
+    by_client: dict[str, list[_Access]] = {}
+    for access in _accesses(inp):
+        by_client.setdefault(access.client, []).append(access)
+    ai_apps = {sid: label for sid, sp in sps.items() if (label := _ai_match(sp, catalog, microsoft))}
+    objects = []
+    for client, accesses in sorted(by_client.items()):
+        sp = _client(sps, client)  # every grant must belong to a known service principal
+        if client in ai_apps:
+            objects.append(_sp_object(sp, accesses, f"; recognised as {ai_apps[client]}"))
+    if objects:
+        return _fail(
+            f"{_plural(len(objects), 'AI-app heeft', 'AI-apps hebben')} toegang tot organisatiegegevens.",
+            f"{_plural(len(objects), 'AI app holds', 'AI apps hold')} access to organisation data.",
+            objects,
+        )
+    if not ai_apps:
+        return _pass("0 in scope: geen herkende AI-app in de tenant.",
+                     "0 in scope: no recognised AI app in the tenant.")
+    return _pass(
+        f"{_plural(len(ai_apps), 'herkende AI-app', 'herkende AI-apps')}, geen met toegang tot organisatiegegevens.",
+        f"{_plural(len(ai_apps), 'recognised AI app', 'recognised AI apps')}, none with access to organisation data.",
+    )
+
+
+def apps_tenant_wide_data_access_approved(inp: CheckInput) -> CheckOutcome:
+    """Every non-Microsoft app with tenant-wide org-data access is approved, its review date not passed."""
+    sps = _service_principals(inp)
+    microsoft = set(_catalog_ids(inp, "microsoft-tenant-ids", "id"))
+    approved = {a.app_id.lower(): a for a in inp.approved_apps}
+    by_client: dict[str, list[_Access]] = {}
+    for access in _accesses(inp):
+        if access.kind in ("application", "all users"):
+            by_client.setdefault(access.client, []).append(access)
+    objects, ok = [], 0
+    for client, accesses in sorted(by_client.items()):
+        sp = _client(sps, client)
+        if _lower(sp.get("appOwnerOrganizationId")) in microsoft:
+            continue
+        approval = approved.get(_lower(sp.get("appId")))
+        if approval is not None and approval.review_by >= inp.today:
+            ok += 1
+            continue
+        why = (f"; approval expired: review was due {approval.review_by.isoformat()}" if approval
+               else "; not on the approved-apps list")
+        objects.append(_sp_object(sp, accesses, why))
+    in_scope = ok + len(objects)
+    if objects:
+        return _fail(
+            f"{len(objects)} van {in_scope} apps met tenantbrede toegang tot organisatiegegevens zijn niet"
+            " (meer) goedgekeurd.",
+            f"{len(objects)} of {in_scope} apps with tenant-wide access to organisation data "
+            f"{'is' if len(objects) == 1 else 'are'} not (or no longer) approved.",
+            objects,
+        )
+    if not in_scope:
+        return _pass(
+            "0 in scope: geen app van buiten Microsoft heeft tenantbrede toegang tot organisatiegegevens.",
+            "0 in scope: no non-Microsoft app has tenant-wide access to organisation data.",
+        )
+    return _pass(
+        f"Alle {in_scope} apps met tenantbrede toegang tot organisatiegegevens zijn goedgekeurd.",
+        f"All {in_scope} apps with tenant-wide access to organisation data are approved.",
+    )

@@ -1,0 +1,152 @@
+"""What every check shares: its input, fail-closed outcomes, and readers that refuse unexpected data."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from m365audit.models import ApprovedApp, CheckOutcome, FindingObject, Rule, Status, Text
+
+
+@dataclass(frozen=True)
+class CheckInput:
+    """Everything a check function may look at: no I/O, no clock."""
+
+    rule: Rule
+    data: Mapping[str, Any]  # source key -> that source's data (only the rule's sources; all read completely)
+    catalogs: Mapping[str, Sequence[Any]]
+    params: Mapping[str, Any]  # rule params merged with the user's overrides
+    approved_apps: Sequence[ApprovedApp]
+    today: date
+
+
+CheckFn = Callable[[CheckInput], CheckOutcome]
+
+Obj = dict[str, Any]
+
+
+class ShapeError(Exception):
+    """Data, a catalog or a parameter is not shaped as the check expects: the rule becomes error."""
+
+
+# --------------------------------------------------------------------------- outcomes
+
+
+def _outcome(status: Status, nl: str, en: str, objects: Iterable[FindingObject] = ()) -> CheckOutcome:
+    return CheckOutcome(status=status, message=Text(nl=nl, en=en), objects=list(objects))
+
+
+def _pass(nl: str, en: str, objects: Iterable[FindingObject] = ()) -> CheckOutcome:
+    return _outcome(Status.PASS, nl, en, objects)
+
+
+def _fail(nl: str, en: str, objects: Iterable[FindingObject] = ()) -> CheckOutcome:
+    return _outcome(Status.FAIL, nl, en, objects)
+
+
+def _fail_closed(fn: CheckFn) -> CheckFn:
+    """Wrap a check so that data of an unexpected shape gives error, never pass or fail."""
+
+    def run(inp: CheckInput) -> CheckOutcome:
+        try:
+            return fn(inp)
+        except ShapeError as exc:
+            return _outcome(
+                Status.ERROR,
+                f"Onverwachte gegevens, de regel kan niet worden beoordeeld: {exc}",
+                f"Unexpected data, the rule cannot be judged: {exc}",
+            )
+
+    return functools.wraps(fn)(run)
+
+
+# --------------------------------------------------------------------------- reading data safely
+
+
+def _items(inp: CheckInput, key: str) -> list[Obj]:
+    """A source that must be a list of JSON objects."""
+    if key not in inp.data:
+        raise ShapeError(f"source '{key}' was not given to the check")
+    data = inp.data[key]
+    if not isinstance(data, list):
+        raise ShapeError(f"source '{key}' is {type(data).__name__}, expected a list")
+    for i, item in enumerate(data):
+        if not isinstance(item, dict):
+            raise ShapeError(f"item {i} of source '{key}' is {type(item).__name__}, expected an object")
+    return data
+
+
+def _single(inp: CheckInput, key: str) -> Obj:
+    """A source that must be one JSON object (a Graph singleton such as a policy)."""
+    if key not in inp.data:
+        raise ShapeError(f"source '{key}' was not given to the check")
+    data = inp.data[key]
+    if not isinstance(data, dict):
+        raise ShapeError(f"source '{key}' is {type(data).__name__}, expected an object")
+    return data
+
+
+def _list(obj: Obj, field: str, where: str, required: bool = False) -> list[Any]:
+    """A list field; missing or null is an empty list unless required."""
+    value = obj.get(field)
+    if value is None and not required:
+        return []
+    if not isinstance(value, list):
+        raise ShapeError(f"{where}: '{field}' is {type(value).__name__}, expected a list")
+    return value
+
+
+def _dicts(obj: Obj, field: str, where: str) -> list[Obj]:
+    values = _list(obj, field, where)
+    if not all(isinstance(v, dict) for v in values):
+        raise ShapeError(f"{where}: '{field}' holds something other than objects")
+    return values
+
+
+def _str(obj: Obj, field: str, where: str) -> str:
+    """A required string field."""
+    value = obj.get(field)
+    if not isinstance(value, str) or not value:
+        raise ShapeError(f"{where}: '{field}' is missing or not a string")
+    return value
+
+
+def _catalog(inp: CheckInput, name: str) -> list[Obj]:
+    if name not in inp.catalogs:
+        raise ShapeError(f"catalog '{name}' is not loaded")
+    entries = list(inp.catalogs[name])
+    if not all(isinstance(e, dict) for e in entries):
+        raise ShapeError(f"catalog '{name}' holds entries that are not objects")
+    return entries
+
+
+def _catalog_ids(inp: CheckInput, name: str, field: str) -> dict[str, Obj]:
+    """Catalog entries keyed by a GUID-like field, lower-cased (Graph GUID casing varies)."""
+    return {_str(e, field, f"catalog '{name}'").lower(): e for e in _catalog(inp, name) if e.get(field)}
+
+
+def _param(inp: CheckInput, name: str, kind: type) -> Any:
+    if name not in inp.params:
+        raise ShapeError(f"parameter '{name}' is not set")
+    value = inp.params[name]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+        raise ShapeError(f"parameter '{name}' is {type(value).__name__}, expected {kind.__name__}")
+    return value
+
+
+def _str_list_param(inp: CheckInput, name: str) -> list[str]:
+    values = _param(inp, name, list)
+    if not all(isinstance(v, str) for v in values):
+        raise ShapeError(f"parameter '{name}' must be a list of strings")
+    return list(values)
+
+
+def _lower(value: object) -> str:
+    return value.lower() if isinstance(value, str) else ""
+
+
+def _plural(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"

@@ -1,0 +1,124 @@
+"""Evidence-of-use checks: the Copilot usage report and the Purview audit records."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+from m365audit.checks.base import (
+    CheckInput,
+    Obj,
+    ShapeError,
+    _fail,
+    _items,
+    _lower,
+    _param,
+    _pass,
+    _plural,
+    _str_list_param,
+)
+from m365audit.models import CheckOutcome, FindingObject
+
+# --------------------------------------------------------------------------- evidence of use
+
+_HASHED = re.compile(r"^[0-9a-f]{32}$", re.IGNORECASE)
+
+
+def _date(text: str, where: str) -> date:
+    try:
+        return date.fromisoformat(text.strip()[:10])
+    except ValueError as exc:
+        raise ShapeError(f"{where}: {text!r} is not a date") from exc
+
+
+def _active_columns(row: Obj, where: str) -> dict[str, date]:
+    """'Word Copilot' -> date for every non-empty '... Last Activity Date' column within the report period."""
+    columns = {k: v for k, v in row.items() if isinstance(k, str) and k.endswith("Last Activity Date")}
+    if not columns:
+        raise ShapeError(f"{where} has no 'Last Activity Date' column")
+    refresh, period = row.get("Report Refresh Date"), row.get("Report Period")
+    start = None
+    if refresh and period:
+        if not str(period).strip().isdigit():
+            raise ShapeError(f"{where}: Report Period {period!r} is not a number of days")
+        start = date.fromordinal(_date(str(refresh), where).toordinal() - int(str(period)))
+    active = {}
+    for column, value in columns.items():
+        if value and str(value).strip():
+            day = _date(str(value), f"{where} {column}")
+            if start is None or day > start:
+                active[column[: -len("Last Activity Date")].strip() or "any app"] = day
+    return active
+
+
+def copilot_usage_none(inp: CheckInput) -> CheckOutcome:
+    """The Copilot usage report shows no activity within its period; concealed (hashed) names are marked."""
+    rows = _items(inp, "copilot_usage")
+    objects = []
+    for i, row in enumerate(rows):
+        upn = str(row.get("User Principal Name") or "")
+        active = _active_columns(row, f"usage report row {i + 1}")
+        if not active:
+            continue
+        concealed = bool(_HASHED.match(upn))
+        overall = active.pop("any app", max(active.values()))
+        apps = ", ".join(f"{app} {day.isoformat()}" for app, day in sorted(active.items()))
+        objects.append(FindingObject(
+            id=upn or f"row-{i + 1}",
+            name=f"concealed name {upn}" if concealed else str(row.get("Display Name") or upn),
+            detail=f"last activity {overall.isoformat()}" + (f" ({apps})" if apps else "")
+            + ("; user name concealed (hashed) in the report" if concealed else ""),
+        ))
+    note_nl = "Het rapport toont alleen gebruikers met een Copilot-licentie."
+    note_en = "The report only lists users with a Copilot licence."
+    if objects:
+        hashed = sum(1 for o in objects if o.name.startswith("concealed name"))
+        return _fail(
+            f"{_plural(len(objects), 'gebruiker gebruikte', 'gebruikers gebruikten')} Copilot in de"
+            f" rapportperiode ({hashed} met verborgen naam)."
+            f" {note_nl}",
+            f"{_plural(len(objects), 'user', 'users')} used Copilot in the report period ({hashed} with a"
+            f" concealed name). {note_en}",
+            objects,
+        )
+    scope = "0 in scope: " if not rows else ""
+    return _pass(
+        f"{scope}Geen Copilot-activiteit in de rapportperiode ({_plural(len(rows), 'rij', 'rijen')}). {note_nl}",
+        f"{scope}No Copilot activity in the report period ({_plural(len(rows), 'row', 'rows')}). {note_en}",
+    )
+
+
+def audit_no_ai_interactions(inp: CheckInput) -> CheckOutcome:
+    """The audit search over the look-back window holds no record of the AI record types."""
+    types = {t.lower(): t for t in _str_list_param(inp, "record_types")}
+    days = _param(inp, "lookback_days", int)
+    per_user: dict[str, dict[str, int]] = {}
+    last: dict[str, str] = {}
+    for record in _items(inp, "audit_ai_interactions"):
+        kind = record.get("auditLogRecordType") or record.get("operation")
+        if kind is not None and _lower(kind) not in types:
+            continue  # another record type: the query asks only for the AI types
+        who = str(record.get("userPrincipalName") or record.get("userId") or "unknown user")
+        label = types.get(_lower(kind), "record without a type")
+        counts = per_user.setdefault(who, {})
+        counts[label] = counts.get(label, 0) + 1
+        last[who] = max(last.get(who, ""), str(record.get("createdDateTime") or ""))
+    names = ", ".join(types.values())
+    if not per_user:
+        return _pass(
+            f"Geen {names}-records in de laatste {days} dagen.",
+            f"No {names} records in the last {days} days.",
+        )
+    objects = [
+        FindingObject(id=who, name=who, detail=", ".join(f"{n} {t}" for t, n in sorted(c.items()))
+                      + (f"; latest {last[who]}" if last[who] else ""))
+        for who, c in sorted(per_user.items())
+    ]
+    total = sum(sum(c.values()) for c in per_user.values())
+    return _fail(
+        f"{_plural(total, 'AI-interactie', 'AI-interacties')} van {_plural(len(objects), 'gebruiker', 'gebruikers')}"
+        f" in de laatste {days} dagen.",
+        f"{_plural(total, 'AI interaction', 'AI interactions')} by {_plural(len(objects), 'user', 'users')}"
+        f" in the last {days} days.",
+        objects,
+    )

@@ -237,7 +237,7 @@ SOURCES: dict[str, Source] = {s.key: s for s in (
     Source("resource_permissions", _resource_sp_url(GRAPH_APP_ID), ("Application.Read.All",), "custom",
            "names of the roles and scopes of Graph, SharePoint and Exchange",
            fetcher=fetch_resource_permissions),
-    Source("delegated_grants", "/v1.0/oauth2PermissionGrants", ("DelegatedPermissionGrant.Read.All",),
+    Source("delegated_grants", "/v1.0/oauth2PermissionGrants?$top=999", ("DelegatedPermissionGrant.Read.All",),
            "collection", "delegated permissions consented for all users or for one user"),
     Source("app_role_assignments", "/v1.0/servicePrincipals/{resource}/appRoleAssignedTo?$top=999",
            ("Application.Read.All",), "custom", "application permissions held on Graph, SharePoint and Exchange",

@@ -59,7 +59,7 @@ async def crawl(base: str, concurrency: int) -> Floor:
         floor = Floor(base, client, concurrency)
         ctx = FetchContext(now=datetime.now(timezone.utc), audit_poll_interval=0.0)
         data: dict[str, Any] = {}
-        for wave in resolve_order(list(SOURCES)):
+        for wave in resolve_order([k for k, s in SOURCES.items() if not s.delegated]):  # an app-only night
             async def one(key: str) -> None:
                 src = SOURCES[key]
                 deps = {d: data[d] for d in src.depends_on}

@@ -188,13 +188,13 @@ async def run_audit(options: AuditOptions) -> AuditResult:
         run_dir = folder.finalise(snapshot.tenant_id, {
             "schema_version": 1, "tool": "m365audit", "tool_version": __version__,
             "tenant_id": snapshot.tenant_id, "tenant_name": snapshot.tenant_name,
-            "mode": "replay" if replay is not None else "live",
+            "mode": "replay" if options.replay is not None else "live",
             "replay_of": str(options.replay) if options.replay is not None else None,
             "started_at": started.isoformat(), "finished_at": finished.isoformat(), "as_of": today.isoformat(),
             "lang": options.lang, "verdict": verdict(findings),
             "policy_pack": {"digest": pack.digest, "files": pack.files},
             "exchanges": store.count,
-            "collector": {"auth": "replay" if replay is not None else options.credential.method,
+            "collector": {"auth": "replay" if options.replay is not None else options.credential.method,
                           "client_id": options.credential.client_id, "app_roles": roles},
             "reports_pseudonymised": pseudonymiser is not None,
         })

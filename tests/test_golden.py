@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,6 +31,8 @@ def test_tenant_matches_expected(tenant: Path, tmp_path: Path,
                                                 now=FIXED_NOW, transport=real_transport())))
     actual = {f.rule_id: f.status.value for f in result.findings}
     assert actual == expected
+    manifest = json.loads((result.run_dir / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["mode"] == "replay" and manifest["collector"]["auth"] == "replay"
     allowed = tenant_metadata(tenant).get("unrecorded", [])
     unexplained = [u for u in replay.unmatched if not any(a in u for a in allowed)]
     assert unexplained == [], "requests nobody recorded (list them in tenant.yaml 'unrecorded' if deliberate)"

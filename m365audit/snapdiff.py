@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from typing import Any, Literal
 
 from m365audit.models import JSON, Frozen
@@ -46,16 +47,9 @@ def diff(old: JSON, new: JSON, path: str) -> list[PathChange]:
     if old == new:
         return []
     if isinstance(old, dict) and isinstance(new, dict):
-        out: list[PathChange] = []
-        for key in sorted(k for k in set(old) | set(new) if not _volatile(k)):
-            sub = f"{path}.{key}"
-            if key not in old:
-                out.append(PathChange(path=sub, change="added", new=_short(new[key])))
-            elif key not in new:
-                out.append(PathChange(path=sub, change="removed", old=_short(old[key])))
-            else:
-                out += diff(old[key], new[key], sub)
-        return out
+        keep = [k for k in set(old) | set(new) if not _volatile(k)]
+        return _diff_keyed({k: old[k] for k in keep if k in old}, {k: new[k] for k in keep if k in new},
+                           lambda k: f"{path}.{k}", _short)
     if isinstance(old, list) and isinstance(new, list):
         return _diff_lists(old, new, path)
     if old != new:
@@ -101,15 +95,21 @@ def _diff_lists(old: list[Any], new: list[Any], path: str) -> list[PathChange]:
     positional = key != "id" and _positional(old) and _positional(new)
     a = {str(_get(i, key)): _without_id(i) if positional else i for i in old}
     b = {str(_get(i, key)): _without_id(i) if positional else i for i in new}
+    return _diff_keyed(a, b, lambda ident: f"{path}[{key}={ident}]", _label)
+
+
+def _diff_keyed(old: dict[str, Any], new: dict[str, Any], where: Callable[[str], str],
+                label: Callable[[Any], str]) -> list[PathChange]:
+    """Entries added, removed, or changed inside, for two mappings keyed alike (object keys or item ids)."""
     out: list[PathChange] = []
-    for ident in sorted(set(a) | set(b)):
-        sub = f"{path}[{key}={ident}]"
-        if ident not in a:
-            out.append(PathChange(path=sub, change="added", new=_label(b[ident])))
-        elif ident not in b:
-            out.append(PathChange(path=sub, change="removed", old=_label(a[ident])))
+    for key in sorted(set(old) | set(new)):
+        sub = where(key)
+        if key not in old:
+            out.append(PathChange(path=sub, change="added", new=label(new[key])))
+        elif key not in new:
+            out.append(PathChange(path=sub, change="removed", old=label(old[key])))
         else:
-            out += diff(a[ident], b[ident], sub)
+            out += diff(old[key], new[key], sub)
     return out
 
 

@@ -329,6 +329,7 @@ def run_check(rule: Rule, snapshot: Snapshot, pack: PolicyPack, today: date) -> 
 
     data = {key: snapshot.sources[key].data for key in rule.sources}
     return CHECKS[check.function](CheckInput(
+        meta={key: snapshot.sources[key].meta for key in rule.sources},
         rule=rule, data=data, catalogs=pack.catalogs, params=rule_params(rule, pack),
         approved_apps=pack.approved_apps, today=today))
 

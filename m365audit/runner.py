@@ -32,7 +32,7 @@ from m365audit.pseudonymise import Pseudonymiser
 from m365audit.replay import ReplayTransport, tenant_metadata
 from m365audit.report import Evidence, verdict, write_reports
 from m365audit.snapshot_file import write_snapshot
-from m365audit.sources import AUDIT_POLL_INTERVAL, FetchContext, app_only
+from m365audit.sources import AI_AUDIT_RECORD_TYPES, AUDIT_POLL_INTERVAL, FetchContext, app_only
 
 if TYPE_CHECKING:
     from m365audit.models import SourceError
@@ -144,7 +144,8 @@ async def run_audit(options: AuditOptions) -> AuditResult:
         if known_tenant:
             folder.hold(str(known_tenant))  # a second run for this tenant is refused now, not after collecting
         store = ExchangeStore(folder.tmp / "exchanges")
-        ctx = FetchContext(now=started, audit_lookback_days=_lookback(pack),
+        lookback, record_types = _audit_query(pack)
+        ctx = FetchContext(now=started, audit_lookback_days=lookback, audit_record_types=record_types,
                            audit_poll_seconds=options.audit_wait,
                            audit_poll_interval=0.0 if options.replay is not None else AUDIT_POLL_INTERVAL)
         async with GraphSession(credential, sink=store, transport=transport, graph_root=options.graph_root,
@@ -235,13 +236,18 @@ def _interrupted(reports: Path) -> list[str]:
             for tmp in interrupted_runs(reports)]
 
 
-def _lookback(pack: PolicyPack) -> int:
-    """The audit look-back window in days (parameter of audit-no-ai-interactions, overridable)."""
+def _audit_query(pack: PolicyPack) -> tuple[int, tuple[str, ...]]:
+    """The Purview query asks for what audit-no-ai-interactions judges: its look-back days and record types."""
     rule = pack.rule("audit-no-ai-interactions")
     if rule is None:
-        return 7
-    value = rule_params(rule, pack).get("lookback_days", 7)
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 180:
+        return 7, AI_AUDIT_RECORD_TYPES
+    params = rule_params(rule, pack)
+    days = params.get("lookback_days", 7)
+    if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 180:
         raise PolicyFileError([f"params: audit-no-ai-interactions: lookback_days must be a whole number of days "
-                               f"from 1 to 180 (Purview keeps audit records 180 days), got {value!r}"])
-    return value
+                               f"from 1 to 180 (Purview keeps audit records 180 days), got {days!r}"])
+    types = params.get("record_types", list(AI_AUDIT_RECORD_TYPES))
+    if not isinstance(types, list) or not types or not all(isinstance(t, str) and t for t in types):
+        raise PolicyFileError([f"params: audit-no-ai-interactions: record_types must be a non-empty list of audit "
+                               f"record types (e.g. CopilotInteraction), got {types!r}"])
+    return days, tuple(types)

@@ -45,6 +45,7 @@ class FetchContext:
 
     now: datetime
     audit_lookback_days: int = 7
+    audit_record_types: tuple[str, ...] = AI_AUDIT_RECORD_TYPES
     audit_poll_seconds: float = 600.0
     audit_poll_interval: float = AUDIT_POLL_INTERVAL
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
@@ -161,14 +162,15 @@ async def fetch_audit_ai_interactions(
         "displayName": f"m365audit-ai-{end:%Y%m%dT%H%M%SZ}",
         "filterStartDateTime": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "filterEndDateTime": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "recordTypeFilters": list(AI_AUDIT_RECORD_TYPES),
+        "recordTypeFilters": list(ctx.audit_record_types),
     }
     query = await graph.post_object(source.url, body)
     query_id = query.get("id")
     if not isinstance(query_id, str) or not query_id:
         raise SourceFailure("the audit query was not created: the response has no id")
     meta = {"query_id": query_id, "window_start": body["filterStartDateTime"],
-            "window_end": body["filterEndDateTime"], "record_types": list(AI_AUDIT_RECORD_TYPES)}
+            "window_end": body["filterEndDateTime"], "record_types": list(ctx.audit_record_types),
+            "lookback_days": ctx.audit_lookback_days}
     polls = 0
     status = query.get("status")
     while status != "succeeded":

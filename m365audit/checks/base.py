@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -21,6 +21,7 @@ class CheckInput:
     params: Mapping[str, Any]  # rule params merged with the user's overrides
     approved_apps: Sequence[ApprovedApp]
     today: date
+    meta: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # source key -> what collect noted
 
 
 CheckFn = Callable[[CheckInput], CheckOutcome]

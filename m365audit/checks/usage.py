@@ -12,12 +12,13 @@ from m365audit.checks.base import (
     _fail,
     _items,
     _lower,
+    _outcome,
     _param,
     _pass,
     _plural,
     _str_list_param,
 )
-from m365audit.models import CheckOutcome, FindingObject
+from m365audit.models import CheckOutcome, FindingObject, Status
 
 # --------------------------------------------------------------------------- evidence of use
 
@@ -88,10 +89,32 @@ def copilot_usage_none(inp: CheckInput) -> CheckOutcome:
     )
 
 
+def _not_queried(inp: CheckInput, types: list[str], days: int) -> str:
+    """What the rule asks that the recorded query did not cover (record types, a longer window); '' if none."""
+    queried = inp.meta.get("audit_ai_interactions") or {}
+    if not queried:
+        return ""  # no record of the query (a snapshot built inline): judge the records as given
+    asked = {str(t).lower() for t in queried.get("record_types") or []}
+    missing = [t for t in types if t.lower() not in asked]
+    gaps = [f"record types {', '.join(missing)}"] if missing else []
+    window = queried.get("lookback_days")
+    if not isinstance(window, int) or window < days:
+        gaps.append(f"{days} days, the query covered {window if isinstance(window, int) else 'an unknown'} days")
+    return "; ".join(gaps)
+
+
 def audit_no_ai_interactions(inp: CheckInput) -> CheckOutcome:
     """The audit search over the look-back window holds no record of the AI record types."""
     types = {t.lower(): t for t in _str_list_param(inp, "record_types")}
     days = _param(inp, "lookback_days", int)
+    unasked = _not_queried(inp, list(types.values()), days)
+    if unasked:
+        return _outcome(
+            Status.ERROR,
+            f"De auditzoekopdracht vroeg niet wat deze regel beoordeelt ({unasked}): geen bewijs, geen 'voldoet'. "
+            "Voer de audit opnieuw uit met deze parameters.",
+            f"The audit query did not ask for what this rule judges ({unasked}): no evidence, no pass. "
+            "Run the audit again with these parameters.")
     per_user: dict[str, dict[str, int]] = {}
     last: dict[str, str] = {}
     for record in _items(inp, "audit_ai_interactions"):

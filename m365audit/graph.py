@@ -9,7 +9,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
@@ -464,6 +464,12 @@ class GraphSession:
     async def get_collection(self, url: str) -> list[Any]:
         """Every item of a collection, following @odata.nextLink until Graph gives none."""
         items: list[Any] = []
+        async for page in self.pages(url):
+            items.extend(page)
+        return items
+
+    async def pages(self, url: str) -> AsyncIterator[list[Any]]:
+        """Each page's items in turn, following @odata.nextLink; only one page is held at a time."""
         seen: set[str] = set()
         next_url: str | None = url
         while next_url is not None:
@@ -472,15 +478,14 @@ class GraphSession:
             if not isinstance(doc, dict) or not isinstance(doc.get("value"), list):
                 raise GraphError("a page of the collection has no 'value' list", code="MalformedBody",
                                  url=self.absolute(next_url), hint="the page is not a Graph collection")
-            items.extend(doc["value"])
             link = doc.get("@odata.nextLink")
             if link is not None and not isinstance(link, str):
                 raise GraphError("@odata.nextLink is not a string", code="MalformedBody", url=next_url)
             if link in seen:
                 raise GraphError("@odata.nextLink points back to a page already read", code="PagingLoop",
                                  url=link, hint="Graph paging misbehaved; run again")
+            yield doc["value"]
             next_url = link
-        return items
 
     async def get_text(self, url: str) -> str:
         raw = await self._send("GET", url)

@@ -226,17 +226,17 @@ def evaluate_cmd(run_dir: Path, policies: Path | None, local: Path | None, lang:
                  pseudonym_key_file: Path | None = None) -> None:
     """Re-check a stored snapshot with today's policies, waivers and attestations (no Graph calls)."""
     from m365audit.evaluate import evaluate
-    from m365audit.models import Snapshot
     from m365audit.policies import load_pack
     from m365audit.report import findings_document, verdict
+    from m365audit.snapshot_file import read_snapshot
 
     snapshot_file = run_dir / "snapshot.json"
     if not snapshot_file.is_file():
         raise AuditError(f"{run_dir} has no snapshot.json", hint="give a run folder: reports/<tenant>/<run-id>")
     try:
-        snapshot = Snapshot.model_validate_json(snapshot_file.read_bytes())
-    except ValueError as exc:
-        raise AuditError(f"{snapshot_file} is not a valid snapshot: {str(exc).splitlines()[0]}",
+        snapshot = read_snapshot(snapshot_file)  # lists stay on disk: a 300,000-user run is read page by page
+    except ValueError as exc:  # SnapshotFileError names the file and the line
+        raise AuditError(f"the stored snapshot cannot be read: {str(exc).splitlines()[0]}",
                          hint="run `m365audit verify` on the run folder") from exc
     key = _pseudonym_key(pseudonymise, pseudonym_key_file)
     pack = load_pack(policies, local)

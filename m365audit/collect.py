@@ -6,11 +6,13 @@ import asyncio
 import logging
 from collections.abc import Iterable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from m365audit import __version__
 from m365audit.errors import GraphError
 from m365audit.graph import GraphSession, current_source
+from m365audit.items import ItemsWriter, is_list
 from m365audit.models import Snapshot, SourceError, SourceResult
 from m365audit.sources import SOURCES, FetchContext, Fetched, SourceFailure, resolve_order
 
@@ -35,13 +37,23 @@ def with_dependencies(keys: Iterable[str]) -> list[str]:
     return [k for k in SOURCES if k in wanted]
 
 
-async def _fetch(session: GraphSession, key: str, ctx: FetchContext, deps: dict[str, Any]) -> Fetched:
+async def _fetch(session: GraphSession, key: str, ctx: FetchContext, deps: dict[str, Any],
+                 spool: Path | None) -> Fetched:
     source = SOURCES[key]
     if source.fetcher is not None:
         return await source.fetcher(session, source, ctx, deps)
     if source.shape == "object":
         return Fetched(await session.get_object(source.url))
-    return Fetched(await session.get_collection(source.url))
+    if spool is None:
+        return Fetched(await session.get_collection(source.url))
+    writer = ItemsWriter(spool / f"{key}.items")
+    try:
+        async for page in session.pages(source.url):
+            writer.add_page(page)  # on disk at once: memory holds one page, whatever the tenant's size
+    except BaseException:
+        writer.discard()  # a source is read completely or not at all
+        raise
+    return Fetched(writer.finish())
 
 
 def _failed(key: str, session: GraphSession, error: SourceError) -> SourceResult:
@@ -52,7 +64,7 @@ def _failed(key: str, session: GraphSession, error: SourceError) -> SourceResult
 
 
 async def _run_source(session: GraphSession, key: str, ctx: FetchContext,
-                      done: dict[str, SourceResult]) -> SourceResult:
+                      done: dict[str, SourceResult], spool: Path | None) -> SourceResult:
     source = SOURCES[key]
     broken = [d for d in source.depends_on if not done[d].ok]
     if broken:
@@ -61,7 +73,7 @@ async def _run_source(session: GraphSession, key: str, ctx: FetchContext,
             code=DEPENDENCY_FAILED, hint=f"fix {', '.join(broken)} first"))
     token = current_source.set(key)
     try:
-        fetched = await _fetch(session, key, ctx, {d: done[d].data for d in source.depends_on})
+        fetched = await _fetch(session, key, ctx, {d: done[d].data for d in source.depends_on}, spool)
     except GraphError as exc:
         return _failed(key, session, SourceError(message=exc.message, status=exc.status, code=exc.code,
                                                  request_id=exc.request_id, url=exc.url, hint=exc.hint))
@@ -82,10 +94,12 @@ async def _run_source(session: GraphSession, key: str, ctx: FetchContext,
 
 
 async def collect(session: GraphSession, keys: Iterable[str], ctx: FetchContext,
-                  refused: dict[str, SourceError] | None = None) -> dict[str, SourceResult]:
+                  refused: dict[str, SourceError] | None = None, spool: Path | None = None,
+                  ) -> dict[str, SourceResult]:
     """Read every source (and what it depends on); one failing source never stops the others.
 
     ``refused`` marks sources as error before any request, e.g. when the token lacks their permission.
+    With ``spool`` (a folder), plain collections go to disk page by page and their data is PagedItems.
     """
     refused = refused or {}
     done: dict[str, SourceResult] = {}
@@ -94,7 +108,7 @@ async def collect(session: GraphSession, keys: Iterable[str], ctx: FetchContext,
             if key in refused:
                 done[key] = SourceResult(key=key, ok=False, url=SOURCES[key].url, error=refused[key])
         todo = [k for k in wave if k not in done]
-        results = await asyncio.gather(*(_run_source(session, k, ctx, done) for k in todo))
+        results = await asyncio.gather(*(_run_source(session, k, ctx, done, spool) for k in todo))
         done.update(zip(todo, results, strict=True))
     return done
 
@@ -103,8 +117,9 @@ def build_snapshot(sources: dict[str, SourceResult], collected_at: datetime,
                    tenant_id: str | None = None, tenant_name: str | None = None) -> Snapshot:
     """The Snapshot of a run; the organization source, when read, is the truth about tenant id and name."""
     org = sources.get("organization")
-    if org is not None and org.ok and isinstance(org.data, list) and org.data and isinstance(org.data[0], dict):
-        tenant_id = org.data[0].get("id") or tenant_id
-        tenant_name = org.data[0].get("displayName") or tenant_name
+    first = org.data[0] if org is not None and org.ok and is_list(org.data) and len(org.data) else None
+    if isinstance(first, dict):
+        tenant_id = first.get("id") or tenant_id
+        tenant_name = first.get("displayName") or tenant_name
     return Snapshot(tenant_id=tenant_id or "unknown-tenant", tenant_name=tenant_name or "",
                     collected_at=collected_at, tool_version=__version__, sources=sources)

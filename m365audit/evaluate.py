@@ -10,6 +10,7 @@ from typing import Any
 
 import jmespath
 
+from m365audit.items import ItemsError, PagedItems, is_list
 from m365audit.models import (
     Attestation,
     CatalogRef,
@@ -249,27 +250,40 @@ def _describe(check: Check, item: Any) -> FindingObject:
 def run_declarative(check: Check, data: Any, catalogs: dict[str, list[Any]]) -> CheckOutcome:
     """Evaluate where/expect/conditions over the items of one source (docs/rules.md, 'Semantics')."""
     try:
-        items = search(check.items, data) if check.items else (data if isinstance(data, list) else [data])
+        if isinstance(data, PagedItems) and check.items:
+            data = list(data)  # a JMESPath expression needs the whole list in memory
+        items = search(check.items, data) if check.items else (data if is_list(data) else [data])
     except TypeMismatch as exc:
         return _error(str(exc), str(exc))
-    if not isinstance(items, list):
+    except ItemsError as exc:
+        return _error(f"The stored data can no longer be read: {exc} ({exc.hint})",
+                      f"De opgeslagen gegevens zijn niet meer leesbaar: {exc} ({exc.hint})")
+    if not is_list(items):
         what = "nothing (null)" if items is None else f"a {type(items).__name__}"
         return _error(f"'items' selected {what}, not a list: the data does not have the shape the rule expects",
                       f"'items' leverde {'niets (null)' if items is None else f'een {type(items).__name__}'} op, "
                       "geen lijst: de gegevens hebben niet de vorm die de regel verwacht")
     where = [compile_condition(c, catalogs) for c in check.where]
     conditions = [compile_condition(c, catalogs) for c in check.conditions]
-    scope: list[Any] = []
+    keep_failing = check.expect == "all"  # keep only the items the finding will name: memory follows the finding
     satisfying: list[Any] = []
     failing: list[Any] = []
+    n = k = 0
     try:
         for it in items:
             if all(t(it) for t in where):
-                scope.append(it)
-                (satisfying if all(t(it) for t in conditions) else failing).append(it)
+                n += 1
+                if all(t(it) for t in conditions):
+                    k += 1
+                    if not keep_failing:
+                        satisfying.append(it)
+                elif keep_failing:
+                    failing.append(it)
     except TypeMismatch as exc:
         return _error(str(exc), str(exc))
-    n, k = len(scope), len(satisfying)
+    except ItemsError as exc:
+        return _error(f"The stored data can no longer be read: {exc} ({exc.hint})",
+                      f"De opgeslagen gegevens zijn niet meer leesbaar: {exc} ({exc.hint})")
     if n == 0 and check.expect != "any":
         return CheckOutcome(status=Status.PASS, message=Text(
             en="0 in scope: the source was read completely and holds nothing this rule applies to.",

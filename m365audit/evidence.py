@@ -32,6 +32,8 @@ RUN_ID = re.compile(r"^\d{8}T\d{6}Z(-\d+)?$")
 MANIFEST = "manifest.json"
 SEAL = "manifest.sha256"
 INCOMPLETE = ".incomplete"
+WORK = ".work"
+"""Inside a run being written: large collections spooled page by page; removed before the manifest."""
 LOCK = ".lock"
 FINALISE_WAIT = 30.0
 
@@ -282,6 +284,11 @@ class RunFolder:
             lock.acquire(wait)
             self._locks[tenant_dir] = lock
 
+    @property
+    def work(self) -> Path:
+        """Scratch space of this run (spooled collections); never part of the finished run."""
+        return self.tmp / WORK
+
     def write(self, name: str, data: bytes) -> Path:
         path = self.tmp / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -306,6 +313,8 @@ class RunFolder:
                 raise RunFolderError(f"a run {self.run_id} already exists for {tenant}; runs are never overwritten",
                                      hint="wait a second and run again")
             previous = latest_run(tenant_dir)
+            if self.work.exists():
+                shutil.rmtree(self.work)  # scratch, not evidence: the snapshot.json now holds those items
             manifest = {
                 **manifest,
                 "run_id": self.run_id,

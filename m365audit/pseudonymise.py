@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from m365audit.errors import UsageError
+from m365audit.items import is_list
 from m365audit.models import Finding, Snapshot, SourceError, SourceResult
 
 KEY_ENV = "M365AUDIT_PSEUDONYM_KEY"
@@ -57,14 +58,19 @@ def _strings(value: Any) -> Iterator[str]:
 
 
 def _walk(value: Any) -> Iterator[dict[str, Any]]:
-    """Every dict inside a source's data (users, usage rows, audit records …)."""
+    """Every dict inside a source's data (users, usage rows, audit records …), read page by page from disk."""
     if isinstance(value, dict):
         yield value
         for child in value.values():
             yield from _walk(child)
-    elif isinstance(value, list):
+    elif is_list(value):
         for child in value:
             yield from _walk(child)
+
+
+def _objects(snapshot: Snapshot | None) -> Iterator[dict[str, Any]]:
+    for result in snapshot.sources.values() if snapshot else ():
+        yield from _walk(result.data)
 
 
 def _bounded(text: str, start: int, end: int) -> bool:
@@ -81,10 +87,9 @@ class Pseudonymiser:
         self._key = key
         self._names: dict[str, str] = {}
         self._addresses: dict[str, str] = {}
-        items = [i for r in (snapshot.sources.values() if snapshot else []) for i in _walk(r.data)]
-        for item in items:
+        for item in _objects(snapshot):  # two passes over the data, never all of it in memory
             self._add_person(item)
-        for item in items:
+        for item in _objects(snapshot):
             name = item.get("principalDisplayName")
             if item.get("principalType") == "User" and isinstance(name, str) and len(name.strip()) >= 3:
                 self._names.setdefault(name.strip(), self.pseudonym(name))

@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import httpx
 
 from m365audit.errors import UsageError
+from m365audit.snapshot_file import read_head
 
 
 @dataclass(frozen=True)
@@ -145,8 +146,8 @@ def tenant_metadata(path: Path) -> dict[str, Any]:
             meta.update(loaded)
     snapshot = path / "snapshot.json"
     if not meta and snapshot.is_file():
-        doc = json.loads(snapshot.read_text(encoding="utf-8"))
-        meta = {"tenant_id": doc.get("tenant_id"), "display_name": doc.get("tenant_name")}
+        head = read_head(snapshot)
+        meta = {"tenant_id": head.get("tenant_id"), "display_name": head.get("tenant_name")}
     meta["delegated"] = holds_delegated_answers(path)
     return meta
 

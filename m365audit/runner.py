@@ -31,7 +31,7 @@ from m365audit.policies import default_policy_dir, load_pack, rule_params
 from m365audit.pseudonymise import Pseudonymiser
 from m365audit.replay import ReplayTransport, tenant_metadata
 from m365audit.report import Evidence, verdict, write_reports
-from m365audit.snapshot_file import write_snapshot
+from m365audit.snapshot_file import moved, rebound, write_snapshot
 from m365audit.sources import AI_AUDIT_RECORD_TYPES, AUDIT_POLL_INTERVAL, FetchContext, app_only
 
 if TYPE_CHECKING:
@@ -114,12 +114,16 @@ def _environment_failure(snapshot: Snapshot) -> AuthError | None:
 
 def write_outputs(folder: RunFolder, snapshot: Snapshot, findings: list[Finding], pack: PolicyPack, lang: Lang,
                   evidence: Evidence, generated_at: datetime, drift: dict[str, Any] | None = None,
-                  pseudonymiser: Pseudonymiser | None = None) -> None:
-    """snapshot.json, findings.json, report.html, report.md and junit.xml into the (temporary) run folder."""
+                  pseudonymiser: Pseudonymiser | None = None) -> Snapshot:
+    """snapshot.json, findings.json, report.html, report.md and junit.xml into the (temporary) run folder.
+
+    Returns the snapshot reading its on-disk lists from the snapshot.json just written (the spool can go).
+    """
     with folder.open_new("snapshot.json") as out:
-        write_snapshot(snapshot, out)  # item by item: a large tenant is not held twice
+        pages = write_snapshot(snapshot, out)  # a page at a time: a large tenant is never held in memory
     write_reports(folder.write, snapshot, findings, pack, folder.run_id, lang, evidence, generated_at,
                   pseudonymiser, drift)
+    return rebound(snapshot, folder.tmp / "snapshot.json", pages)
 
 
 async def run_audit(options: AuditOptions) -> AuditResult:
@@ -157,7 +161,7 @@ async def run_audit(options: AuditOptions) -> AuditResult:
                 options.credential.method in DELEGATED_METHODS
             keys = needed_sources(pack, delegated)
             refused = _preflight(keys, roles, options.progress) if options.replay is None else {}
-            sources = await collect(session, keys, ctx, refused=refused)
+            sources = await collect(session, keys, ctx, refused=refused, spool=folder.work)
             if options.progress is not None:
                 options.progress.end()
         snapshot = build_snapshot(sources, started, tenant_id=meta.get("tenant_id") or options.credential.tenant_id,
@@ -178,8 +182,8 @@ async def run_audit(options: AuditOptions) -> AuditResult:
             "policy_pack": {"digest": pack.digest}})
         drift, drift_warning = compare_with_previous(options.reports, tonight,
                                                      (lambda s: Pseudonymiser(key, s).text) if key else None)
-        write_outputs(folder, snapshot, findings, pack, options.lang, store.refs, finished,
-                      drift_context(drift, options.lang, drift_warning), pseudonymiser)
+        snapshot = write_outputs(folder, snapshot, findings, pack, options.lang, store.refs, finished,
+                                 drift_context(drift, options.lang, drift_warning), pseudonymiser)
         if drift is not None:
             folder.write("drift.json", drift_bytes(drift))
         alerts = await alert(drift, options.notify, options.notify_secret,
@@ -202,6 +206,7 @@ async def run_audit(options: AuditOptions) -> AuditResult:
     except BaseException:
         folder.discard()
         raise
+    snapshot = moved(snapshot, run_dir / "snapshot.json")  # its lists are read from the finished run from now on
     index_warning = refresh_index(run_dir.parent, options.lang)
     return AuditResult(run_dir=run_dir, snapshot=snapshot, findings=findings, verdict=verdict(findings),
                        unmatched=list(replay.unmatched) if replay else [], drift=drift, notify=alerts,

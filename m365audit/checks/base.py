@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from m365audit.items import ItemsError, PagedItems, first_non_object
 from m365audit.models import ApprovedApp, CheckOutcome, FindingObject, Rule, Status, Text
 
 
@@ -60,6 +61,12 @@ def _fail_closed(fn: CheckFn) -> CheckFn:
                 f"Onverwachte gegevens, de regel kan niet worden beoordeeld: {exc}",
                 f"Unexpected data, the rule cannot be judged: {exc}",
             )
+        except ItemsError as exc:
+            return _outcome(
+                Status.ERROR,
+                f"De opgeslagen gegevens zijn niet meer leesbaar, de regel kan niet worden beoordeeld: {exc}",
+                f"The stored data can no longer be read, the rule cannot be judged: {exc} ({exc.hint})",
+            )
 
     return functools.wraps(fn)(run)
 
@@ -67,17 +74,21 @@ def _fail_closed(fn: CheckFn) -> CheckFn:
 # --------------------------------------------------------------------------- reading data safely
 
 
-def _items(inp: CheckInput, key: str) -> list[Obj]:
-    """A source that must be a list of JSON objects."""
+def _items(inp: CheckInput, key: str) -> Sequence[Obj]:
+    """A source that must be a list of JSON objects: in memory, or on disk (PagedItems, iterate it once)."""
     if key not in inp.data:
         raise ShapeError(f"source '{key}' was not given to the check")
     data = inp.data[key]
-    if not isinstance(data, list):
+    if isinstance(data, PagedItems):
+        bad = data.first_non_object  # known from when the pages were written: no second pass over the tenant
+    elif isinstance(data, list):
+        bad = first_non_object(data)
+    else:
         raise ShapeError(f"source '{key}' is {type(data).__name__}, expected a list")
-    for i, item in enumerate(data):
-        if not isinstance(item, dict):
-            raise ShapeError(f"item {i} of source '{key}' is {type(item).__name__}, expected an object")
-    return data
+    if bad is not None:
+        raise ShapeError(f"item {bad} of source '{key}' is {type(data[bad]).__name__}, expected an object")
+    objects: Sequence[Obj] = data
+    return objects
 
 
 def _single(inp: CheckInput, key: str) -> Obj:

@@ -1,0 +1,195 @@
+"""A large collection kept on disk as one line of JSON per page and read back page by page (bounded memory)."""
+
+from __future__ import annotations
+
+import bisect
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, overload
+
+PAGE_ITEMS = 1000
+"""Items per page when an in-memory list is written as pages (Graph pages are kept as Graph sent them)."""
+
+
+class ItemsError(ValueError):
+    """A page of a stored collection is missing or is not the JSON it was when written."""
+
+    def __init__(self, message: str, hint: str = "run `m365audit verify` on the run folder") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class PageRef:
+    """Where one page's items are: a byte range holding `item,item,…` (a JSON array without its brackets)."""
+
+    offset: int
+    length: int
+    count: int
+
+
+def page_bytes(items: list[Any]) -> bytes:
+    """The items of one page as `item,item,…`: compact JSON, UTF-8, never a raw newline (JSON escapes them)."""
+    return json.dumps(items, ensure_ascii=False, separators=(",", ":")).encode()[1:-1]
+
+
+def parse_page(raw: bytes) -> list[Any]:
+    """The items of one page line (raises ValueError when it is not valid JSON)."""
+    parsed: list[Any] = json.loads(b"[" + raw + b"]")
+    return parsed
+
+
+class PagedItems(Sequence[Any]):
+    """A source's items on disk: len() and iteration cost one page of memory; each iteration parses afresh.
+
+    Indexing reads the whole page holding the item, so it is for the odd lookup (``organization[0]``), not
+    for loops; iterate instead. ``first_non_object`` is the index of the first item that is not a JSON object
+    (None when all are), known without reading the pages again.
+    """
+
+    __hash__ = None  # type: ignore[assignment]  # equal to lists, so not hashable
+
+    def __init__(self, path: Path, pages: list[PageRef], first_non_object: int | None = None) -> None:
+        self.path = path
+        self.pages = pages
+        self.first_non_object = first_non_object
+        self._starts: list[int] = []
+        total = 0
+        for page in pages:
+            self._starts.append(total)
+            total += page.count
+        self._len = total
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __iter__(self) -> Iterator[Any]:
+        for items in self.iter_pages():
+            yield from items
+            del items  # let this page go before the next one is parsed
+
+    def iter_pages(self) -> Iterator[list[Any]]:
+        """Every page as a fresh list of parsed items, in order."""
+        if not self.pages:
+            return
+        with self._open() as f:
+            for index, page in enumerate(self.pages):
+                yield self._parse(index, page, self._read(f, page))
+
+    def raw_pages(self) -> Iterator[tuple[bytes, int]]:
+        """Every page's exact bytes (`item,item,…`) and item count, for copying without parsing."""
+        if not self.pages:
+            return
+        with self._open() as f:
+            for page in self.pages:
+                yield self._read(f, page), page.count
+
+    @overload
+    def __getitem__(self, index: int) -> Any: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Any]: ...
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return list(self)[index]
+        if index < 0:
+            index += self._len
+        if not 0 <= index < self._len:
+            raise IndexError("PagedItems index out of range")
+        number = bisect.bisect_right(self._starts, index) - 1
+        page = self.pages[number]
+        with self._open() as f:
+            items = self._parse(number, page, self._read(f, page))
+        return items[index - self._starts[number]]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, (str, bytes)):
+            return NotImplemented
+        if len(other) != self._len:
+            return False
+        return all(a == b for a, b in zip(self, other, strict=True))
+
+    def __repr__(self) -> str:
+        # never the items: a repr of 300,000 users would be hundreds of megabytes
+        return f"PagedItems({self._len} items in {len(self.pages)} pages of {self.path.name})"
+
+    def moved_to(self, path: Path, pages: list[PageRef] | None = None) -> PagedItems:
+        """The same items at another place (the run folder renamed, or copied into snapshot.json)."""
+        return PagedItems(path, self.pages if pages is None else pages, self.first_non_object)
+
+    def _open(self) -> IO[bytes]:
+        try:
+            return self.path.open("rb")
+        except OSError as exc:
+            raise ItemsError(f"the stored items at {self.path} cannot be read: {exc.strerror}") from exc
+
+    def _read(self, f: IO[bytes], page: PageRef) -> bytes:
+        f.seek(page.offset)
+        raw = f.read(page.length)
+        if len(raw) != page.length:
+            raise ItemsError(f"{self.path}: a page at byte {page.offset} is cut short (the file was truncated)")
+        return raw
+
+    def _parse(self, number: int, page: PageRef, raw: bytes) -> list[Any]:
+        try:
+            items = parse_page(raw)
+        except ValueError as exc:
+            raise ItemsError(f"{self.path}: page {number + 1} (byte {page.offset}) is not valid JSON: {exc}") \
+                from exc
+        if len(items) != page.count:
+            raise ItemsError(f"{self.path}: page {number + 1} holds {len(items)} items, {page.count} were written")
+        return items
+
+
+def first_non_object(items: Iterable[Any], start: int = 0) -> int | None:
+    """The index (counted from ``start``) of the first item that is not a JSON object, or None."""
+    for index, item in enumerate(items, start):
+        if not isinstance(item, dict):
+            return index
+    return None
+
+
+class ItemsWriter:
+    """Appends pages to a new file and hands back a PagedItems; a failed source discards its file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: IO[bytes] | None = path.open("xb")
+        self._pages: list[PageRef] = []
+        self._count = 0
+        self._first_non_object: int | None = None
+
+    def add_page(self, items: list[Any]) -> None:
+        """One page of items, written at once; an empty page adds nothing."""
+        if not items:
+            return
+        assert self._file is not None, "add_page after finish"
+        if self._first_non_object is None:
+            self._first_non_object = first_non_object(items, self._count)
+        raw = page_bytes(items)
+        self._pages.append(PageRef(self._file.tell(), len(raw), len(items)))
+        self._file.write(raw + b"\n")
+        self._count += len(items)
+
+    def finish(self) -> PagedItems:
+        """Close the file: the items written so far, readable page by page."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        return PagedItems(self.path, self._pages, self._first_non_object)
+
+    def discard(self) -> None:
+        """Close and delete the file (the source failed: no partial data is kept)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self.path.unlink(missing_ok=True)
+
+
+def is_list(value: object) -> bool:
+    """A JSON array as a source holds it: a list in memory or PagedItems on disk."""
+    return isinstance(value, (list, PagedItems))

@@ -51,13 +51,14 @@ def main() -> None:
     from m365audit import runner
     from m365audit.graph import PlaceholderCredential
 
-    # The CLI cannot point at a simulator yet (no Graph-root option, no sign-in-free credential): the same
-    # run_audit the CLI calls, with a placeholder token instead of an azure-identity sign-in.
+    # The same run_audit the CLI calls (`m365audit audit --graph-url URL --auth none`), with a placeholder
+    # token instead of an azure-identity sign-in, in-process so that each stage can be timed.
     runner.build_credential = lambda *args, **kwargs: PlaceholderCredential()
-    for stage in ("load_pack", "collect", "evaluate", "write_outputs"):
+    for stage in ("load_pack", "collect", "evaluate", "compare_with_previous", "write_outputs"):
         if hasattr(runner, stage):
             setattr(runner, stage, _timed(stage, getattr(runner, stage)))
     imported = time.perf_counter()
+    drift: dict[str, Any] | None = None
     options = runner.AuditOptions(reports=reports, graph_root=url, concurrency=concurrency)
     if small_result:
         async def summary() -> list[Any]:
@@ -68,6 +69,10 @@ def main() -> None:
     else:  # exactly as cli.audit does: asyncio.run(run_audit(...)) returns the AuditResult
         result = asyncio.run(_timed("run_audit", runner.run_audit)(options))
         verdict, exit_code, findings, run_dir = result.verdict, result.exit_code, result.findings, result.run_dir
+        if result.drift is not None:
+            drift = {"regressions": len(result.drift.regressions),
+                     "sources": {s.source: {"added": s.added, "removed": s.removed, "changed": s.changed}
+                                 for s in result.drift.sources}}
     done = time.perf_counter()
     PHASES["asyncio.run teardown"] = done - imported - PHASES["run_audit"]
     PEAK_AFTER["asyncio.run teardown"] = round(_peak())
@@ -75,7 +80,7 @@ def main() -> None:
     for f in findings:
         statuses[f.status.value] = statuses.get(f.status.value, 0) + 1
     print(json.dumps({"import_s": imported - START, "audit_s": done - imported, "verdict": verdict,
-                      "exit_code": exit_code, "statuses": statuses, "run_dir": str(run_dir),
+                      "exit_code": exit_code, "statuses": statuses, "run_dir": str(run_dir), "drift": drift,
                       "phases": {k: round(v, 3) for k, v in PHASES.items()}, "peak_mib_after": PEAK_AFTER}))
 
 

@@ -1,11 +1,26 @@
-"""Bench: peak RSS of one full audit at several tenant sizes (10k, 100k, 300k users by default)."""
+"""Bench: peak RSS of full audits at several tenant sizes (10k, 100k, 300k users), a first night and a second.
+
+Night 1 is a first run (compliant tenant, nothing to compare with). Night 2 runs into the same reports folder
+against a changed tenant: 1% new users and 1% of users now holding Copilot, so drift compares both nights'
+users, finds the changes and the licence rule fails with those users named. Each audit runs in its own
+process; its peak RSS (wait4's ru_maxrss) is its own, not the simulator's.
+"""
 
 from __future__ import annotations
 
 import argparse
 import tempfile
 
-from common import Simulator, run_child
+from common import ChildRun, Simulator, run_child
+
+
+def night(users: int, reports: str, extra: list[str]) -> tuple[ChildRun, float]:
+    """One audit of a freshly started simulator; returns the run and the MiB of Graph data it was served."""
+    with Simulator(users, extra=extra) as sim:
+        run_child(["bench/floor_child.py", sim.url])  # warm the simulator's page cache
+        sim.stats(reset=True)
+        audit = run_child(["bench/audit_child.py", sim.url, reports], timeout=1800)
+        return audit, sim.stats()["bytes_sent"] / 2**20
 
 
 def main() -> None:
@@ -14,19 +29,21 @@ def main() -> None:
     args = p.parse_args()
     rows = []
     for users in (int(s) for s in args.sizes.split(",")):
-        with Simulator(users) as sim, tempfile.TemporaryDirectory() as tmp:
-            run_child(["bench/floor_child.py", sim.url])  # warm the simulator's page cache
-            sim.stats(reset=True)
-            audit = run_child(["bench/audit_child.py", sim.url, f"{tmp}/reports"], timeout=1800)
-            served = sim.stats()["bytes_sent"] / 2**20
-        rows.append((users, served, audit.max_rss_mib, audit.seconds, audit.output["verdict"]))
-        print(f"{users:>8} users: {served:7.1f} MiB served, peak RSS {audit.max_rss_mib:7.1f} MiB, "
-              f"{audit.seconds:6.1f} s, verdict {audit.output['verdict']}", flush=True)
-        print(f"          peak RSS so far (MiB) at the end of each stage: {audit.output['peak_mib_after']}")
-    base_users, base_served, base_rss = rows[0][:3]
-    for users, served, rss, _, _ in rows[1:]:
-        print(f"{base_users} -> {users} users: data x{served / base_served:.1f}, peak RSS x{rss / base_rss:.1f} "
-              f"(+{(rss - base_rss) / (served - base_served):.2f} MiB RSS per MiB of Graph data)")
+        with tempfile.TemporaryDirectory() as tmp:
+            first, served = night(users, f"{tmp}/reports", [])
+            grown = users + users // 100
+            second, _ = night(grown, f"{tmp}/reports", ["--copilot-users", str(users // 100)])
+        rows.append((users, served, first.max_rss_mib, second.max_rss_mib))
+        print(f"{users:>8} users: {served:7.1f} MiB served; peak RSS night 1 {first.max_rss_mib:6.1f} MiB "
+              f"({first.seconds:5.1f} s, {first.output['verdict']}), night 2 {second.max_rss_mib:6.1f} MiB "
+              f"({second.seconds:5.1f} s, {second.output['verdict']} {second.output['statuses']}, "
+              f"drift: {second.output.get('drift')})", flush=True)
+        print(f"          peak RSS so far (MiB) at the end of each stage, night 2: {second.output['peak_mib_after']}")
+    base_users, base_served, base_one, base_two = rows[0]
+    for users, served, one, two in rows[1:]:
+        print(f"{base_users} -> {users} users: data x{served / base_served:.1f}, peak RSS night 1 "
+              f"x{one / base_one:.2f} (+{(one - base_one) / (served - base_served):.3f} MiB per MiB of Graph data), "
+              f"night 2 x{two / base_two:.2f} (+{(two - base_two) / (served - base_served):.3f} MiB per MiB)")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,18 @@ class Recorded:
     headers: dict[str, str]
     body: bytes
     delay_ms: int = 0
+    body_path: Path | None = None
+    """A body_file is read when served, not when loaded: a replayed large tenant is never held in memory."""
+
+    def content(self) -> bytes:
+        """The response body as recorded."""
+        if self.body_path is None:
+            return self.body
+        try:
+            return self.body_path.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"{self.body_path}: the recorded body cannot be read ({exc.strerror})",
+                             hint="see FIXTURES.md for the format") from exc
 
 
 def exchanges_dir(path: Path) -> Path:
@@ -55,18 +67,20 @@ def load_exchange(file: Path) -> Recorded:
         request, response = doc["request"], doc["response"]
         host, path, query = _split(request["url"])
         headers = {str(k).lower(): str(v) for k, v in (response.get("headers") or {}).items()}
+        body_path = None
+        body = b""
         if "body_file" in response:
-            body = (file.parent / response["body_file"]).read_bytes()
+            body_path = file.parent / response["body_file"]
+            if not body_path.is_file():
+                raise FileNotFoundError(f"its body_file {response['body_file']} is missing")
         elif "body_text" in response:
             body = str(response["body_text"]).encode("utf-8")
         elif "body" in response:
             body = json.dumps(response["body"], ensure_ascii=False).encode("utf-8")
             headers.setdefault("content-type", "application/json")
-        else:
-            body = b""
         return Recorded(file=file.name, method=str(request.get("method", "GET")).upper(), host=host, path=path,
                         query=query, status=int(response["status"]), headers=headers, body=body,
-                        delay_ms=int(doc.get("delay_ms", 0)))
+                        delay_ms=int(doc.get("delay_ms", 0)), body_path=body_path)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"{file}: not a recorded exchange ({type(exc).__name__}: {exc})",
                          hint="see FIXTURES.md for the format") from exc
@@ -124,7 +138,7 @@ class ReplayTransport(httpx.AsyncBaseTransport):
             return httpx.Response(599, headers={"content-type": "application/json"}, content=body.encode(),
                                   request=request)
         self.served += 1
-        return httpx.Response(rec.status, headers=rec.headers, content=rec.body, request=request)
+        return httpx.Response(rec.status, headers=rec.headers, content=rec.content(), request=request)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         await request.aread()

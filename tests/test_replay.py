@@ -69,6 +69,20 @@ def test_body_text_and_body_file_are_served_byte_for_byte(tmp_path: Path) -> Non
     assert get(t, "https://graph.microsoft.com/v1.0/b").content == b'{ "value" : [ ] }\n'
 
 
+def test_a_body_file_is_read_when_served_and_a_missing_one_is_refused_at_load(tmp_path: Path) -> None:
+    (tmp_path / "exchanges").mkdir()
+    body = tmp_path / "exchanges" / "020.body"
+    body.write_bytes(b'{"value":[1]}')
+    write(tmp_path, "020.json", "GET", "/v1.0/b", body_file="020.body")
+    t = ReplayTransport.from_folder(tmp_path)
+    assert t.recorded[0].body == b""  # nothing held until it is asked for
+    body.write_bytes(b'{"value":[2]}')
+    assert get(t, "https://graph.microsoft.com/v1.0/b").json() == {"value": [2]}
+    body.unlink()
+    with pytest.raises(UsageError, match="020.json.*020.body is missing"):
+        ReplayTransport.from_folder(tmp_path)
+
+
 def test_unrecorded_requests_get_599_not_recorded_and_are_remembered(tmp_path: Path) -> None:
     write(tmp_path, "010.json", "GET", "/v1.0/a", body={})
     t = ReplayTransport.from_folder(tmp_path)

@@ -210,7 +210,8 @@ async def run_audit(options: AuditOptions) -> AuditResult:
     index_warning = refresh_index(run_dir.parent, options.lang)
     return AuditResult(run_dir=run_dir, snapshot=snapshot, findings=findings, verdict=verdict(findings),
                        unmatched=list(replay.unmatched) if replay else [], drift=drift, notify=alerts,
-                       warnings=[w for w in (drift_warning, index_warning) if w] + _interrupted(options.reports))
+                       warnings=[f"not applied (covers nothing): {r.problem}" for r in pack.rejected]
+                       + [w for w in (drift_warning, index_warning) if w] + _interrupted(options.reports))
 
 
 def _live_credential(options: AuditOptions) -> Any:

@@ -503,3 +503,14 @@ def test_an_operator_answers_true_false_or_type_mismatch_on_any_data_never_crash
     for data, value, path, fold in itertools.product(DATA, VALUES, ["a", "a.b", "length(a)", "a[0]"], [False, True]):
         with contextlib.suppress(TypeMismatch):
             assert holds(cond(path, op, value, fold), {"a": data}, CATALOGS) in (True, False)
+
+
+def test_audit_with_a_malformed_local_waiver_warns_on_stderr(tmp_path: Path) -> None:
+    local = tmp_path / "local"
+    shutil.copytree(PILOT / "local", local)
+    text = (local / "waivers.yaml").read_text(encoding="utf-8")
+    (local / "waivers.yaml").write_text(text.replace("expires: 2027-01-31", "expires: 2027-02-30", 1), encoding="utf-8")
+    result = CliRunner().invoke(cli, ["audit", "--replay", str(PILOT), "--local", str(local), "-q",
+                                      "--reports", str(tmp_path / "reports"), "--as-of", "2026-11-28"])
+    assert result.exit_code == 1, result.output
+    assert "Warning: not applied (covers nothing): " in result.stderr and "2027-02-30" in result.stderr

@@ -682,6 +682,7 @@ def _rule_problems(rule: Rule, catalogs: dict[str, list[Any]], checks: dict[str,
         problems.append(("sources", "a manual rule reads no sources unless it has 'observed_by' (Graph cannot "
                                     "observe it); remove 'sources'"))
     problems += _param_catalog_problems("params", rule.params, catalogs)
+    problems += _param_bound_problems("params", rule.params)
     check = rule.active_check
     if check is None:
         return problems
@@ -712,6 +713,26 @@ def _param_catalog_problems(where: str, params: dict[str, Any], catalogs: dict[s
         for name in names if isinstance(names, list) else []:
             if isinstance(name, str) and name not in catalogs:
                 out.append((f"{where}.{key}", f"unknown catalog '{name}'" + _did_you_mean(name, catalogs)))
+    return out
+
+
+PARAM_BOUNDS: dict[str, tuple[int, int, str]] = {
+    "lookback_days": (1, 180, "Purview keeps audit records 180 days"),
+}
+"""Parameters whose whole-number value must lie in a range, by name, with the reason for the message."""
+
+
+def _param_bound_problems(where: str, params: dict[str, Any]) -> list[tuple[str, str]]:
+    """Known parameters out of their range, and list parameters of record types that are empty."""
+    out = []
+    for key, value in params.items():
+        bound = PARAM_BOUNDS.get(key)
+        if bound is not None and isinstance(value, int) and not isinstance(value, bool) \
+                and not bound[0] <= value <= bound[1]:
+            out.append((f"{where}.{key}", f"must be from {bound[0]} to {bound[1]} ({bound[2]}), got {value}"))
+        if key == "record_types" and value == []:
+            out.append((f"{where}.{key}", "must name at least one audit record type "
+                                          "(an empty list would query nothing and read as 'none found')"))
     return out
 
 
@@ -951,7 +972,7 @@ def _check_params(report: _Report, params: dict[str, dict[str, Any]], state: _Lo
             problem = _param_type_problem(value, rule.params[key])
             if problem:
                 report.add(("params", rule_id, key), problem, where=key)
-        for at, problem in _param_catalog_problems("", values, state.catalogs):
+        for at, problem in _param_catalog_problems("", values, state.catalogs) + _param_bound_problems("", values):
             report.add(("params", rule_id, at.lstrip(".")), problem, where=at.lstrip("."))
 
 

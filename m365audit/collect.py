@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -95,20 +95,29 @@ async def _run_source(session: GraphSession, key: str, ctx: FetchContext,
 
 async def collect(session: GraphSession, keys: Iterable[str], ctx: FetchContext,
                   refused: dict[str, SourceError] | None = None, spool: Path | None = None,
-                  ) -> dict[str, SourceResult]:
+                  on_done: Callable[[SourceResult], None] | None = None) -> dict[str, SourceResult]:
     """Read every source (and what it depends on); one failing source never stops the others.
 
     ``refused`` marks sources as error before any request, e.g. when the token lacks their permission.
     With ``spool`` (a folder), plain collections go to disk page by page and their data is PagedItems.
+    ``on_done`` hears of each source as soon as it is finished, read or not (the progress display).
     """
     refused = refused or {}
     done: dict[str, SourceResult] = {}
+    tell = on_done or (lambda result: None)
+
+    async def run(key: str) -> SourceResult:
+        result = await _run_source(session, key, ctx, done, spool)
+        tell(result)
+        return result
+
     for wave in resolve_order(with_dependencies(keys)):
         for key in wave:
             if key in refused:
                 done[key] = SourceResult(key=key, ok=False, url=SOURCES[key].url, error=refused[key])
+                tell(done[key])
         todo = [k for k in wave if k not in done]
-        results = await asyncio.gather(*(_run_source(session, k, ctx, done, spool) for k in todo))
+        results = await asyncio.gather(*(run(k) for k in todo))
         done.update(zip(todo, results, strict=True))
     return done
 

@@ -1,4 +1,4 @@
-"""Progress of a live audit on stderr: sources seen, pages fetched, throttling waits; silent off a terminal."""
+"""Progress of a live audit on stderr: sources read, pages fetched, throttling waits; silent off a terminal."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ class ProgressSink(Protocol):
     def begin(self, sources: int) -> None: ...
 
     def exchange(self, exchange: RecordedExchange) -> None: ...
+
+    def source_done(self, key: str, ok: bool) -> None: ...
 
     def end(self) -> None: ...
 
@@ -49,7 +51,8 @@ class Progress:
         self._last_draw = -1e9
         self._lock = threading.Lock()
         self.total = 0
-        self.sources: set[str] = set()
+        self.done = 0
+        self.unreadable = 0
         self.pages = 0
         self.throttled = 0
         self.waited = 0.0
@@ -68,13 +71,18 @@ class Progress:
 
     def exchange(self, exchange: RecordedExchange) -> None:
         with self._lock:
-            if exchange.source:
-                self.sources.add(exchange.source)
             if exchange.status == 429:
                 self.throttled += 1
                 self.waited += _retry_after(exchange.headers.get("retry-after"))
             elif exchange.status < 400:
                 self.pages += 1
+        self._draw()
+
+    def source_done(self, key: str, ok: bool) -> None:
+        """A source is finished: read completely, or not (an error, a refusal, a failed dependency)."""
+        with self._lock:
+            self.done += 1
+            self.unreadable += not ok
         self._draw()
 
     def end(self) -> None:
@@ -85,9 +93,11 @@ class Progress:
             self.stream.flush()
 
     def line(self, final: bool = False) -> str:
-        """The status text, e.g. 'sources 5/17 · pages 23 · throttled 2 (waited 4 s)'."""
-        seen = self.total if final else min(len(self.sources), self.total or len(self.sources))
-        text = f"sources {seen}/{self.total} · pages {self.pages}"
+        """The status text, e.g. 'sources 5/17 (1 unreadable) · pages 23 · throttled 2 (waited 4 s)'."""
+        text = f"sources {self.done}/{self.total}"
+        if self.unreadable:
+            text += f" ({self.unreadable} unreadable)"
+        text += f" · pages {self.pages}"
         if self.throttled:
             text += f" · throttled {self.throttled} (waited {self.waited:g} s)"
         label = "m365audit: " + ("collected " if final else "collecting ")

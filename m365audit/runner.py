@@ -161,7 +161,9 @@ async def run_audit(options: AuditOptions) -> AuditResult:
                 options.credential.method in DELEGATED_METHODS
             keys = needed_sources(pack, delegated)
             refused = _preflight(keys, roles, options.progress) if options.replay is None else {}
-            sources = await collect(session, keys, ctx, refused=refused, spool=folder.work)
+            progress = options.progress
+            sources = await collect(session, keys, ctx, refused=refused, spool=folder.work,
+                                    on_done=(lambda r: progress.source_done(r.key, r.ok)) if progress else None)
             if options.progress is not None:
                 options.progress.end()
         snapshot = build_snapshot(sources, started, tenant_id=meta.get("tenant_id") or options.credential.tenant_id,

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from datetime import datetime, timezone
 
-from m365audit.graph import RecordedExchange
+import respx
+
+from m365audit.collect import collect
+from m365audit.graph import GraphSession, RecordedExchange
+from m365audit.models import SourceError
 from m365audit.progress import Progress, for_cli, wants_colour, wants_live_display
+from m365audit.sources import FetchContext
+from tests.conftest import FakeCredential
 
 
 class Terminal(io.StringIO):
@@ -27,7 +34,11 @@ def run(progress: Progress) -> None:
     progress.exchange(exchange("users"))
     progress.exchange(exchange("users", 429, "4"))
     progress.exchange(exchange("users"))
-    progress.exchange(exchange("organization"))
+    progress.source_done("users", True)
+    progress.exchange(exchange("organization", 403))
+    progress.source_done("organization", False)
+    progress.exchange(exchange("subscribed_skus"))
+    progress.source_done("subscribed_skus", True)
     progress.end()
 
 
@@ -37,8 +48,10 @@ def test_a_terminal_sees_sources_pages_and_throttling() -> None:
     run(progress)
     out = stream.getvalue()
     assert "Preflight: all 3 sources" in out
-    assert "collecting sources 2/3 · pages 3 · throttled 1 (waited 4 s)" in out
-    assert out.rstrip().endswith("collected sources 3/3 · pages 3 · throttled 1 (waited 4 s)")
+    assert "collecting sources 0/3 · pages 2 · throttled 1 (waited 4 s)" in out  # users not finished yet
+    assert "collecting sources 1/3 · pages 2 · throttled 1 (waited 4 s)" in out
+    assert "collecting sources 2/3 (1 unreadable) · pages 2 · throttled 1 (waited 4 s)" in out
+    assert out.rstrip().endswith("collected sources 3/3 (1 unreadable) · pages 3 · throttled 1 (waited 4 s)")
     assert "\x1b[" not in out
 
 
@@ -73,3 +86,21 @@ def test_redraws_are_throttled() -> None:
     for _ in range(50):
         progress.exchange(exchange("users"))
     assert stream.getvalue().count("\r") <= 2
+
+
+def test_collect_tells_each_source_as_it_finishes_refused_and_failed_ones_too(graph_mock: respx.MockRouter) -> None:
+    graph_mock.get("https://graph.microsoft.com/v1.0/organization").respond(200, json={"value": [{"id": "t"}]})
+    graph_mock.get(url__startswith="https://graph.microsoft.com/v1.0/users").respond(
+        403, json={"error": {"code": "Authorization_RequestDenied", "message": "no"}})
+    told: list[tuple[str, bool]] = []
+
+    async def go() -> None:
+        async with GraphSession(FakeCredential()) as session:
+            await collect(session, ["organization", "users", "resource_permissions", "app_role_assignments"],
+                          FetchContext(now=datetime(2026, 11, 28, tzinfo=timezone.utc)),
+                          refused={"resource_permissions": SourceError(message="refused")},
+                          on_done=lambda r: told.append((r.key, r.ok)))
+
+    asyncio.run(go())
+    assert sorted(told) == [("app_role_assignments", False), ("organization", True), ("resource_permissions", False),
+                            ("users", False)]

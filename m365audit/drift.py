@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -25,7 +25,7 @@ from m365audit.models import (
     Status,
     Text,
 )
-from m365audit.snapdiff import PathChange, diff
+from m365audit.snapdiff import PathChange, diff, diff_items
 
 STATUS_RANK = {Status.PASS: 0, Status.MANUAL: 0, Status.WAIVED: 1, Status.ERROR: 2, Status.FAIL: 3}
 ALERT_KINDS = ("regression", "new-objects")
@@ -391,7 +391,12 @@ def source_drift(old: Snapshot, new: Snapshot) -> list[SourceDrift]:
         state_a, state_b = _state(a), _state(b)
         paths: list[PathChange] = []
         if a is not None and b is not None and a.ok and b.ok:
-            paths = diff(a.data, b.data, key)
+            old_items, new_items = (isinstance(x, Sequence) and not isinstance(x, (str, bytes))
+                                    for x in (a.data, b.data))
+            if old_items and new_items:  # lists, or collections kept on disk: streamed, not held
+                paths = diff_items(a.data, b.data, key)
+            else:  # a collection on one side only is diffed as the list it stands for (diff cannot print it)
+                paths = diff(list(a.data) if old_items else a.data, list(b.data) if new_items else b.data, key)
             if not paths:
                 continue
         elif state_a == state_b and _error_text(a) == _error_text(b):

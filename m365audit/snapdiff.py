@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from array import array
 from collections import Counter
-from collections.abc import Callable
-from typing import Any, Literal
+from collections.abc import Callable, Sequence
+from itertools import zip_longest
+from operator import itemgetter
+from typing import Any, Final, Literal
 
 from m365audit.models import JSON, Frozen
 
@@ -15,6 +18,9 @@ IDENTITY_KEYS = ("id", "appId", "skuId", "servicePlanId", "settingDefinitionId",
                  "userPrincipalName", "User Principal Name", "name")
 LABEL_KEYS = ("displayName", "userPrincipalName", "name", "User Principal Name", "appId")
 VALUE_CAP = 100
+IDS_PER_BUCKET = 256
+"""diff_items proves ids unique by their 64-bit hashes, in buckets of about this many (one small set at a time)."""
+_MISSING: Final = object()
 
 
 class PathChange(Frozen):
@@ -48,8 +54,8 @@ def diff(old: JSON, new: JSON, path: str) -> list[PathChange]:
         return []
     if isinstance(old, dict) and isinstance(new, dict):
         keep = [k for k in set(old) | set(new) if not _volatile(k)]
-        return _diff_keyed({k: old[k] for k in keep if k in old}, {k: new[k] for k in keep if k in new},
-                           lambda k: f"{path}.{k}", _short)
+        a, b = {k: old[k] for k in keep if k in old}, {k: new[k] for k in keep if k in new}
+        return [] if a == b else _diff_keyed(a, b, lambda k: f"{path}.{k}", _short)  # often: only an @odata.etag
     if isinstance(old, list) and isinstance(new, list):
         return _diff_lists(old, new, path)
     if old != new:
@@ -143,3 +149,85 @@ def _short(value: JSON) -> str:
 
 def _cap(text: str) -> str:
     return text if len(text) <= VALUE_CAP else text[:VALUE_CAP - 1] + "…"
+
+
+# --------------------------------------------------------------------------- streamed: collections on disk
+
+
+class _NotById(Exception):
+    """The collections are not keyed by a unique "id" after all: diff them as lists instead."""
+
+
+def diff_items(old: Sequence[Any], new: Sequence[Any], path: str) -> list[PathChange]:
+    """Exactly diff(list(old), list(new), path), holding only the items that changed or moved, not the collections.
+
+    Both sides are read once, in step. Items with the same id at the same place are compared and let go; others
+    wait in a pool per side until their partner turns up. Left over at the end: removed (old) and added (new).
+    When the items turn out not to be keyed by "id" (see _identity), both sides are read again as lists.
+    """
+    try:
+        return _stream_by_id(old, new, path)
+    except _NotById:
+        return diff(list(old), list(new), path)
+
+
+class _Side:
+    """One side of a streamed diff: the items waiting for their partner, and what proves its ids unique."""
+
+    def __init__(self, size: int) -> None:
+        self.pool: dict[str, Any] = {}
+        self.buckets = [array("Q") for _ in range(size // IDS_PER_BUCKET + 1)]
+        self.count = 0
+        self.positional = True
+
+    def key(self, item: Any) -> str:
+        """The item's id as _diff_lists keys it (str), noted for the uniqueness and position checks."""
+        ident = item.get("id") if isinstance(item, dict) else None
+        if not isinstance(ident, (str, int)) or isinstance(ident, bool):
+            raise _NotById
+        key = str(ident)
+        digest = hash(key) & 0xFFFF_FFFF_FFFF_FFFF
+        self.buckets[digest % len(self.buckets)].append(digest)
+        self.positional = self.positional and key == str(self.count)
+        self.count += 1
+        return key
+
+    def meet(self, key: str, item: Any, other: _Side) -> Any:
+        """The partner of item taken from the other side's pool, or _MISSING after parking item in this one."""
+        partner = other.pool.pop(key, _MISSING)
+        if partner is _MISSING:
+            if key in self.pool:
+                raise _NotById  # a duplicate id
+            self.pool[key] = item
+        return partner
+
+    def unique(self) -> bool:
+        """No two ids of this side alike (a hash collision only costs the fallback)."""
+        return all(len(set(bucket)) == len(bucket) for bucket in self.buckets)
+
+
+def _stream_by_id(old: Sequence[Any], new: Sequence[Any], path: str) -> list[PathChange]:
+    """The changes per id (in the order _diff_keyed gives them), or _NotById."""
+    was, now = _Side(len(old)), _Side(len(new))
+    found: list[tuple[str, list[PathChange]]] = []
+
+    def pair(key: str, a: Any, b: Any) -> None:
+        if a != b and (changes := diff(a, b, f"{path}[id={key}]")):
+            found.append((key, changes))
+
+    for a, b in zip_longest(old, new, fillvalue=_MISSING):
+        ka = None if a is _MISSING else was.key(a)
+        kb = None if b is _MISSING else now.key(b)
+        if ka is not None and ka == kb:
+            pair(ka, a, b)
+            continue
+        if ka is not None and (partner := was.meet(ka, a, now)) is not _MISSING:
+            pair(ka, a, partner)
+        if kb is not None and (partner := now.meet(kb, b, was)) is not _MISSING:
+            pair(kb, partner, b)
+    if (was.positional and now.positional) or not (was.unique() and now.unique()):
+        raise _NotById
+    found += [(k, [PathChange(path=f"{path}[id={k}]", change="removed", old=_label(v))]) for k, v in was.pool.items()]
+    found += [(k, [PathChange(path=f"{path}[id={k}]", change="added", new=_label(v))]) for k, v in now.pool.items()]
+    found.sort(key=itemgetter(0))
+    return [change for _, changes in found for change in changes]

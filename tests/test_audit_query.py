@@ -75,5 +75,5 @@ def test_bad_record_types_are_a_policy_error(tmp_path: Path,
                                              serve_recording: Callable[[Path], ReplayTransport]) -> None:
     from m365audit.errors import PolicyFileError
 
-    with pytest.raises(PolicyFileError, match="record_types must be a non-empty list"):
+    with pytest.raises(PolicyFileError, match="record_types: must name at least one audit record type"):
         audit(tmp_path, serve_recording, local(tmp_path, "    record_types: []\n"))

@@ -489,7 +489,7 @@ def _notify_secret() -> str | None:
 
 def _print_drift(result: Any, lang: str, quiet: bool) -> None:
     """REGRESSION lines on stdout (also with --quiet); failed webhook deliveries and warnings on stderr."""
-    from m365audit.drift import headline, summary_lines
+    from m365audit.drift_text import headline, summary_lines
 
     drift = result.drift
     if drift is not None and (drift.alert or not quiet):
@@ -525,7 +525,9 @@ def drift_cmd(old_run: str | None, new_run: str | None, tenant: str | None, repo
     OLD_RUN and NEW_RUN are run folders or run ids. Exit codes: 0 (with --exit-code: no regression),
     1 (--exit-code only) a regression, 2 usage error. Run folders are sealed, so nothing is written.
     """
-    from m365audit.drift import compare, headline, load_run, resolve_pair, summary_lines
+    from m365audit.drift import compare, load_run
+    from m365audit.drift_text import headline, summary_lines
+    from m365audit.runpaths import resolve_pair
 
     if old_run is not None and new_run is None:
         old_dir, new_dir = resolve_pair(reports, tenant, None, old_run)

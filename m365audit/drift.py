@@ -12,18 +12,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 from m365audit.errors import UsageError
-from m365audit.evidence import MANIFEST, latest_run, runs, safe_name
+from m365audit.evidence import MANIFEST
 from m365audit.models import (
     Finding,
     FindingObject,
     Frozen,
-    Lang,
     Severity,
     Snapshot,
     SourceResult,
     Status,
     Text,
 )
+from m365audit.runpaths import previous_run
 from m365audit.snapdiff import PathChange, diff, diff_items
 from m365audit.snapshot_file import read_snapshot
 
@@ -188,58 +188,6 @@ def load_run(run_dir: Path) -> RunState:
     return RunState(run_id=run_dir.name, manifest=manifest, findings=findings, snapshot=snapshot)
 
 
-def previous_run(reports: Path, tenant_id: str) -> Path | None:
-    """The newest complete run of a tenant: what tonight's run is compared with."""
-    return latest_run(reports / safe_name(tenant_id))
-
-
-def resolve_pair(reports: Path, tenant: str | None, old: str | None, new: str | None) -> tuple[Path, Path]:
-    """OLD and NEW as run folders or run ids; missing ones default to the tenant's two latest runs."""
-    tenant_dir = _tenant_dir(reports, tenant, [x for x in (old, new) if x])
-    found = runs(tenant_dir)
-    if new is not None:
-        new_dir = _run_path(tenant_dir, new)
-    elif old is not None:
-        return _before(found, _run_path(tenant_dir, old)), _run_path(tenant_dir, old)
-    else:
-        if len(found) < 2:
-            raise UsageError(f"{tenant_dir} holds {len(found)} complete run(s); drift needs two",
-                             hint="run `m365audit audit` again tomorrow, or name two run folders")
-        return found[-2], found[-1]
-    return _run_path(tenant_dir, old) if old else _before(found, new_dir), new_dir
-
-
-def _before(found: list[Path], run: Path) -> Path:
-    names = [r.name for r in found]  # run order, where -10 comes after -9
-    earlier = found[:names.index(run.name)] if run.name in names else [r for r in found if r.name < run.name]
-    if not earlier:
-        raise UsageError(f"no run before {run.name}", hint="name the older run as well: drift OLD_RUN NEW_RUN")
-    return earlier[-1]
-
-
-def _run_path(tenant_dir: Path, value: str) -> Path:
-    path = Path(value)
-    if (path / MANIFEST).is_file():
-        return path
-    if (tenant_dir / value / MANIFEST).is_file():
-        return tenant_dir / value
-    raise UsageError(f"{value} is not a complete run folder or a run id of {tenant_dir.name}",
-                     hint="`m365audit history` lists the runs")
-
-
-def _tenant_dir(reports: Path, tenant: str | None, given: list[str]) -> Path:
-    if tenant:
-        return reports / safe_name(tenant)
-    for value in given:
-        if (Path(value) / MANIFEST).is_file():
-            return Path(value).resolve().parent
-    tenants = [p for p in reports.iterdir() if runs(p)] if reports.is_dir() else []
-    if len(tenants) == 1:
-        return tenants[0]
-    raise UsageError(f"{reports} holds runs of {len(tenants)} tenants; say which",
-                     hint="use --tenant TENANT_ID or give run folders")
-
-
 # --------------------------------------------------------------------------- comparing
 
 
@@ -395,85 +343,6 @@ def source_drift(old: Snapshot, new: Snapshot) -> list[SourceDrift]:
                                changed=tally["changed"], paths=paths[:PATH_CAP],
                                more_paths=max(0, len(paths) - PATH_CAP)))
     return out
-
-
-# --------------------------------------------------------------------------- presenting
-
-
-LABELS: dict[str, dict[Lang, str]] = {
-    "title": {"nl": "Wijzigingen sinds de vorige run", "en": "Changes since the previous run"},
-    "first": {"nl": "Eerste run van deze tenant: er is niets om mee te vergelijken.",
-              "en": "First run of this tenant: there is nothing to compare with."},
-    "not_compared": {"nl": "Niet vergeleken met de vorige run:", "en": "Not compared with the previous run:"},
-    "quiet": {"nl": "Niets veranderd sinds run {run}.", "en": "Nothing changed since run {run}."},
-    "since": {"nl": "Vergeleken met run {run}.", "en": "Compared with run {run}."},
-    "regression": {"nl": "verslechterd", "en": "regression"},
-    "new-objects": {"nl": "nieuwe objecten", "en": "new objects"},
-    "rule-changed": {"nl": "regel gewijzigd", "en": "rule changed"},
-    "changed": {"nl": "gewijzigd", "en": "changed"},
-    "improvement": {"nl": "verbeterd", "en": "improvement"},
-    "rules": {"nl": "Regels", "en": "Rules"},
-    "kind": {"nl": "Soort", "en": "Kind"},
-    "status": {"nl": "Status", "en": "Status"},
-    "what": {"nl": "Wat en waarom", "en": "What and why"},
-    "rule_changes": {"nl": "Wijzigingen in het beleidspakket", "en": "Policy pack changes"},
-    "pack_changed": {"nl": "Het beleidspakket (of een lokaal bestand) is gewijzigd.",
-                     "en": "The policy pack (or a local file) changed."},
-    "sources": {"nl": "Gewijzigde bronnen", "en": "Changed sources"},
-    "appeared": {"nl": "erbij", "en": "appeared"},
-    "disappeared": {"nl": "verdwenen", "en": "disappeared"},
-    "more": {"nl": "en nog {n}: zie drift.json", "en": "and {n} more: see drift.json"},
-    "none": {"nl": "geen", "en": "none"},
-}
-
-
-def context(report: DriftReport | None, lang: Lang, warning: str | None = None) -> dict[str, Any]:
-    """What drift.html.j2 and drift.md.j2 need: the report (None: a first run, or `warning` says why not)."""
-    return {"r": report, "lang": lang, "L": {k: v[lang] for k, v in LABELS.items()}, "warning": warning,
-            "cap": PATH_CAP}
-
-
-def drift_bytes(report: DriftReport) -> bytes:
-    return report.model_dump_json(indent=2).encode()
-
-
-def _arrow(r: RuleDrift) -> str:
-    return f"{r.old_status.value if r.old_status else '—'} → {r.new_status.value if r.new_status else '—'}"
-
-
-def summary_lines(report: DriftReport, lang: Lang = "en") -> list[str]:
-    """Plain lines for stdout, cron mail and alerts; regressions first, each starting with REGRESSION."""
-    lines = []
-    for r in report.rules:
-        head = "REGRESSION" if r.kind in ALERT_KINDS else r.kind.upper()
-        parts = [f"{head}: {r.rule_id} {_arrow(r)}"]
-        if r.added:
-            parts.append(f"+{len(r.added)} " + ", ".join(o.name or o.id for o in r.added[:3])
-                         + (" …" if len(r.added) > 3 else ""))
-        if r.removed:
-            parts.append(f"-{len(r.removed)}")
-        parts += [c.get(lang) for c in r.causes]
-        lines.append("; ".join(parts))
-    lines += [f"RULE {c.rule_id} {c.change}" + (f" v{c.old_version} → v{c.new_version}" if c.change == "version"
-                                                 else "") for c in report.rule_changes]
-    for s in report.sources:
-        state = f"{s.old_state} → {s.new_state}" + (f" ({s.new_error})" if s.new_error else "")
-        counts = f"+{s.added} -{s.removed} ~{s.changed}"
-        lines.append(f"SOURCE {s.source}: " + (state if s.old_state != s.new_state else counts))
-    return lines
-
-
-def headline(report: DriftReport) -> str:
-    """One line: the count of regressions since which run, or that nothing got worse."""
-    n = len(report.regressions)
-    if n:
-        def one(r: RuleDrift) -> str:
-            return f"{r.rule_id} ({_arrow(r)}" + (f", +{len(r.added)} object(s)" if r.added else "") + ")"
-
-        return (f"REGRESSION: {n} rule(s) got worse since run {report.old_run.run_id}: "
-                + ", ".join(one(r) for r in report.regressions[:5]) + (" …" if n > 5 else ""))
-    what = "no change" if report.quiet else f"{len(report.rules)} rule(s) and {len(report.sources)} source(s) changed"
-    return f"Drift since run {report.old_run.run_id}: no regression ({what})"
 
 
 def compare_with_previous(reports: Path, tonight: RunState,

@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from m365audit.drift import ALERT_KINDS, DriftReport, headline, summary_lines
+from m365audit.drift import ALERT_KINDS, DriftReport
+from m365audit.drift_text import headline, summary_lines
 from m365audit.models import Frozen
 
 SECRET_ENV = "M365AUDIT_NOTIFY_SECRET"

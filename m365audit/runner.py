@@ -11,8 +11,9 @@ import httpx
 
 from m365audit import __version__
 from m365audit.collect import DEPENDENCY_FAILED, build_snapshot, collect, with_dependencies
-from m365audit.drift import DriftReport, compare_with_previous, current_run, drift_bytes
-from m365audit.drift import context as drift_context
+from m365audit.drift import DriftReport, compare_with_previous, current_run
+from m365audit.drift_text import context as drift_context
+from m365audit.drift_text import drift_bytes
 from m365audit.errors import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, AuthError, PolicyFileError, UsageError
 from m365audit.evaluate import evaluate
 from m365audit.evidence import ExchangeStore, RunFolder, interrupted_runs, new_run_id, policy_copies, safe_name

@@ -21,10 +21,11 @@ the last), closed by a line `]}`. Snapshots written before this layout (one line
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from m365audit.items import PAGE_ITEMS, ItemsError, PagedItems, PageRef, first_non_object, page_bytes, parse_page
+from m365audit.items import PAGE_ITEMS, PagedItems, PageRef, first_non_object, page_bytes, parse_page
 from m365audit.models import Snapshot, SourceResult
 
 SOURCES_OPEN = b',"sources":{\n'
@@ -37,7 +38,8 @@ def _dumps(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def _pages(data: list[Any] | PagedItems) -> Any:
+def _pages(data: list[Any] | PagedItems) -> Iterator[tuple[bytes, int]]:
+    """Each page's bytes and item count: a collection's own pages as they are, a list cut into pages."""
     if isinstance(data, PagedItems):
         yield from data.raw_pages()
         return
@@ -196,6 +198,3 @@ def _envelope(doc: Any, path: Path) -> Snapshot:
         return Snapshot.model_validate({**doc, "sources": {}}).model_copy(update={"sources": sources})
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise SnapshotFileError(f"{path}: not a snapshot ({str(exc).splitlines()[0]})") from exc
-
-
-__all__ = ["ItemsError", "SnapshotFileError", "moved", "read_head", "read_snapshot", "rebound", "write_snapshot"]

@@ -19,6 +19,7 @@ import httpx
 
 from m365audit.errors import AuthError, GraphError, UsageError
 from m365audit.sources import permission_hint
+from m365audit.throttle import ThrottleGate, gate_middleware, gated_retry_handler, kiota_retry_delay
 
 GRAPH_ROOT = "https://graph.microsoft.com"
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
@@ -99,7 +100,8 @@ def _make_recording_middleware(on_exchange: Callable[[RecordedExchange], None]) 
     return RecordEveryAttempt()
 
 
-def _middleware(on_exchange: Callable[[RecordedExchange], None], instant_retries: bool) -> list[Any]:
+def _middleware(on_exchange: Callable[[RecordedExchange], None], instant_retries: bool,
+                gate: ThrottleGate | None = None) -> list[Any]:
     from kiota_http.kiota_client_factory import KiotaClientFactory
     from kiota_http.middleware import RetryHandler
     from msgraph.graph_request_adapter import options as sdk_options
@@ -115,8 +117,13 @@ def _middleware(on_exchange: Callable[[RecordedExchange], None], instant_retries
     chain = KiotaClientFactory.get_default_middleware(sdk_options)
     if instant_retries:
         chain = [InstantRetryHandler(m.options) if isinstance(m, RetryHandler) else m for m in chain]
+    elif gate is not None:  # a throttled request's retry waits at the gate, not in the retry handler
+        chain = [gated_retry_handler(m.options) if isinstance(m, RetryHandler) else m for m in chain]
     telemetry = sdk_options.get(GraphTelemetryHandlerOption.get_key())
     chain.append(GraphTelemetryHandler(options=telemetry))
+    if gate is not None and not instant_retries:  # above the recorder: every attempt passes it, retries too
+        retry = next(m for m in chain if isinstance(m, RetryHandler))
+        chain.append(gate_middleware(gate, kiota_retry_delay(retry)))
     chain.append(_make_recording_middleware(on_exchange))
     return chain
 
@@ -346,6 +353,7 @@ class GraphSession:
         self._sink = sink
         self._transport = transport
         self._semaphore = asyncio.Semaphore(concurrency)
+        self.gate = ThrottleGate(concurrency)  # Graph throttles per app and tenant: one gate per session
         self._timeout = timeout
         self._instant_retries = instant_retries
         self.stats: dict[str, SourceStats] = {}
@@ -368,7 +376,7 @@ class GraphSession:
         http = httpx.AsyncClient(transport=self._transport or self._owned_transport,
                                  timeout=httpx.Timeout(self._timeout, connect=15), follow_redirects=False)
         self._http = GraphClientFactory.create_with_custom_middleware(
-            _middleware(self._on_exchange, self._instant_retries), client=http)
+            _middleware(self._on_exchange, self._instant_retries, self.gate), client=http)
         auth = AzureIdentityAuthenticationProvider(self._credential, scopes=[GRAPH_SCOPE])
         self._adapter = GraphRequestAdapter(auth, client=self._http)
         GraphServiceClient(request_adapter=self._adapter)  # registers the JSON, text and form parse nodes

@@ -124,7 +124,8 @@ def cli(debug: bool) -> None:
               default=None, help="PEM/PKCS12 certificate with private key (the secret is read from "
                                  "AZURE_CLIENT_SECRET only, never from the command line).")
 @click.option("--concurrency", type=click.IntRange(1, 16), default=4, show_default=True,
-              help="Graph requests in flight at once.")
+              help="Graph requests in flight at once, per tenant; after a 429 the tenant drops to one and "
+                   "climbs back (README: requests in flight and throttling).")
 @click.option("--timeout", type=click.FloatRange(1, 600), default=60.0, show_default=True,
               help="Seconds to wait for one Graph response.")
 @click.option("--audit-wait", type=click.FloatRange(0, 3600), default=600.0, show_default=True,

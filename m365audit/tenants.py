@@ -113,6 +113,12 @@ def load_config(path: Path) -> Config:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise UsageError(f"{path}: tenant name(s) used twice: {', '.join(duplicates)}", hint="names must be unique")
+    ids = [t.tenant_id.lower() for t in tenants if t.tenant_id]
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:
+        raise UsageError(f"{path}: tenant_id used by more than one [[tenant]]: {', '.join(twice)}",
+                         hint="audit each tenant once a night: two entries would race for its lock and split "
+                              "Graph's throttling budget between two sessions")
     return Config(parallel=parallel, tenants=tenants, path=path)
 
 

@@ -85,6 +85,8 @@ def test_a_secret_written_in_the_file_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize("text, message", [
     ("parallel = 0\n[[tenant]]\nname = 'a'\n", "parallel must be"),
     ("[[tenant]]\nname = 'a'\n[[tenant]]\nname = 'a'\n", "used twice"),
+    ("[[tenant]]\nname = 'a'\ntenant_id = 'AB-1'\n[[tenant]]\nname = 'b'\ntenant_id = 'ab-1'\n",
+     "tenant_id used by more than one"),
     ("[[tenant]]\nname = 'a'\nauth = 'device-code'\n", "auth must be"),
     ("[[tenant]]\nname = 'a'\nfoo = 1\n", "unknown key"),
     ("[[tenant]\n", "invalid TOML"),

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from m365audit import graphjson
 from m365audit.errors import AuthError, GraphError, UsageError
 from m365audit.sources import permission_hint
 from m365audit.throttle import ThrottleGate, gate_middleware, gated_retry_handler, kiota_retry_delay
@@ -451,7 +452,7 @@ class GraphSession:
     async def _json(self, method: str, url: str, body: dict[str, Any] | None = None) -> Any:
         raw = await self._send(method, url, body)
         try:
-            return json.loads(raw)
+            return graphjson.parse(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise translate_error(exc, self.absolute(url), current_source.get()) from exc
 

@@ -30,9 +30,22 @@ class PageRef:
     count: int
 
 
+def json_bytes(value: Any) -> bytes:
+    """Compact JSON as UTF-8; never a raw newline (JSON escapes them).
+
+    A lone surrogate (Graph may send "\\ud800" in a name) cannot be UTF-8: then the value is written with
+    \\u escapes instead, which reads back to exactly the same value.
+    """
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(value, separators=(",", ":")).encode()
+
+
 def page_bytes(items: list[Any]) -> bytes:
-    """The items of one page as `item,item,…`: compact JSON, UTF-8, never a raw newline (JSON escapes them)."""
-    return json.dumps(items, ensure_ascii=False, separators=(",", ":")).encode()[1:-1]
+    """The items of one page as `item,item,…` (a JSON array without its brackets), see json_bytes."""
+    return json_bytes(items)[1:-1]
 
 
 def parse_page(raw: bytes) -> list[Any]:

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from m365audit.items import PAGE_ITEMS, PagedItems, PageRef, first_non_object, page_bytes, parse_page
+from m365audit.items import PAGE_ITEMS, PagedItems, PageRef, first_non_object, json_bytes, page_bytes, parse_page
 from m365audit.models import Snapshot, SourceResult
 
 SOURCES_OPEN = b',"sources":{\n'
@@ -35,7 +35,7 @@ END = b"}}\n"
 
 
 def _dumps(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    return json_bytes(value)
 
 
 def _pages(data: list[Any] | PagedItems) -> Iterator[tuple[bytes, int]]:

@@ -179,3 +179,14 @@ def test_every_source_names_a_permission_and_a_graph_version() -> None:
     for key, source in SOURCES.items():
         assert source.permissions and all("." in p for p in source.permissions), key
         assert source.version in ("v1.0", "beta"), key
+
+
+def test_a_lone_surrogate_becomes_a_replacement_character_and_the_evidence_keeps_the_bytes(
+        graph_mock: respx.MockRouter) -> None:
+    raw = (b'{"value":[{"id":"u1","displayName":"Jan \\ud800 Vries"},'
+           b'{"id":"u2","displayName":"Els \\ud83d\\ude00 Bakker"}]}')
+    graph_mock.get(USERS).respond(200, content=raw, headers={"Content-Type": "application/json"})
+    sink = ListSink()
+    users = run(["users"], sink)["users"]
+    assert users.ok and [u["displayName"] for u in users.data] == ["Jan \ufffd Vries", "Els 😀 Bakker"]
+    assert sink.items[0].body == raw

@@ -117,3 +117,10 @@ def test_iterating_holds_one_page_not_the_collection(tmp_path: Path) -> None:
     assert len(one_page) == 1000
     assert peak < 2 * peak_page, (peak, peak_page)  # about one page of the 20
     assert peak_list > 5 * peak, (peak_list, peak)  # the whole list: about 8x here, growing with the tenant
+
+
+def test_a_lone_surrogate_from_graph_is_kept_exactly(tmp_path: Path) -> None:
+    odd = {"id": "u1", "displayName": "Jan \ud800 de Vries ⟨é⟩"}  # json.loads('"\\ud800"') gives this
+    items = written(tmp_path / "u.items", [[odd, user(2)], [user(3)]])
+    assert list(items) == [odd, user(2), user(3)]
+    assert "⟨é⟩".encode() in (tmp_path / "u.items").read_bytes().split(b"\n")[1]  # only that page is escaped

@@ -179,3 +179,15 @@ def test_reading_a_large_snapshot_holds_pages_not_the_tenant(tmp_path: Path) -> 
     assert enabled == 100_000 and len(whole["sources"]["users"]["data"]) == 20_000
     assert peak < 1.5 * peak_page, (peak, peak_page)  # one page of the 21 at a time
     assert peak_whole > 10 * peak, (peak_whole, peak)
+
+
+def test_a_lone_surrogate_in_any_source_survives_the_snapshot(tmp_path: Path) -> None:
+    odd = "Jan \ud800 de Vries"
+    snapshot = Snapshot(tenant_id="t", tenant_name=odd, collected_at=datetime(2026, 11, 28, tzinfo=timezone.utc),
+                        tool_version="1", sources={
+                            "authorization_policy": SourceResult(key="authorization_policy", ok=True, url="/p",
+                                                                 data={"displayName": odd}),
+                            "users": SourceResult(key="users", ok=True, url="/u", data=[{"displayName": odd}])})
+    path, _ = _written(tmp_path, snapshot)
+    back = read_snapshot(path)
+    assert back.tenant_name == odd and _plain(back) == _plain(snapshot)

@@ -160,7 +160,10 @@ def tenant_metadata(path: Path) -> dict[str, Any]:
             meta.update(loaded)
     snapshot = path / "snapshot.json"
     if not meta and snapshot.is_file():
-        head = read_head(snapshot)
+        try:
+            head = read_head(snapshot)
+        except ValueError as exc:  # SnapshotFileError names the file and the line
+            raise UsageError(f"cannot replay {path}: {exc}", hint="run `m365audit verify` on the run folder") from exc
         meta = {"tenant_id": head.get("tenant_id"), "display_name": head.get("tenant_name")}
     meta["delegated"] = holds_delegated_answers(path)
     return meta

@@ -108,3 +108,13 @@ def test_a_malformed_exchange_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_a_folder_without_exchanges_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="no recorded exchanges"):
         ReplayTransport.from_folder(tmp_path)
+
+
+def test_a_run_folder_whose_snapshot_is_damaged_is_refused_with_a_hint(tmp_path: Path) -> None:
+    from m365audit.replay import tenant_metadata
+
+    write(tmp_path, "010.json", "GET", "/v1.0/a", body={})
+    (tmp_path / "snapshot.json").write_bytes(b'{"tenant_id":"t",,"sources":{\n"x":')
+    with pytest.raises(UsageError, match="cannot replay .*snapshot.json:1: not valid JSON") as caught:
+        tenant_metadata(tmp_path)
+    assert "verify" in (caught.value.hint or "")

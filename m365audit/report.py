@@ -15,6 +15,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from m365audit.evidence import ExchangeRef
+from m365audit.hints_nl import in_lang
 from m365audit.models import SEVERITY_ORDER, Finding, Lang, PolicyPack, Snapshot, Status
 from m365audit.pseudonymise import Pseudonymiser
 
@@ -231,6 +232,7 @@ def _environment() -> Environment:
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["safe_url"] = safe_url
     env.filters["md"] = md_escape
+    env.filters["in_lang"] = in_lang  # our hints in Dutch for a Dutch report (hints_nl.py)
     return env
 
 
@@ -284,7 +286,8 @@ def _case_text(f: Finding, lang: Lang) -> str:
     lines += [f"- {o.id} {o.name} {o.detail}".rstrip() for o in f.objects]
     for e in f.errors:
         where = " ".join(x for x in (str(e.status or ""), e.code or "", e.request_id or "") if x)
-        lines.append(f"{e.source}: {e.message} [{where}]" + (f" {labels(lang)['hint']}: {e.hint}" if e.hint else ""))
+        lines.append(f"{e.source}: {in_lang(e.message, lang)} [{where}]"
+                     + (f" {labels(lang)['hint']}: {in_lang(e.hint, lang)}" if e.hint else ""))
     return "\n".join(lines)
 
 

@@ -43,6 +43,13 @@ class AuditGroup(click.Group):
             if ctx.params.get("debug"):
                 raise
             raise AuditClickError(exc) from exc
+        except OSError as exc:  # a full disk, a folder we may not write: a clear line, not a traceback
+            if ctx.params.get("debug"):
+                raise
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise AuditClickError(AuditError(
+                f"{where}{exc.strerror or exc}", hint="check the free space and the permissions of the reports "
+                "folder; an unfinished run is never left looking complete")) from exc
 
 
 def _run(coro: Any) -> Any:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pytest
 import respx
 from click.testing import CliRunner
 
@@ -114,3 +116,20 @@ def test_a_spool_that_vanished_mid_evaluation_makes_the_rule_error(tmp_path: Pat
     findings = {f.rule_id: f for f in evaluate(snapshot, load_pack(), FIXED_NOW.date())}
     licence = findings["copilot-plans-not-assigned"]
     assert licence.status.value == "error" and "can no longer be read" in licence.message.en
+
+
+def test_a_full_disk_while_spooling_is_a_clear_error_and_leaves_no_run(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from m365audit import items
+
+    def full(self: items.ItemsWriter, page: list[object]) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
+
+    monkeypatch.setattr(items.ItemsWriter, "add_page", full)
+    out = CliRunner().invoke(cli, ["audit", "--replay", str(TENANTS / "gemeente-voorbeeld"), "-q",
+                                   "--reports", str(tmp_path / "reports")])
+    assert out.exit_code == 4, out.output
+    assert "No space left on device" in out.stderr and "Traceback" not in out.output
+    assert "free space" in out.stderr
+    assert not list((tmp_path / "reports").rglob("manifest.json"))
+    assert not [p for p in (tmp_path / "reports" / ".incomplete").iterdir()]

@@ -48,6 +48,7 @@ def main() -> None:
     url, reports = sys.argv[1], Path(sys.argv[2])
     concurrency = int(sys.argv[3]) if len(sys.argv) > 3 else 4
     small_result = "--small-result" in sys.argv[4:]  # what-if: asyncio.run returns a summary, not the snapshot
+    key = b"bench-pseudonym-key-0123456789" if "--pseudonymise" in sys.argv[4:] else None
     from m365audit import runner
     from m365audit.graph import PlaceholderCredential
 
@@ -59,7 +60,7 @@ def main() -> None:
             setattr(runner, stage, _timed(stage, getattr(runner, stage)))
     imported = time.perf_counter()
     drift: dict[str, Any] | None = None
-    options = runner.AuditOptions(reports=reports, graph_root=url, concurrency=concurrency)
+    options = runner.AuditOptions(reports=reports, graph_root=url, concurrency=concurrency, pseudonym_key=key)
     if small_result:
         async def summary() -> list[Any]:
             res = await _timed("run_audit", runner.run_audit)(options)

@@ -87,17 +87,23 @@ class Pseudonymiser:
         self._key = key
         self._names: dict[str, str] = {}
         self._addresses: dict[str, str] = {}
+        self._by_first_word: dict[str, list[tuple[str, int]]] = {}
+        self.learn(snapshot)
+
+    def learn(self, snapshot: Snapshot | None) -> Pseudonymiser:
+        """Also replace the people of this snapshot (last night's, for drift: someone who has left since)."""
         for item in _objects(snapshot):  # two passes over the data, never all of it in memory
             self._add_person(item)
         for item in _objects(snapshot):
             name = item.get("principalDisplayName")
             if item.get("principalType") == "User" and isinstance(name, str) and len(name.strip()) >= 3:
                 self._names.setdefault(name.strip(), self.pseudonym(name))
-        self._by_first_word: dict[str, list[tuple[str, int]]] = {}
+        self._by_first_word = {}
         for name in sorted(self._names, key=len, reverse=True):
             first = WORD.search(name)
             if first is not None:
                 self._by_first_word.setdefault(first.group(0), []).append((name, first.start()))
+        return self
 
     def pseudonym(self, identity: str) -> str:
         """user-<first 12 hex of HMAC-SHA256(key, identity lower-cased)>: stable for a key, useless without it."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -178,13 +179,12 @@ async def run_audit(options: AuditOptions) -> AuditResult:
                                         options.policies is not None, default_policy_dir()).items():
             folder.write(name, data)  # the exact rules, catalogs, waivers and attestations, replayable with evaluate
         pseudonymiser = Pseudonymiser(options.pseudonym_key, snapshot) if options.pseudonym_key else None
-        key = options.pseudonym_key  # drift compares with last night's (pseudonymised) findings.json
         tonight = current_run(folder.run_id, snapshot, [pseudonymiser.finding(f) for f in findings]
                               if pseudonymiser else findings, {
             "started_at": started.isoformat(), "as_of": today.isoformat(), "verdict": verdict(findings),
             "policy_pack": {"digest": pack.digest}})
         drift, drift_warning = compare_with_previous(options.reports, tonight,
-                                                     (lambda s: Pseudonymiser(key, s).text) if key else None)
+                                                     _scrubber(pseudonymiser, snapshot) if pseudonymiser else None)
         snapshot = write_outputs(folder, snapshot, findings, pack, options.lang, store.refs, finished,
                                  drift_context(drift, options.lang, drift_warning), pseudonymiser)
         if drift is not None:
@@ -215,6 +215,14 @@ async def run_audit(options: AuditOptions) -> AuditResult:
                        unmatched=list(replay.unmatched) if replay else [], drift=drift, notify=alerts,
                        warnings=[f"not applied (covers nothing): {r.problem}" for r in pack.rejected]
                        + [w for w in (drift_warning, index_warning) if w] + _interrupted(options.reports))
+
+
+def _scrubber(pseudonymiser: Pseudonymiser, tonight: Snapshot) -> Callable[[Snapshot], Callable[[str], str]]:
+    """Drift's text scrubber: tonight's pseudonymiser, taught last night's people too (one table, not two)."""
+    def for_snapshot(snapshot: Snapshot) -> Callable[[str], str]:
+        return (pseudonymiser if snapshot is tonight else pseudonymiser.learn(snapshot)).text
+
+    return for_snapshot
 
 
 def _live_credential(options: AuditOptions) -> Any:

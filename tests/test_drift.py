@@ -332,3 +332,25 @@ def test_pseudonymised_runs_keep_people_out_of_drift_and_alerts(tmp_path: Path,
     for name in ("drift.json", "report.html", "report.md"):
         text = (run / name).read_text(encoding="utf-8")
         assert "degroot" not in text.lower() and "Bram de Groot" not in text, name
+
+
+def test_a_person_who_left_since_last_night_is_not_named_in_pseudonymised_drift(tmp_path: Path,
+                                                                               monkeypatch: Any) -> None:
+    """Last night's snapshot holds a person tonight's no longer has: drift's 'removed' label must not name them."""
+    monkeypatch.setenv("M365AUDIT_PSEUDONYM_KEY", "0123456789abcdef0123456789abcdef")
+    pair = NIGHTS / "new-copilot-user"
+    gone = tmp_path / "night-without-bram"
+    shutil.copytree(pair / "night1", gone)
+    page = gone / "exchanges" / "040-users-page-2.json"
+    doc = json.loads(page.read_text(encoding="utf-8"))
+    doc["response"]["body"]["value"] = [u for u in doc["response"]["body"]["value"]
+                                        if u.get("displayName") != "Bram de Groot"]
+    page.write_text(json.dumps(doc), encoding="utf-8")
+    for night in (pair / "night2", gone):
+        result = CliRunner().invoke(cli, ["audit", "--replay", str(night), "--reports", str(tmp_path / "r"), "-q",
+                                          "--pseudonymise", "--lang", "en"])
+        assert result.exit_code == 1, result.output
+    run = sorted(p for p in next((tmp_path / "r").glob("4c7e2b19-*")).iterdir() if p.is_dir())[-1]
+    drift = (run / "drift.json").read_text(encoding="utf-8")
+    assert '"removed"' in drift or '"removed": 1' in drift
+    assert "Bram de Groot" not in drift and "degroot" not in drift.lower() and "user-" in drift

@@ -16,7 +16,7 @@ import tempfile
 from common import ChildRun, Simulator, run_child
 
 
-def night(users: int, reports: str, extra: list[str], replay_to: str | None = None,
+def night(users: int, reports: str, extra: list[str], replay_to: str | None = None, flags: tuple[str, ...] = (),
           ) -> tuple[ChildRun, float, ChildRun | None]:
     """One audit of a freshly started simulator, and optionally an offline replay of the run it wrote.
 
@@ -25,7 +25,7 @@ def night(users: int, reports: str, extra: list[str], replay_to: str | None = No
     with Simulator(users, extra=extra) as sim:
         run_child(["bench/floor_child.py", sim.url])  # warm the simulator's page cache
         sim.stats(reset=True)
-        audit = run_child(["bench/audit_child.py", sim.url, reports], timeout=1800)
+        audit = run_child(["bench/audit_child.py", sim.url, reports, "4", *flags], timeout=1800)
         served = sim.stats()["bytes_sent"] / 2**20
         replay = None if replay_to is None else \
             run_child(["bench/replay_child.py", audit.output["run_dir"], replay_to, sim.url], timeout=1800)
@@ -36,13 +36,15 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--sizes", default="10000,100000,300000", help="comma-separated user counts")
     p.add_argument("--changes", type=int, default=1000, help="new users, and users given Copilot, in night 2")
+    p.add_argument("--pseudonymise", action="store_true", help="audit with --pseudonymise (a fixed bench key)")
     args = p.parse_args()
     rows = []
     for users in (int(s) for s in args.sizes.split(",")):
         with tempfile.TemporaryDirectory() as tmp:
-            first, served, _ = night(users, f"{tmp}/reports", [])
+            flags = ("--pseudonymise",) if args.pseudonymise else ()
+            first, served, _ = night(users, f"{tmp}/reports", [], flags=flags)
             second, _, replay = night(users + args.changes, f"{tmp}/reports", ["--copilot-users", str(args.changes)],
-                                      f"{tmp}/replayed")
+                                      f"{tmp}/replayed", flags)
         assert replay is not None
         same = replay.output["statuses"] == second.output["statuses"]
         rows.append((users, served, first.max_rss_mib, second.max_rss_mib))

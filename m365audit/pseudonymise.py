@@ -87,7 +87,7 @@ class Pseudonymiser:
         self._key = key
         self._names: dict[str, str] = {}
         self._addresses: dict[str, str] = {}
-        self._by_first_word: dict[str, list[tuple[str, int]]] = {}
+        self._by_first_word: dict[str, list[tuple[int, int]]] = {}  # first word -> (length, its offset)
         self.learn(snapshot)
 
     def learn(self, snapshot: Snapshot | None) -> Pseudonymiser:
@@ -98,11 +98,12 @@ class Pseudonymiser:
             name = item.get("principalDisplayName")
             if item.get("principalType") == "User" and isinstance(name, str) and len(name.strip()) >= 3:
                 self._names.setdefault(name.strip(), self.pseudonym(name))
-        self._by_first_word = {}
-        for name in sorted(self._names, key=len, reverse=True):
+        shapes: dict[str, set[tuple[int, int]]] = {}
+        for name in self._names:
             first = WORD.search(name)
             if first is not None:
-                self._by_first_word.setdefault(first.group(0), []).append((name, first.start()))
+                shapes.setdefault(first.group(0), set()).add((len(name), first.start()))
+        self._by_first_word = {word: sorted(found, reverse=True) for word, found in shapes.items()}
         return self
 
     def pseudonym(self, identity: str) -> str:
@@ -128,13 +129,17 @@ class Pseudonymiser:
         return self._names_replaced(value) if self._by_first_word else value
 
     def _names_replaced(self, value: str) -> str:
-        """Known names, found by their first word (a dict lookup, so 300,000 users cost no giant regex)."""
+        """Known names, found by their first word: for each length a name starting with that word has (longest
+        first), one dict lookup of the text there. 300,000 users named 'Medewerker …' cost a few lookups a word,
+        not a loop over every name that starts alike (and no giant regex)."""
         out, last = [], 0
         for word in WORD.finditer(value):
-            for name, offset in self._by_first_word.get(word.group(0), ()):
-                start, end = word.start() - offset, word.start() - offset + len(name)
-                if start >= last and value.startswith(name, start) and _bounded(value, start, end):
-                    out += [value[last:start], self._names[name]]
+            for length, offset in self._by_first_word.get(word.group(0), ()):
+                start = word.start() - offset
+                end = start + length
+                alias = self._names.get(value[start:end]) if start >= last else None
+                if alias is not None and _bounded(value, start, end):
+                    out += [value[last:start], alias]
                     last = end
                     break
         return "".join(out) + value[last:]

@@ -421,3 +421,15 @@ def test_the_pseudonymiser_finds_people_in_every_source_and_only_whole_names() -
     assert text == (f"{petra} ({petra}, {petra}) and {p.pseudonym('k.bos@voorbeeld.nl')}; approved by "
                     f"{p.pseudonym('ciso@voorbeeld.nl')}; {p.pseudonym('Anna Smit')}; Zaakwijs Zaaksysteem; "
                     "Petra de Vriesland")
+
+
+def test_names_that_share_a_first_word_are_found_longest_first() -> None:
+    users = [{"id": str(n), "userPrincipalName": f"m{n}@voorbeeld.nl", "displayName": f"Medewerker {n}"}
+             for n in range(1, 2001)]
+    users += [{"id": "x", "userPrincipalName": "jan.vb@voorbeeld.nl", "displayName": "Jan de Vries-Bakker"},
+              {"id": "y", "userPrincipalName": "jan.v@voorbeeld.nl", "displayName": "Jan de Vries"}]
+    p = Pseudonymiser(KEY, Snapshot(tenant_id="t", collected_at=FIXED_NOW, tool_version="0", sources={
+        "users": SourceResult(key="users", ok=True, url="/", data=users)}))
+    text = p.text("Medewerker 12, Medewerker 1999 en Medewerker 2001; Jan de Vries-Bakker; Jan de Vries.")
+    assert text == (f"{p.pseudonym('m12@voorbeeld.nl')}, {p.pseudonym('m1999@voorbeeld.nl')} en Medewerker 2001; "
+                    f"{p.pseudonym('jan.vb@voorbeeld.nl')}; {p.pseudonym('jan.v@voorbeeld.nl')}.")

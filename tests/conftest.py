@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -75,3 +76,28 @@ def real_transport() -> httpx.AsyncBaseTransport:
 
 def tenant_dirs() -> list[Path]:
     return sorted(p for p in TENANTS.iterdir() if (p / "expected.yaml").is_file()) if TENANTS.is_dir() else []
+
+
+def collect_from_simulator(url: str, keys: list[str], **session_options: Any) -> tuple[dict[str, Any], Any]:
+    """collect() against a Graph simulator through the real SDK stack, no sleeping between audit-query polls.
+
+    Returns the sources and the session's throttling gate (session_options go to GraphSession).
+    """
+    from m365audit.collect import collect
+    from m365audit.graph import GraphSession, PlaceholderCredential
+    from m365audit.sources import FetchContext
+
+    async def go() -> tuple[dict[str, Any], Any]:
+        async def no_sleep(seconds: float) -> None:
+            return None
+
+        ctx = FetchContext(now=datetime.now(timezone.utc), sleep=no_sleep, audit_poll_seconds=60)
+        transport = httpx.AsyncHTTPTransport(verify=False)
+        try:
+            async with GraphSession(PlaceholderCredential(), graph_root=url, transport=transport,
+                                    **session_options) as session:
+                return await collect(session, keys, ctx), session.gate
+        finally:
+            await transport.aclose()
+
+    return asyncio.run(go())

@@ -7,7 +7,6 @@ import functools
 import json
 import os
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +14,13 @@ import httpx
 import pytest
 
 from m365audit import report, runner
-from m365audit.collect import collect
-from m365audit.graph import GraphSession, PlaceholderCredential
+from m365audit.graph import PlaceholderCredential
 from m365audit.models import PolicyPack, Status
 from m365audit.policies import load_pack
 from m365audit.simtenant import TenantSpec
 from m365audit.simulator import FAULT_KINDS, Fault, FaultKind, GraphSimulator, SimConfig, export_fixtures
 from m365audit.sources import SOURCES, FetchContext
+from tests.conftest import collect_from_simulator
 
 # a compliant municipality: every automated rule passes, so a fault can only show as error (exit 3) or as a
 # false pass or fail, which the matrix catches
@@ -175,21 +174,7 @@ def run_cell(kind: FaultKind, source: str, sim: GraphSimulator, pack: PolicyPack
 def _collect_only(sim: GraphSimulator, config: SimConfig, source: str, timeout: float) -> dict[str, Any]:
     sim.config = config
     sim.reset_stats()
-
-    async def go() -> dict[str, Any]:
-        async def no_sleep(seconds: float) -> None:
-            return None
-
-        ctx = FetchContext(now=datetime.now(timezone.utc), sleep=no_sleep, audit_poll_seconds=60)
-        transport = httpx.AsyncHTTPTransport(verify=False)
-        try:
-            async with GraphSession(PlaceholderCredential(), graph_root=sim.url, timeout=timeout,
-                                    transport=transport) as session:
-                return await collect(session, [source], ctx)
-        finally:
-            await transport.aclose()
-
-    return asyncio.run(go())
+    return collect_from_simulator(sim.url, [source], timeout=timeout)[0]
 
 
 def applies(kind: FaultKind, source: str) -> bool:

@@ -13,11 +13,10 @@ import httpx
 import pytest
 import respx
 
-from m365audit.collect import collect
 from m365audit.graph import GraphSession, PlaceholderCredential
 from m365audit.simtenant import TenantSpec
 from m365audit.simulator import GraphSimulator, SimConfig
-from m365audit.sources import SOURCES, FetchContext
+from m365audit.sources import SOURCES
 from m365audit.throttle import (
     DEFAULT_PAUSE,
     GATE_HOLD,
@@ -27,6 +26,7 @@ from m365audit.throttle import (
     parse_retry_after,
     requested_pause,
 )
+from tests.conftest import collect_from_simulator
 
 NOW = datetime(2026, 11, 28, 2, 15, tzinfo=timezone.utc)
 SCALE = 0.05
@@ -312,22 +312,10 @@ def tight_tenant() -> Iterator[GraphSimulator]:
 
 def collect_all(sim: GraphSimulator, concurrency: int) -> tuple[dict[str, Any], ThrottleGate]:
     sim.reset_stats()
-    keys = [k for k, s in SOURCES.items() if not s.delegated]
-
-    async def go() -> tuple[dict[str, Any], ThrottleGate]:
-        async def no_sleep(seconds: float) -> None:
-            return None
-
-        ctx = FetchContext(now=datetime.now(timezone.utc), sleep=no_sleep, audit_poll_seconds=60)
-        transport = httpx.AsyncHTTPTransport(verify=False)
-        try:
-            async with GraphSession(PlaceholderCredential(), graph_root=sim.url, concurrency=concurrency,
-                                    transport=transport) as session:
-                return await collect(session, keys, ctx), session.gate
-        finally:
-            await transport.aclose()
-
-    return asyncio.run(go())
+    results, gate = collect_from_simulator(sim.url, [k for k, s in SOURCES.items() if not s.delegated],
+                                           concurrency=concurrency)
+    assert isinstance(gate, ThrottleGate)
+    return results, gate
 
 
 def test_sixteen_in_flight_against_a_tight_budget_read_every_source(tight_tenant: GraphSimulator) -> None:

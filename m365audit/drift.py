@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from m365audit.errors import UsageError
 from m365audit.evidence import MANIFEST
+from m365audit.items import ItemsError
 from m365audit.models import (
     Finding,
     FindingObject,
@@ -360,7 +361,7 @@ def compare_with_previous(reports: Path, tonight: RunState,
     try:
         old = load_run(previous)
         report = compare(old, tonight)
-    except UsageError as exc:
+    except (UsageError, ItemsError) as exc:  # a run that cannot be read (or no longer): tonight is not compared
         return None, f"no drift against {previous.name}: {exc.message} ({exc.hint})"
     if scrubber is not None:
         texts = [scrubber(tonight.snapshot), scrubber(old.snapshot)]

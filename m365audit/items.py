@@ -9,16 +9,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, overload
 
+from m365audit.errors import AuditError
+
 PAGE_ITEMS = 1000
 """Items per page when an in-memory list is written as pages (Graph pages are kept as Graph sent them)."""
 
 
-class ItemsError(ValueError):
-    """A page of a stored collection is missing or is not the JSON it was when written."""
+class ItemsError(AuditError, ValueError):
+    """A page of a stored collection is missing or is not the JSON it was when written (exit 4 if not caught)."""
+
+    hint: str
 
     def __init__(self, message: str, hint: str = "run `m365audit verify` on the run folder") -> None:
-        super().__init__(message)
-        self.hint = hint
+        super().__init__(message, hint)
 
 
 @dataclass(frozen=True)

@@ -133,3 +133,18 @@ def test_a_full_disk_while_spooling_is_a_clear_error_and_leaves_no_run(tmp_path:
     assert "free space" in out.stderr
     assert not list((tmp_path / "reports").rglob("manifest.json"))
     assert not [p for p in (tmp_path / "reports" / ".incomplete").iterdir()]
+
+
+def test_last_nights_data_unreadable_mid_drift_is_a_warning_not_a_crash(
+        tmp_path: Path, serve_recording: Callable[[Path], ReplayTransport], monkeypatch: pytest.MonkeyPatch) -> None:
+    from m365audit import drift
+    from m365audit.snapshot_file import moved, read_snapshot
+
+    tenant = TENANTS / "throttled-paging"
+    serve_recording(tenant)
+    asyncio.run(run_audit(AuditOptions(reports=tmp_path, replay=tenant, now=FIXED_NOW, transport=real_transport())))
+    monkeypatch.setattr(drift, "read_snapshot", lambda path: moved(read_snapshot(path), tmp_path / "gone.json"))
+    second = asyncio.run(run_audit(AuditOptions(reports=tmp_path, replay=tenant, transport=real_transport(),
+                                                now=datetime(2026, 11, 29, 2, 15, tzinfo=timezone.utc))))
+    assert second.drift is None and second.verdict == "pass"
+    assert any("no drift against" in w and "gone.json" in w for w in second.warnings), second.warnings

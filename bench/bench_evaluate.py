@@ -31,7 +31,7 @@ from m365audit.policies import load_pack  # noqa: E402
 def make_snapshot(users: int, target: Path) -> None:
     """One audit of a municipality-shaped synthetic tenant; keeps its snapshot.json."""
     from m365audit import runner
-    from m365audit.graph import PlaceholderCredential
+    from m365audit.credentials import PlaceholderCredential
     from m365audit.simtenant import TenantSpec
     from m365audit.simulator import GraphSimulator, SimConfig
 

@@ -10,7 +10,8 @@ from common import Simulator
 
 
 async def pipeline_path(url: str) -> tuple[float, int]:
-    from m365audit.graph import GraphSession, PlaceholderCredential
+    from m365audit.credentials import PlaceholderCredential
+    from m365audit.graph import GraphSession
     from m365audit.sources import SOURCES
 
     async with GraphSession(PlaceholderCredential(), graph_root=url) as session:
@@ -30,7 +31,7 @@ async def sdk_model_path(url: str) -> tuple[float, int]:
     from msgraph.generated.users.users_request_builder import UsersRequestBuilder
     from msgraph_core import GraphClientFactory
 
-    from m365audit.graph import PlaceholderCredential
+    from m365audit.credentials import PlaceholderCredential
     from m365audit.sources import SOURCES
 
     http = GraphClientFactory.create_with_default_middleware(client=httpx.AsyncClient(timeout=600))

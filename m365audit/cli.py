@@ -151,7 +151,7 @@ def audit(replay: Path | None, policies: Path | None, local: Path | None, report
           timeout: float, audit_wait: float, as_of: datetime | None, quiet: bool, notify: tuple[str, ...] = (),
           config: Path | None = None, pseudonymise: bool = False, pseudonym_key_file: Path | None = None) -> None:
     """Audit a tenant (or replay a recording) and write a dated, hash-chained run folder."""
-    from m365audit.graph import CredentialSettings
+    from m365audit.credentials import CredentialSettings
     from m365audit.progress import for_cli
     from m365audit.runner import AuditOptions, run_audit
 
@@ -454,7 +454,7 @@ def record(out_dir: Path, source: Path | None, policies: Path | None, auth: str,
     if source is not None:
         summary = pseudonymise(source, out_dir)
     else:
-        from m365audit.graph import CredentialSettings
+        from m365audit.credentials import CredentialSettings
         from m365audit.progress import for_cli
         from m365audit.runner import AuditOptions, run_audit
 

@@ -12,20 +12,14 @@ import httpx
 
 from m365audit import __version__
 from m365audit.collect import DEPENDENCY_FAILED, build_snapshot, collect, with_dependencies
+from m365audit.credentials import DELEGATED_METHODS, CredentialSettings, PlaceholderCredential, build_credential
 from m365audit.drift import DriftReport, compare_with_previous, current_run
 from m365audit.drift_text import context as drift_context
 from m365audit.drift_text import drift_bytes
 from m365audit.errors import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, AuthError, PolicyFileError, UsageError
 from m365audit.evaluate import evaluate
 from m365audit.evidence import ExchangeStore, RunFolder, interrupted_runs, new_run_id, policy_copies, safe_name
-from m365audit.graph import (
-    DELEGATED_METHODS,
-    GRAPH_ROOT,
-    CredentialSettings,
-    GraphSession,
-    PlaceholderCredential,
-    build_credential,
-)
+from m365audit.graph import GRAPH_ROOT, GraphSession
 from m365audit.history import refresh_index
 from m365audit.models import Finding, Lang, PolicyPack, Snapshot
 from m365audit.notify import NotifyRecord, alert, record_bytes

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from m365audit.credentials import AUTH_METHODS, CredentialSettings
 from m365audit.errors import EXIT_ENVIRONMENT, EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, EXIT_USAGE, AuditError, UsageError
-from m365audit.graph import AUTH_METHODS, CredentialSettings
 
 if sys.version_info >= (3, 11):
     import tomllib

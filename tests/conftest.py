@@ -84,7 +84,8 @@ def collect_from_simulator(url: str, keys: list[str], **session_options: Any) ->
     Returns the sources and the session's throttling gate (session_options go to GraphSession).
     """
     from m365audit.collect import collect
-    from m365audit.graph import GraphSession, PlaceholderCredential
+    from m365audit.credentials import PlaceholderCredential
+    from m365audit.graph import GraphSession
     from m365audit.sources import FetchContext
 
     async def go() -> tuple[dict[str, Any], Any]:

@@ -348,7 +348,7 @@ def test_the_run_holds_the_lock_from_the_start_when_the_tenant_is_known(tmp_path
 def test_reports_and_evidence_never_hold_the_token_or_secret(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, serve_recording: Callable[[Path], ReplayTransport]) -> None:
     from m365audit import runner
-    from m365audit.graph import CredentialSettings
+    from m365audit.credentials import CredentialSettings
     from tests.conftest import FakeCredential
 
     token, secret = "eyJ0eXAiOi.SECRET-TOKEN-VALUE-4711.sig", "client-secret-value-0815"

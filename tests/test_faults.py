@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from m365audit import report, runner
-from m365audit.graph import PlaceholderCredential
+from m365audit.credentials import PlaceholderCredential
 from m365audit.models import PolicyPack, Status
 from m365audit.policies import load_pack
 from m365audit.simtenant import TenantSpec

@@ -200,7 +200,7 @@ def pem(tmp_path: Path) -> Path:
 def test_each_method_builds_its_azure_identity_class(method: str, extra: dict[str, str], expected: str) -> None:
     from azure.identity import aio
 
-    from m365audit.graph import CredentialSettings, build_credential
+    from m365audit.credentials import CredentialSettings, build_credential
 
     credential = build_credential(CredentialSettings(method=method), {**IDS, **extra})
     assert type(credential).__name__ == expected
@@ -211,7 +211,7 @@ def test_each_method_builds_its_azure_identity_class(method: str, extra: dict[st
 def test_certificate_is_the_first_choice_of_auto(tmp_path: Path) -> None:
     from azure.identity import aio
 
-    from m365audit.graph import CredentialSettings, build_credential
+    from m365audit.credentials import CredentialSettings, build_credential
 
     env = {**IDS, "AZURE_CLIENT_CERTIFICATE_PATH": str(pem(tmp_path)), "AZURE_CLIENT_SECRET": SECRET}
     assert isinstance(build_credential(CredentialSettings(), env), aio.CertificateCredential)
@@ -220,7 +220,7 @@ def test_certificate_is_the_first_choice_of_auto(tmp_path: Path) -> None:
 def test_device_code_is_delegated_and_prompts_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
     from azure.identity import DeviceCodeCredential
 
-    from m365audit.graph import (
+    from m365audit.credentials import (
         DELEGATED_METHODS,
         CredentialSettings,
         SyncCredentialAdapter,
@@ -243,8 +243,8 @@ def test_device_code_is_delegated_and_prompts_on_stderr(capsys: pytest.CaptureFi
     ("certificate", {**IDS, "AZURE_CLIENT_CERTIFICATE_PATH": "/nonexistent/audit.pem"}, "certificate file not found"),
 ])
 def test_missing_settings_say_what_to_set(method: str, env: dict[str, str], message: str) -> None:
+    from m365audit.credentials import CredentialSettings, build_credential
     from m365audit.errors import AuthError
-    from m365audit.graph import CredentialSettings, build_credential
 
     with pytest.raises(AuthError, match=message) as err:
         build_credential(CredentialSettings(method=method), dict(env))

@@ -13,7 +13,8 @@ import httpx
 import pytest
 import respx
 
-from m365audit.graph import GraphSession, PlaceholderCredential
+from m365audit.credentials import PlaceholderCredential
+from m365audit.graph import GraphSession
 from m365audit.simtenant import TenantSpec
 from m365audit.simulator import GraphSimulator, SimConfig
 from m365audit.sources import SOURCES

@@ -1,0 +1,165 @@
+"""Sign-in for a live audit: the azure-identity credential each --auth method asks for; no secret is ever printed."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from m365audit.errors import AuthError, UsageError
+
+AUTH_METHODS = ("auto", "certificate", "secret", "managed-identity", "workload-identity", "azure-pipelines",
+                "azure-cli", "device-code")
+DELEGATED_METHODS = ("device-code",)
+
+
+@dataclass(frozen=True)
+class CredentialSettings:
+    """How to sign in, from options or the standard AZURE_* environment variables."""
+
+    method: str = "auto"
+    tenant_id: str | None = None
+    client_id: str | None = None
+    certificate_path: str | None = None
+
+    def resolved(self, env: dict[str, str] | None = None) -> CredentialSettings:
+        env = dict(os.environ) if env is None else env
+        return CredentialSettings(
+            method=self.method,
+            tenant_id=self.tenant_id or env.get("AZURE_TENANT_ID"),
+            client_id=self.client_id or env.get("AZURE_CLIENT_ID"),
+            certificate_path=self.certificate_path or env.get("AZURE_CLIENT_CERTIFICATE_PATH"),
+        )
+
+
+AUTH_HINT = (
+    "set AZURE_TENANT_ID and AZURE_CLIENT_ID, and AZURE_CLIENT_CERTIFICATE_PATH (recommended) or "
+    "AZURE_CLIENT_SECRET; or choose --auth managed-identity, workload-identity or azure-cli "
+    "(see README, 'Auditing a real tenant')"
+)
+
+
+def build_credential(settings: CredentialSettings, env: dict[str, str] | None = None) -> Any:
+    """Build the azure-identity (async) credential the settings ask for; never prints a secret."""
+    env = dict(os.environ) if env is None else env
+    s = settings.resolved(env)
+    method = s.method
+    if method not in AUTH_METHODS:
+        raise UsageError(f"unknown --auth '{method}'", hint=f"choose one of: {', '.join(AUTH_METHODS)}")
+    if method == "auto":
+        if s.certificate_path:
+            method = "certificate"
+        elif env.get("AZURE_CLIENT_SECRET"):
+            method = "secret"
+        elif env.get("AZURE_FEDERATED_TOKEN_FILE"):
+            method = "workload-identity"
+        elif env.get("IDENTITY_ENDPOINT") or env.get("MSI_ENDPOINT"):
+            method = "managed-identity"
+        else:
+            raise AuthError("no credential configured for a live audit", hint=AUTH_HINT)
+    from azure.identity import aio
+
+    if method in ("certificate", "secret", "workload-identity", "azure-pipelines"):
+        missing = [n for n, v in (("AZURE_TENANT_ID", s.tenant_id), ("AZURE_CLIENT_ID", s.client_id)) if not v]
+        if missing:
+            raise AuthError(f"--auth {method} needs {' and '.join(missing)}", hint=AUTH_HINT)
+    tenant_id, client_id = s.tenant_id or "", s.client_id or ""
+    if method == "certificate":
+        if not s.certificate_path or not os.path.isfile(s.certificate_path):
+            raise AuthError(f"certificate file not found: {s.certificate_path!r}",
+                            hint="set AZURE_CLIENT_CERTIFICATE_PATH to a PEM or PKCS12 file with the private key")
+        return aio.CertificateCredential(tenant_id, client_id, s.certificate_path,
+                                         password=env.get("AZURE_CLIENT_CERTIFICATE_PASSWORD"))
+    if method == "secret":
+        secret = env.get("AZURE_CLIENT_SECRET")
+        if not secret:
+            raise AuthError("--auth secret needs AZURE_CLIENT_SECRET in the environment",
+                            hint="secrets are read from the environment only, never from the command line")
+        return aio.ClientSecretCredential(tenant_id, client_id, secret)
+    if method == "workload-identity":
+        token_file = env.get("AZURE_FEDERATED_TOKEN_FILE")
+        if not token_file:
+            raise AuthError("--auth workload-identity needs AZURE_FEDERATED_TOKEN_FILE",
+                            hint="the path of the federated (OIDC) token, e.g. written by the GitHub Actions step in "
+                                 "docs/operations.md; Kubernetes workload identity sets it for you")
+        return aio.WorkloadIdentityCredential(tenant_id=tenant_id, client_id=client_id, token_file_path=token_file)
+    if method == "azure-pipelines":
+        return _azure_pipelines(aio, tenant_id, client_id, env)
+    if method == "device-code":
+        return _device_code(s.tenant_id, s.client_id)
+    if method == "managed-identity":
+        return aio.ManagedIdentityCredential(client_id=s.client_id) if s.client_id else aio.ManagedIdentityCredential()
+    return aio.AzureCliCredential(tenant_id=s.tenant_id) if s.tenant_id else aio.AzureCliCredential()
+
+
+def _azure_pipelines(aio: Any, tenant_id: str, client_id: str, env: dict[str, str]) -> Any:
+    """Workload identity federation from an Azure DevOps service connection (OIDC, no secret)."""
+    connection = env.get("AZURESUBSCRIPTION_SERVICE_CONNECTION_ID") or env.get("AZURE_SERVICE_CONNECTION_ID")
+    token = env.get("SYSTEM_ACCESSTOKEN")
+    if not connection or not token:
+        raise AuthError("--auth azure-pipelines needs AZURESUBSCRIPTION_SERVICE_CONNECTION_ID and SYSTEM_ACCESSTOKEN",
+                        hint="map $(System.AccessToken) to SYSTEM_ACCESSTOKEN in the pipeline step and set the "
+                             "service connection id (docs/operations.md, 'Azure DevOps')")
+    return aio.AzurePipelinesCredential(tenant_id=tenant_id, client_id=client_id,
+                                        service_connection_id=connection, system_access_token=token)
+
+
+class SyncCredentialAdapter:
+    """An async face for a sync azure-identity credential (device code sign-in exists only as sync)."""
+
+    def __init__(self, credential: Any) -> None:
+        self.credential = credential
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(self.credential.get_token, *scopes, **kwargs)
+
+    async def close(self) -> None:
+        self.credential.close()
+
+
+def _device_code_prompt(verification_uri: str, user_code: str, expires_on: Any) -> None:
+    import sys
+
+    sys.stderr.write(f"To sign in, open {verification_uri} and enter the code {user_code}\n")
+    sys.stderr.flush()
+
+
+def _device_code(tenant_id: str | None, client_id: str | None) -> SyncCredentialAdapter:
+    """A person signs in with a device code (delegated: reads the delegated-only Copilot settings)."""
+    if not tenant_id or not client_id:
+        raise AuthError("--auth device-code needs AZURE_TENANT_ID and AZURE_CLIENT_ID",
+                        hint="use the audit app's id; enable 'Allow public client flows' on it and add the "
+                             "delegated permission CopilotPolicySettings.Read (docs/operations.md)")
+    from azure.identity import DeviceCodeCredential
+
+    return SyncCredentialAdapter(DeviceCodeCredential(tenant_id=tenant_id, client_id=client_id,
+                                                      prompt_callback=_device_code_prompt))
+
+
+class PlaceholderCredential:
+    """Stands in for a real credential in replay: a token no service would accept, and no login."""
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        from azure.core.credentials import AccessToken
+
+        return AccessToken("replay-placeholder-token", int(time.time()) + 3600)
+
+    async def close(self) -> None:
+        return None
+
+
+def token_roles(token: str) -> list[str] | None:
+    """The application roles in an access token's claims, or None when the token is not a JWT."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, json.JSONDecodeError):
+        return None
+    roles = payload.get("roles") if isinstance(payload, dict) else None
+    return [r for r in roles if isinstance(r, str)] if isinstance(roles, list) else []

@@ -36,8 +36,9 @@ class PageRef:
 def json_bytes(value: Any) -> bytes:
     """Compact JSON as UTF-8; never a raw newline (JSON escapes them).
 
-    A lone surrogate (Graph may send "\\ud800" in a name) cannot be UTF-8: then the value is written with
-    \\u escapes instead, which reads back to exactly the same value.
+    A lone surrogate cannot be UTF-8: then the value is written with \\u escapes instead, which reads back to
+    exactly the same value. Graph's answers never get here with one (graphjson.parse replaces them); this
+    covers data built in code or read from a file that was not parsed through it.
     """
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -33,6 +34,10 @@ class AuditClickError(click.ClickException):
             click.echo(f"Hint: {self.hint}", err=True)
 
 
+EXIT_BROKEN_PIPE = 141
+"""What a shell reports for a command its pipe reader closed on (128 + SIGPIPE); not a verdict."""
+
+
 class AuditGroup(click.Group):
     """Turns our errors into clean messages with their exit codes; --debug shows the traceback."""
 
@@ -43,6 +48,9 @@ class AuditGroup(click.Group):
             if ctx.params.get("debug"):
                 raise
             raise AuditClickError(exc) from exc
+        except BrokenPipeError:  # `m365audit … | head`: the reader left; nothing to tell it, and the run is written
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+            ctx.exit(EXIT_BROKEN_PIPE)
         except OSError as exc:  # a full disk, a folder we may not write: a clear line, not a traceback
             if ctx.params.get("debug"):
                 raise

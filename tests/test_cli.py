@@ -152,3 +152,16 @@ def test_auth_none_is_refused_against_microsoft_graph(tmp_path: Path) -> None:
     result = audit(tmp_path, "--auth", "none", "--policies", str(policy_folder(tmp_path)))
     assert result.exit_code == 2 and "only works with a local --graph-url" in result.output
     assert not any((tmp_path / "reports").rglob("manifest.json"))
+
+
+def test_a_reader_that_closes_the_pipe_gets_no_error_and_the_run_is_complete(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    # `true` reads nothing and is gone before the audit prints its first line
+    command = (f"set -o pipefail; '{sys.executable}' -m m365audit audit --replay "
+               f"'{ROOT / 'fixtures' / 'tenants' / 'copilot-pilot'}' --lang en --reports '{tmp_path}' | true")
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 141, (done.returncode, done.stderr)
+    assert "Error" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert len(list(tmp_path.glob("*/*/manifest.json"))) == 1

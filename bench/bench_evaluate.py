@@ -3,7 +3,7 @@
     python bench/bench_evaluate.py [--users 100000] [--repeat 5] [--snapshot FILE] [--profile]
 
 The snapshot comes from a real audit (the same run_audit the CLI calls) against the synthetic tenant of
-m365audit.simtenant served by m365audit.simulator on 127.0.0.1; it is cached in the temp folder per size.
+m365audit.simulator.tenant served by m365audit.simulator.server on 127.0.0.1; it is cached in the temp folder per size.
 Both timings are the best of --repeat runs in this process; --profile prints the cProfile top of one evaluate.
 """
 
@@ -23,17 +23,17 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from m365audit.evaluate import evaluate  # noqa: E402
+from m365audit.evaluate.engine import evaluate  # noqa: E402
 from m365audit.models import Snapshot  # noqa: E402
-from m365audit.policies import load_pack  # noqa: E402
+from m365audit.policy.loader import load_pack  # noqa: E402
 
 
 def make_snapshot(users: int, target: Path) -> None:
     """One audit of a municipality-shaped synthetic tenant; keeps its snapshot.json."""
-    from m365audit import runner
-    from m365audit.credentials import PlaceholderCredential
-    from m365audit.simtenant import TenantSpec
-    from m365audit.simulator import GraphSimulator, SimConfig
+    from m365audit.audit import runner
+    from m365audit.graph.credentials import PlaceholderCredential
+    from m365audit.simulator.server import GraphSimulator, SimConfig
+    from m365audit.simulator.tenant import TenantSpec
 
     spec = TenantSpec(users=users, service_principals=max(50, users // 50), grants=max(20, users // 100),
                       app_role_assignments=max(10, users // 500), copilot_users=max(3, users // 1000),

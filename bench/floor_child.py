@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from m365audit.sources import SOURCES, FetchContext, resolve_order
+from m365audit.collect.sources import SOURCES, FetchContext, resolve_order
 
 START = time.perf_counter()
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from m365audit.cli import cli
+from m365audit.cli.main import cli
 from tests.conftest import ROOT
 
 RULE = """\
@@ -128,7 +128,7 @@ def test_a_run_folder_can_be_verified_and_re_evaluated(tmp_path: Path) -> None:
 
 
 def test_help_lists_commands_without_importing_the_sdk() -> None:
-    code = ("import sys; from m365audit.cli import main; sys.argv=['m365audit','--help']\n"
+    code = ("import sys; from m365audit.cli.main import main; sys.argv=['m365audit','--help']\n"
             "try:\n    main()\nexcept SystemExit: pass\n"
             "print('LOADED' if any(m.startswith(('msgraph', 'azure.identity')) for m in sys.modules) else 'LAZY')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
@@ -138,8 +138,8 @@ def test_help_lists_commands_without_importing_the_sdk() -> None:
 
 
 def test_the_cli_audits_a_local_simulator_with_a_placeholder_token(tmp_path: Path) -> None:
-    from m365audit.simtenant import TenantSpec
-    from m365audit.simulator import GraphSimulator
+    from m365audit.simulator.server import GraphSimulator
+    from m365audit.simulator.tenant import TenantSpec
 
     with GraphSimulator(TenantSpec(users=1200)) as sim:
         result = CliRunner().invoke(cli, ["audit", "--graph-url", sim.url, "--auth", "none", "-q",

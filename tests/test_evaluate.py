@@ -15,8 +15,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from m365audit.cli import cli
-from m365audit.evaluate import OPERATOR_TABLE, TypeMismatch, evaluate, holds, run_declarative, search
+from m365audit.cli.main import cli
+from m365audit.evaluate.engine import OPERATOR_TABLE, TypeMismatch, evaluate, holds, run_declarative, search
 from m365audit.models import (
     OPERATORS,
     Attestation,

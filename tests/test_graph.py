@@ -12,11 +12,11 @@ import httpx
 import pytest
 import respx
 
-from m365audit.collect import collect
+from m365audit.collect.collector import collect
+from m365audit.collect.sources import SOURCES, FetchContext
 from m365audit.errors import AuthError
-from m365audit.graph import GraphSession, RecordedExchange
+from m365audit.graph.client import GraphSession, RecordedExchange
 from m365audit.models import SourceResult
-from m365audit.sources import SOURCES, FetchContext
 from tests.conftest import FakeCredential
 
 USERS = "https://graph.microsoft.com/v1.0/users"

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from m365audit.graph import _hint_for_status
-from m365audit.hints_nl import dutch, in_lang
-from m365audit.replay import ReplayTransport
-from m365audit.runner import AuditOptions, run_audit
-from m365audit.sources import SOURCES, permission_hint
+from m365audit.audit.runner import AuditOptions, run_audit
+from m365audit.collect.sources import SOURCES, permission_hint
+from m365audit.graph.client import _hint_for_status
+from m365audit.graph.replay import ReplayTransport
+from m365audit.report.hints_nl import dutch, in_lang
 from tests.conftest import FIXED_NOW, ROOT, TENANTS, real_transport
 
 HINT_LITERAL = re.compile(r'hint="([^"{}]+)"')
@@ -38,15 +38,15 @@ def _source_error_code(module: str) -> str:
     """The code whose hints can end up in a source's error (graph.py: from translate_error to the session's end;
     its sign-in hints go to the terminal, not into reports)."""
     text = (ROOT / "m365audit" / f"{module}.py").read_text(encoding="utf-8")
-    if module == "graph":
+    if module == "graph/client":
         text = text[text.index("def translate_error"):text.index("def _check_root")]
     return text
 
 
-@pytest.mark.parametrize("module", ["graph", "sources", "collect", "evaluate"])
+@pytest.mark.parametrize("module", ["graph/client", "collect/sources", "collect/collector", "evaluate/engine"])
 def test_every_fixed_hint_that_reaches_a_report_has_dutch(module: str) -> None:
     found = HINT_LITERAL.findall(_source_error_code(module))
-    assert found or module == "evaluate"
+    assert found or module == "evaluate/engine"
     assert [h for h in found if dutch(h) == h] == []
 
 

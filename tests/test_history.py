@@ -9,9 +9,9 @@ from pathlib import Path
 import yaml
 from click.testing import CliRunner
 
-from m365audit.cli import cli
-from m365audit.evidence import verify_chain
-from m365audit.history import chart, tenant_history
+from m365audit.cli.main import cli
+from m365audit.drift.history import chart, tenant_history
+from m365audit.evidence.runfolder import verify_chain
 from tests.test_drift import NIGHTS, run_night
 
 PAIR = NIGHTS / "ca-report-only"
@@ -62,7 +62,7 @@ def test_index_is_rewritten_after_each_run_and_is_not_evidence(tmp_path: Path) -
 
 
 def test_chart_scales_to_the_worst_night() -> None:
-    from m365audit.history import RunSummary
+    from m365audit.drift.history import RunSummary
 
     def night(run_id: str, fail: int, error: int) -> RunSummary:
         return RunSummary(run_id=run_id, verdict="fail", counts={"pass": 0, "fail": fail, "error": error,

@@ -15,9 +15,8 @@ from typing import Any
 
 import pytest
 
-from m365audit.drift import DriftReport, RuleDrift, RunRef
-from m365audit.models import FindingObject, Severity, Status, Text
-from m365audit.notify import (
+from m365audit.drift.compare import DriftReport, RuleDrift, RunRef
+from m365audit.drift.notify import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     NotifySettings,
@@ -28,6 +27,7 @@ from m365audit.notify import (
     sign,
     teams_body,
 )
+from m365audit.models import FindingObject, Severity, Status, Text
 
 
 @dataclass
@@ -94,7 +94,7 @@ def test_delivered_signed_once(server: tuple[str, Hook]) -> None:
     assert "s3cr3t" not in record.model_dump_json() and "k3y" not in record.model_dump_json()
     path, headers, body = hook.received[0]
     doc = json.loads(body)
-    assert doc["event"] == "m365audit.drift" and doc["regressions"][0]["rule_id"] == "ca-blocks-copilot-apps"
+    assert doc["event"] == "m365audit.drift.compare" and doc["regressions"][0]["rule_id"] == "ca-blocks-copilot-apps"
     stamp = headers[TIMESTAMP_HEADER]
     expected = "sha256=" + hmac.new(b"k3y", stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
     assert headers[SIGNATURE_HEADER] == expected == sign("k3y", stamp, body)
@@ -164,7 +164,7 @@ def test_teams_body_is_an_adaptive_card() -> None:
 
 def test_teams_url_gets_the_card_and_no_signature(server: tuple[str, Hook], monkeypatch: pytest.MonkeyPatch) -> None:
     url, hook = server
-    monkeypatch.setattr("m365audit.notify.is_teams", lambda u: True)
+    monkeypatch.setattr("m365audit.drift.notify.is_teams", lambda u: True)
     record = asyncio.run(notify(regression_report(), settings(url, secret="k3y")))
     assert record.deliveries[0].form == "teams" and not record.deliveries[0].signed
     assert json.loads(hook.received[0][2])["type"] == "message"
@@ -179,13 +179,13 @@ def test_redact_keeps_no_path_or_query() -> None:
 
 def test_audit_records_a_failed_alert_and_keeps_its_verdict(server: tuple[str, Hook], tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    from m365audit.evidence import verify_run
+    from m365audit.evidence.runfolder import verify_run
     from tests.test_drift import run_pair
 
     url, hook = server
     hook.script[:] = [500]
-    monkeypatch.setattr("m365audit.notify.BACKOFF", 0.01)
-    monkeypatch.setattr("m365audit.notify.ATTEMPTS", 2)
+    monkeypatch.setattr("m365audit.drift.notify.BACKOFF", 0.01)
+    monkeypatch.setattr("m365audit.drift.notify.ATTEMPTS", 2)
     first, second = run_pair("ca-report-only", tmp_path, notify=(url + "/alert",))
     assert second.verdict == "fail" and second.exit_code == 1, "a failed alert never changes the verdict"
     assert second.notify is not None and second.notify.alert and len(hook.received) == 2
@@ -200,12 +200,12 @@ def test_cli_reports_failed_delivery_on_stderr(server: tuple[str, Hook], tmp_pat
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 
-    from m365audit.cli import cli
+    from m365audit.cli.main import cli
     from tests.test_drift import NIGHTS
 
     url, hook = server
     hook.script[:] = [503]
-    monkeypatch.setattr("m365audit.notify.BACKOFF", 0.01)
+    monkeypatch.setattr("m365audit.drift.notify.BACKOFF", 0.01)
     monkeypatch.setenv("M365AUDIT_NOTIFY_SECRET", "zeer-geheim")
     runner = CliRunner()
     pair = NIGHTS / "new-ai-app-grant"
@@ -230,7 +230,7 @@ def test_several_urls_are_delivered_independently(server: tuple[str, Hook]) -> N
 
 
 def test_error_texts_never_quote_the_url() -> None:
-    from m365audit.notify import _scrub
+    from m365audit.drift.notify import _scrub
 
     url = "https://prod-1.logic.azure.com/workflows/abc?sig=geheim"
     text = _scrub(f"Invalid URL 'https://prod-1.logic.azure.com/workflows/abc?api-version=1&sig=geheim' for {url}", url)

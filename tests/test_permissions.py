@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from m365audit import runner
-from m365audit.cli import cli
-from m365audit.permissions import (
+from m365audit.audit import runner
+from m365audit.audit.runner import AuditOptions, needed_sources, run_audit
+from m365audit.cli.main import cli
+from m365audit.collect.permissions import (
     APP_ROLE_IDS,
     accepted_roles,
     az_commands,
@@ -23,10 +24,9 @@ from m365audit.permissions import (
     preflight_summary,
     requirements,
 )
-from m365audit.policies import load_pack
-from m365audit.replay import ReplayTransport
-from m365audit.runner import AuditOptions, needed_sources, run_audit
-from m365audit.sources import GRAPH_APP_ID, SOURCES, is_guid
+from m365audit.collect.sources import GRAPH_APP_ID, SOURCES, is_guid
+from m365audit.graph.replay import ReplayTransport
+from m365audit.policy.loader import load_pack
 from tests.conftest import FIXED_NOW, TENANTS, FakeCredential
 
 
@@ -200,7 +200,7 @@ def pem(tmp_path: Path) -> Path:
 def test_each_method_builds_its_azure_identity_class(method: str, extra: dict[str, str], expected: str) -> None:
     from azure.identity import aio
 
-    from m365audit.credentials import CredentialSettings, build_credential
+    from m365audit.graph.credentials import CredentialSettings, build_credential
 
     credential = build_credential(CredentialSettings(method=method), {**IDS, **extra})
     assert type(credential).__name__ == expected
@@ -211,7 +211,7 @@ def test_each_method_builds_its_azure_identity_class(method: str, extra: dict[st
 def test_certificate_is_the_first_choice_of_auto(tmp_path: Path) -> None:
     from azure.identity import aio
 
-    from m365audit.credentials import CredentialSettings, build_credential
+    from m365audit.graph.credentials import CredentialSettings, build_credential
 
     env = {**IDS, "AZURE_CLIENT_CERTIFICATE_PATH": str(pem(tmp_path)), "AZURE_CLIENT_SECRET": SECRET}
     assert isinstance(build_credential(CredentialSettings(), env), aio.CertificateCredential)
@@ -220,7 +220,7 @@ def test_certificate_is_the_first_choice_of_auto(tmp_path: Path) -> None:
 def test_device_code_is_delegated_and_prompts_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
     from azure.identity import DeviceCodeCredential
 
-    from m365audit.credentials import (
+    from m365audit.graph.credentials import (
         DELEGATED_METHODS,
         CredentialSettings,
         SyncCredentialAdapter,
@@ -243,8 +243,8 @@ def test_device_code_is_delegated_and_prompts_on_stderr(capsys: pytest.CaptureFi
     ("certificate", {**IDS, "AZURE_CLIENT_CERTIFICATE_PATH": "/nonexistent/audit.pem"}, "certificate file not found"),
 ])
 def test_missing_settings_say_what_to_set(method: str, env: dict[str, str], message: str) -> None:
-    from m365audit.credentials import CredentialSettings, build_credential
     from m365audit.errors import AuthError
+    from m365audit.graph.credentials import CredentialSettings, build_credential
 
     with pytest.raises(AuthError, match=message) as err:
         build_credential(CredentialSettings(method=method), dict(env))

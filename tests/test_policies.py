@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from m365audit.cli import cli
+from m365audit.cli.main import cli
 from m365audit.errors import PolicyFileError
 from m365audit.models import CatalogRef
-from m365audit.policies import SCHEMA_COMMAND, default_policy_dir, load_pack, pack_schema
+from m365audit.policy.loader import SCHEMA_COMMAND, default_policy_dir, load_pack, pack_schema
 from tests.conftest import ROOT
 
 CORPUS = ROOT / "tests" / "data" / "bad_policies"
@@ -188,9 +188,9 @@ def test_rules_lists_every_rule_with_severity_sources_and_title(lang: str, manua
 
 @pytest.mark.parametrize("lang, words", [
     ("en", ("version", "Why: ", "How to fix: ", "Source users: /v1.0/users (v1.0) needs User.Read.All",
-            "Checked in code: m365audit/checks/licences.py service_plans_not_assigned", "Reference: ")),
+            "Checked in code: m365audit/evaluate/checks/licences.py service_plans_not_assigned", "Reference: ")),
     ("nl", ("versie", "Waarom: ", "Herstel: ", "Bron users: /v1.0/users (v1.0) vereist User.Read.All",
-            "Controle in code: m365audit/checks/licences.py service_plans_not_assigned", "Referentie: ")),
+            "Controle in code: m365audit/evaluate/checks/licences.py service_plans_not_assigned", "Referentie: ")),
 ])
 def test_explain_shows_rationale_remediation_sources_and_permissions(lang: str, words: tuple[str, ...]) -> None:
     rule = load_pack().rule("copilot-plans-not-assigned")
@@ -285,7 +285,7 @@ def shipped_files() -> list[Path]:
 
 @pytest.mark.parametrize("path", shipped_files(), ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_shipped_policy_file_is_valid_against_the_schema(path: Path) -> None:
-    from m365audit.policies import read_yaml
+    from m365audit.policy.loader import read_yaml
 
     schema = pack_schema()
     assert schema_errors(schema, json.loads(json.dumps(read_yaml(path, path.name))), schema) == []
@@ -297,7 +297,7 @@ def test_every_shipped_policy_file_is_valid_against_the_schema(path: Path) -> No
                                   "unknown-top-level-key", "waiver-date-next-friday", "attestation-unknown-key",
                                   "approved-app-without-review-date"])
 def test_the_schema_flags_what_an_editor_can_see(case: str) -> None:
-    from m365audit.policies import read_yaml
+    from m365audit.policy.loader import read_yaml
 
     schema = pack_schema()
     [path] = [p for p in (CORPUS / case).rglob("*.yaml")]

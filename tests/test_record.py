@@ -11,11 +11,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from m365audit.cli import cli
+from m365audit.audit.runner import AuditOptions, run_audit
+from m365audit.cli.main import cli
 from m365audit.errors import UsageError
-from m365audit.record import EMAIL, pseudonymise, read_exchanges
-from m365audit.replay import ReplayTransport
-from m365audit.runner import AuditOptions, run_audit
+from m365audit.graph.replay import ReplayTransport
+from m365audit.operations.record import EMAIL, pseudonymise, read_exchanges
 from tests.conftest import FIXED_NOW, TENANTS, FakeCredential, tenant_dirs
 
 PLAIN = [t for t in tenant_dirs() if not (t / "local").is_dir()]
@@ -118,7 +118,7 @@ def test_a_live_record_keeps_no_real_run_on_disk(tmp_path: Path, monkeypatch: py
                                                  serve_recording: Callable[[Path], ReplayTransport]) -> None:
     import tempfile
 
-    from m365audit import runner
+    from m365audit.audit import runner
 
     tenant = TENANTS / "gemeente-voorbeeld"
     serve_recording(tenant)  # Graph answers from the recording through respx; no network

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from m365audit.drift import source_drift
+from m365audit.drift.compare import source_drift
+from m365audit.drift.snapdiff import PathChange, _identity, diff, diff_items
 from m365audit.models import Snapshot, SourceResult
-from m365audit.snapdiff import PathChange, _identity, diff, diff_items
 
 SKUS = ["c7df2760-2c81-4ef7-b578-5b5392b571df", "06ebc4ee-1bb5-47dd-8120-11324bc54e06",
         "639dec6b-bb19-468b-871c-c5c441c4b0cb", "f30db892-07e9-47e9-837c-80727f46fd3d"]

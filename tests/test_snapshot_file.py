@@ -13,9 +13,8 @@ from typing import Any
 
 import pytest
 
-from m365audit.items import ItemsWriter, PagedItems, PageRef
-from m365audit.models import Snapshot, SourceError, SourceResult
-from m365audit.snapshot_file import (
+from m365audit.evidence.items import ItemsWriter, PagedItems, PageRef
+from m365audit.evidence.snapshot_file import (
     SnapshotFileError,
     moved,
     read_head,
@@ -23,6 +22,7 @@ from m365audit.snapshot_file import (
     rebound,
     write_snapshot,
 )
+from m365audit.models import Snapshot, SourceError, SourceResult
 
 
 def test_a_streamed_snapshot_reads_back_identically() -> None:

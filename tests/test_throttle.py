@@ -13,12 +13,10 @@ import httpx
 import pytest
 import respx
 
-from m365audit.credentials import PlaceholderCredential
-from m365audit.graph import GraphSession
-from m365audit.simtenant import TenantSpec
-from m365audit.simulator import GraphSimulator, SimConfig
-from m365audit.sources import SOURCES
-from m365audit.throttle import (
+from m365audit.collect.sources import SOURCES
+from m365audit.graph.client import GraphSession
+from m365audit.graph.credentials import PlaceholderCredential
+from m365audit.graph.throttle import (
     DEFAULT_PAUSE,
     GATE_HOLD,
     MAX_PAUSE,
@@ -27,6 +25,8 @@ from m365audit.throttle import (
     parse_retry_after,
     requested_pause,
 )
+from m365audit.simulator.server import GraphSimulator, SimConfig
+from m365audit.simulator.tenant import TenantSpec
 from tests.conftest import collect_from_simulator
 
 NOW = datetime(2026, 11, 28, 2, 15, tzinfo=timezone.utc)
@@ -329,7 +329,7 @@ def test_sixteen_in_flight_against_a_tight_budget_read_every_source(tight_tenant
 def test_without_the_gate_the_same_night_runs_out_of_retries(tight_tenant: GraphSimulator,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """What the gate fixes: each request retrying on its own burns its three retries against the budget."""
-    from m365audit import graph
+    from m365audit.graph import client as graph
 
     real = graph._middleware
     monkeypatch.setattr(graph, "_middleware", lambda on_exchange, instant, gate=None: real(on_exchange, instant))
@@ -340,7 +340,7 @@ def test_without_the_gate_the_same_night_runs_out_of_retries(tight_tenant: Graph
 def test_the_retry_handler_waits_the_longer_of_its_delay_and_the_hold_never_the_sum() -> None:
     from kiota_http.middleware.options import RetryHandlerOption
 
-    from m365audit.throttle import gated_retry_handler
+    from m365audit.graph.throttle import gated_retry_handler
 
     handler = gated_retry_handler(RetryHandlerOption())
 

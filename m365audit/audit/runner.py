@@ -11,28 +11,35 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from m365audit import __version__
-from m365audit.collect import DEPENDENCY_FAILED, build_snapshot, collect, with_dependencies
-from m365audit.credentials import DELEGATED_METHODS, CredentialSettings, PlaceholderCredential, build_credential
-from m365audit.drift import DriftReport, compare_with_previous, current_run
-from m365audit.drift_text import context as drift_context
-from m365audit.drift_text import drift_bytes
+from m365audit.collect.collector import DEPENDENCY_FAILED, build_snapshot, collect, with_dependencies
+from m365audit.collect.sources import AI_AUDIT_RECORD_TYPES, AUDIT_POLL_INTERVAL, FetchContext, app_only
+from m365audit.drift.compare import DriftReport, compare_with_previous, current_run
+from m365audit.drift.history import refresh_index
+from m365audit.drift.notify import NotifyRecord, alert, record_bytes
+from m365audit.drift.text import context as drift_context
+from m365audit.drift.text import drift_bytes
 from m365audit.errors import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, AuthError, PolicyFileError, UsageError
-from m365audit.evaluate import evaluate
-from m365audit.evidence import ExchangeStore, RunFolder, interrupted_runs, new_run_id, policy_copies, safe_name
-from m365audit.graph import GRAPH_ROOT, GraphSession
-from m365audit.history import refresh_index
+from m365audit.evaluate.engine import evaluate
+from m365audit.evidence.runfolder import (
+    ExchangeStore,
+    RunFolder,
+    interrupted_runs,
+    new_run_id,
+    policy_copies,
+    safe_name,
+)
+from m365audit.evidence.snapshot_file import moved, rebound, write_snapshot
+from m365audit.graph.client import GRAPH_ROOT, GraphSession
+from m365audit.graph.credentials import DELEGATED_METHODS, CredentialSettings, PlaceholderCredential, build_credential
+from m365audit.graph.replay import ReplayTransport, tenant_metadata
 from m365audit.models import Finding, Lang, PolicyPack, Snapshot
-from m365audit.notify import NotifyRecord, alert, record_bytes
-from m365audit.policies import default_policy_dir, load_pack, rule_params
-from m365audit.pseudonymise import Pseudonymiser
-from m365audit.replay import ReplayTransport, tenant_metadata
-from m365audit.report import Evidence, verdict, write_reports
-from m365audit.snapshot_file import moved, rebound, write_snapshot
-from m365audit.sources import AI_AUDIT_RECORD_TYPES, AUDIT_POLL_INTERVAL, FetchContext, app_only
+from m365audit.policy.loader import default_policy_dir, load_pack, rule_params
+from m365audit.report.pseudonymise import Pseudonymiser
+from m365audit.report.writer import Evidence, verdict, write_reports
 
 if TYPE_CHECKING:
+    from m365audit.cli.progress import ProgressSink
     from m365audit.models import SourceError
-    from m365audit.progress import ProgressSink
 
 EXIT_BY_VERDICT = {"pass": EXIT_PASS, "fail": EXIT_FAIL, "error": EXIT_INCOMPLETE}
 ENVIRONMENT_CODES = {"NetworkError", "Timeout"}
@@ -232,7 +239,7 @@ def _live_credential(options: AuditOptions) -> Any:
 def _preflight(keys: list[str], roles: list[str] | None,
                progress: ProgressSink | None) -> dict[str, SourceError]:
     """Sources the token's roles cannot read, refused before any Graph call (permissions.py)."""
-    from m365audit.permissions import preflight, preflight_summary
+    from m365audit.collect.permissions import preflight, preflight_summary
 
     refused = preflight(keys, roles)
     if progress is not None:

@@ -88,7 +88,7 @@ def _pseudonym_key(pseudonymise: bool, key_file: Path | None) -> bytes | None:
     """The key when pseudonymising was asked for; a clear usage error when there is none."""
     if not pseudonymise and key_file is None:
         return None
-    from m365audit.pseudonymise import load_key
+    from m365audit.report.pseudonymise import load_key
 
     return load_key(key_file)
 
@@ -159,9 +159,9 @@ def audit(replay: Path | None, policies: Path | None, local: Path | None, report
           timeout: float, audit_wait: float, as_of: datetime | None, quiet: bool, notify: tuple[str, ...] = (),
           config: Path | None = None, pseudonymise: bool = False, pseudonym_key_file: Path | None = None) -> None:
     """Audit a tenant (or replay a recording) and write a dated, hash-chained run folder."""
-    from m365audit.credentials import CredentialSettings
-    from m365audit.progress import for_cli
-    from m365audit.runner import AuditOptions, run_audit
+    from m365audit.audit.runner import AuditOptions, run_audit
+    from m365audit.cli.progress import for_cli
+    from m365audit.graph.credentials import CredentialSettings
 
     if config is not None:
         _audit_config(config, quiet)
@@ -192,7 +192,7 @@ def _for_print(findings: list[Any], snapshot: Any, key: bytes | None) -> list[An
     """Findings as stdout may show them: pseudonymised like the reports when a key was given."""
     if key is None:
         return findings
-    from m365audit.pseudonymise import Pseudonymiser
+    from m365audit.report.pseudonymise import Pseudonymiser
 
     pseudonymiser = Pseudonymiser(key, snapshot)
     return [pseudonymiser.finding(f) for f in findings]
@@ -203,7 +203,7 @@ VERDICT_TEXT = {"pass": "COMPLIANT", "fail": "NOT COMPLIANT", "error": "INCOMPLE
 
 def _audit_config(config: Path, quiet: bool) -> None:
     """Every tenant of a TOML file, a bounded number at a time; one summary table; exit with the worst code."""
-    from m365audit.tenants import audit_all, load_config, summary_table, worst
+    from m365audit.operations.tenants import audit_all, load_config, summary_table, worst
 
     loaded = load_config(config)
     outcomes = _run(audit_all(loaded))
@@ -214,7 +214,7 @@ def _audit_config(config: Path, quiet: bool) -> None:
 
 def _print_summary(tenant_name: str, tenant_id: str, run_id: str, findings: list[Any], verdict: str, lang: str,
                    quiet: bool) -> None:
-    from m365audit.report import counts, ordered
+    from m365audit.report.writer import counts, ordered
 
     c = counts(findings)
     line = " · ".join(f"{k} {v}" for k, v in c.items())
@@ -241,10 +241,10 @@ def evaluate_cmd(run_dir: Path, policies: Path | None, local: Path | None, lang:
                  as_json: bool, output: Path | None = None, pseudonymise: bool = False,
                  pseudonym_key_file: Path | None = None) -> None:
     """Re-check a stored snapshot with today's policies, waivers and attestations (no Graph calls)."""
-    from m365audit.evaluate import evaluate
-    from m365audit.policies import load_pack
-    from m365audit.report import findings_document, verdict
-    from m365audit.snapshot_file import read_snapshot
+    from m365audit.evaluate.engine import evaluate
+    from m365audit.evidence.snapshot_file import read_snapshot
+    from m365audit.policy.loader import load_pack
+    from m365audit.report.writer import findings_document, verdict
 
     snapshot_file = run_dir / "snapshot.json"
     if not snapshot_file.is_file():
@@ -264,7 +264,7 @@ def evaluate_cmd(run_dir: Path, policies: Path | None, local: Path | None, lang:
         _write_evaluation(output, run_dir, snapshot, findings, pack, as_lang(lang), key)
     shown = _for_print(findings, snapshot, key)
     if as_json:
-        from m365audit.pseudonymise import Pseudonymiser
+        from m365audit.report.pseudonymise import Pseudonymiser
 
         view = Pseudonymiser(key, snapshot).snapshot(snapshot) if key else snapshot
         doc = findings_document(view, shown, run_dir.name, as_lang(lang), pseudonymised=key is not None)
@@ -273,7 +273,7 @@ def evaluate_cmd(run_dir: Path, policies: Path | None, local: Path | None, lang:
         _print_summary(snapshot.tenant_name, snapshot.tenant_id, run_dir.name, shown, result, lang, False)
         if output is not None:
             click.echo(f"Report:     {output / 'report.html'}")
-    from m365audit.runner import EXIT_BY_VERDICT
+    from m365audit.audit.runner import EXIT_BY_VERDICT
 
     sys.exit(EXIT_BY_VERDICT[result])
 
@@ -281,9 +281,9 @@ def evaluate_cmd(run_dir: Path, policies: Path | None, local: Path | None, lang:
 def _write_evaluation(output: Path, run_dir: Path, snapshot: Any, findings: list[Any], pack: Any, lang: Lang,
                       key: bytes | None) -> None:
     """The reports of a re-evaluation into a new folder (never over an existing report)."""
-    from m365audit.evidence import exchange_refs
-    from m365audit.pseudonymise import Pseudonymiser
-    from m365audit.report import write_reports
+    from m365audit.evidence.runfolder import exchange_refs
+    from m365audit.report.pseudonymise import Pseudonymiser
+    from m365audit.report.writer import write_reports
 
     if output.exists() and any(output.iterdir()):
         raise AuditError(f"{output} exists and is not empty", hint="give a new folder; reports are never overwritten")
@@ -301,7 +301,7 @@ def _write_evaluation(output: Path, run_dir: Path, snapshot: Any, findings: list
 @local_option
 def validate(folder: Path | None, local: Path | None) -> None:
     """Check a policy folder (default: the shipped pack) and your local files without touching a tenant."""
-    from m365audit.policies import load_pack
+    from m365audit.policy.loader import load_pack
 
     pack = load_pack(folder, local, strict=True)
     manual = sum(1 for r in pack.rules if r.manual)
@@ -315,7 +315,7 @@ def validate(folder: Path | None, local: Path | None) -> None:
 @lang_option
 def rules(policies: Path | None, lang: str) -> None:
     """List the rules: id, severity, sources and title."""
-    from m365audit.policies import load_pack
+    from m365audit.policy.loader import load_pack
 
     pack = load_pack(policies)
     width = max(len(r.id) for r in pack.rules)
@@ -333,8 +333,8 @@ def explain(rule_id: str, policies: Path | None, local: Path | None, lang: str) 
     """Explain one rule: rationale, remediation, sources, the Graph permissions it needs and its parameters."""
     import difflib
 
-    from m365audit.policies import load_pack, rule_params
-    from m365audit.sources import SOURCES
+    from m365audit.collect.sources import SOURCES
+    from m365audit.policy.loader import load_pack, rule_params
 
     pack = load_pack(policies, local)
     rule = pack.rule(rule_id)
@@ -358,7 +358,7 @@ def explain(rule_id: str, policies: Path | None, local: Path | None, lang: str) 
                    f"{'vereist' if nl else 'needs'} {(' of ' if nl else ' or ').join(s.permissions)}")
     check = rule.active_check
     if check is not None and check.function:
-        from m365audit.checks import CHECKS
+        from m365audit.evaluate.checks import CHECKS
 
         where = CHECKS[check.function].__module__.replace(".", "/") + ".py"
         click.echo(f"{'Controle in code' if nl else 'Checked in code'}: {where} {check.function}")
@@ -374,7 +374,7 @@ def explain(rule_id: str, policies: Path | None, local: Path | None, lang: str) 
               help="Write to this file instead of stdout.")
 def schema(output: Path | None) -> None:
     """Print the JSON Schema of policy files (kept in the repo as policies/schema.json)."""
-    from m365audit.policies import pack_schema
+    from m365audit.policy.loader import pack_schema
 
     text = json.dumps(pack_schema(), indent=2, ensure_ascii=False) + "\n"
     if output is None:
@@ -388,8 +388,8 @@ def schema(output: Path | None) -> None:
 @click.option("--chain", is_flag=True, help="RUN_DIR is a tenant folder: verify every run and every link.")
 def verify(run_dir: Path, chain: bool) -> None:
     """Check a run folder against its manifest (and the hash chain): exit 0 intact, 1 tampered."""
-    from m365audit.evidence import verify_run
-    from m365audit.prune import verify_chain_with_ledger as verify_chain
+    from m365audit.evidence.prune import verify_chain_with_ledger as verify_chain
+    from m365audit.evidence.runfolder import verify_run
 
     reports = verify_chain(run_dir) if chain else [verify_run(run_dir)]
     if chain and not reports:
@@ -417,14 +417,14 @@ def verify(run_dir: Path, chain: bool) -> None:
               help="The managed identity's object id for --format az-managed-identity.")
 def permissions(policies: Path | None, fmt: str, app_id: str, principal_id: str) -> None:
     """The least-privilege Graph application permissions the enabled rules need."""
-    from m365audit.permissions import (
+    from m365audit.collect.permissions import (
         az_commands,
         az_managed_identity_commands,
         manifest_fragment,
         requirements,
         table,
     )
-    from m365audit.policies import load_pack
+    from m365audit.policy.loader import load_pack
 
     reqs = requirements(load_pack(policies))
     if fmt == "manifest":
@@ -457,14 +457,14 @@ def record(out_dir: Path, source: Path | None, policies: Path | None, auth: str,
     """Record a tenant as a shareable fixture: people, tenant id and domains pseudonymised (FIXTURES.md)."""
     import tempfile
 
-    from m365audit.record import pseudonymise
+    from m365audit.operations.record import pseudonymise
 
     if source is not None:
         summary = pseudonymise(source, out_dir)
     else:
-        from m365audit.credentials import CredentialSettings
-        from m365audit.progress import for_cli
-        from m365audit.runner import AuditOptions, run_audit
+        from m365audit.audit.runner import AuditOptions, run_audit
+        from m365audit.cli.progress import for_cli
+        from m365audit.graph.credentials import CredentialSettings
 
         with tempfile.TemporaryDirectory(prefix="m365audit-record-") as tmp:  # the real names never stay on disk
             result = _run(run_audit(AuditOptions(
@@ -483,7 +483,7 @@ def record(out_dir: Path, source: Path | None, policies: Path | None, auth: str,
 @click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
 def prune(keep_days: int, tenant: str | None, reports: Path, dry_run: bool) -> None:
     """Delete old runs; each removal is recorded in <tenant>/pruned.json so verify --chain still holds."""
-    from m365audit.prune import prune_tenant, tenant_dirs
+    from m365audit.evidence.prune import prune_tenant, tenant_dirs
 
     total = 0
     for folder in tenant_dirs(reports, tenant):
@@ -498,14 +498,14 @@ def _notify_secret() -> str | None:
     """The webhook HMAC key: from the environment only, never an option (it would show in ps and shell history)."""
     import os
 
-    from m365audit.notify import SECRET_ENV
+    from m365audit.drift.notify import SECRET_ENV
 
     return os.environ.get(SECRET_ENV) or None
 
 
 def _print_drift(result: Any, lang: str, quiet: bool) -> None:
     """REGRESSION lines on stdout (also with --quiet); failed webhook deliveries and warnings on stderr."""
-    from m365audit.drift_text import headline, summary_lines
+    from m365audit.drift.text import headline, summary_lines
 
     drift = result.drift
     if drift is not None and (drift.alert or not quiet):
@@ -541,9 +541,9 @@ def drift_cmd(old_run: str | None, new_run: str | None, tenant: str | None, repo
     OLD_RUN and NEW_RUN are run folders or run ids. Exit codes: 0 (with --exit-code: no regression),
     1 (--exit-code only) a regression, 2 usage error. Run folders are sealed, so nothing is written.
     """
-    from m365audit.drift import compare, load_run
-    from m365audit.drift_text import headline, summary_lines
-    from m365audit.runpaths import resolve_pair
+    from m365audit.drift.compare import compare, load_run
+    from m365audit.drift.text import headline, summary_lines
+    from m365audit.evidence.runpaths import resolve_pair
 
     if old_run is not None and new_run is None:
         old_dir, new_dir = resolve_pair(reports, tenant, None, old_run)
@@ -566,7 +566,7 @@ def drift_cmd(old_run: str | None, new_run: str | None, tenant: str | None, repo
 @click.option("--html", "write_html", is_flag=True, help="Also rewrite reports/<tenant>/index.html.")
 def history_cmd(tenant: str | None, reports: Path, lang: str, write_html: bool) -> None:
     """List a tenant's runs (default: every tenant) with verdict counts and regressions since the run before."""
-    from m365audit.history import resolve_tenant, tenant_history, tenant_name, write_index
+    from m365audit.drift.history import resolve_tenant, tenant_history, tenant_name, write_index
 
     tenants = resolve_tenant(reports, tenant)
     if not tenants:

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import IO, Protocol
 
-from m365audit.graph import RecordedExchange
+from m365audit.graph.client import RecordedExchange
 
 
 class ProgressSink(Protocol):

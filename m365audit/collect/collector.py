@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from m365audit import __version__
+from m365audit.collect.sources import SOURCES, FetchContext, Fetched, SourceFailure, resolve_order
 from m365audit.errors import GraphError
-from m365audit.graph import GraphSession, current_source
-from m365audit.items import ItemsWriter, is_list
+from m365audit.evidence.items import ItemsWriter, is_list
+from m365audit.graph.client import GraphSession, current_source
 from m365audit.models import Snapshot, SourceError, SourceResult
-from m365audit.sources import SOURCES, FetchContext, Fetched, SourceFailure, resolve_order
 
 log = logging.getLogger(__name__)
 

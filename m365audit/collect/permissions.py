@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from m365audit.collect import with_dependencies
+from m365audit.collect.collector import with_dependencies
+from m365audit.collect.sources import GRAPH_APP_ID, SOURCES, app_only
 from m365audit.models import PolicyPack, SourceError
-from m365audit.sources import GRAPH_APP_ID, SOURCES, app_only
 
 APP_ROLE_IDS: dict[str, str] = {
     # Microsoft Graph application role ids (appRoles[].id of the Graph service principal).

@@ -11,9 +11,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
+from m365audit.drift.snapdiff import PathChange, diff, diff_items
 from m365audit.errors import UsageError
-from m365audit.evidence import MANIFEST
-from m365audit.items import ItemsError
+from m365audit.evidence.items import ItemsError
+from m365audit.evidence.runfolder import MANIFEST
+from m365audit.evidence.runpaths import previous_run
+from m365audit.evidence.snapshot_file import read_snapshot
 from m365audit.models import (
     Finding,
     FindingObject,
@@ -24,9 +27,6 @@ from m365audit.models import (
     Status,
     Text,
 )
-from m365audit.runpaths import previous_run
-from m365audit.snapdiff import PathChange, diff, diff_items
-from m365audit.snapshot_file import read_snapshot
 
 STATUS_RANK = {Status.PASS: 0, Status.MANUAL: 0, Status.WAIVED: 1, Status.ERROR: 2, Status.FAIL: 3}
 ALERT_KINDS = ("regression", "new-objects")

@@ -10,7 +10,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from m365audit.errors import UsageError
-from m365audit.evidence import MANIFEST, runs, safe_name
+from m365audit.evidence.runfolder import MANIFEST, runs, safe_name
 from m365audit.models import Frozen, Lang
 
 INDEX = "index.html"
@@ -53,7 +53,7 @@ def summarise(run: Path) -> RunSummary:
     regressions: int | None = None
     drift = _load(run / "drift.json")
     if drift:
-        from m365audit.drift import DriftReport
+        from m365audit.drift.compare import DriftReport
 
         try:
             regressions = len(DriftReport.model_validate(drift).regressions)
@@ -122,8 +122,9 @@ def tenant_name(tenant_dir: Path) -> str:
 def render_index(tenant_dir: Path, lang: Lang) -> str:
     history = tenant_history(tenant_dir)
     name = tenant_name(tenant_dir)
-    env = Environment(loader=PackageLoader("m365audit", "templates"), autoescape=select_autoescape(["html", "j2"]),
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = Environment(loader=PackageLoader("m365audit.report", "templates"),
+                      autoescape=select_autoescape(["html", "j2"]), undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True)
     return env.get_template("history.html.j2").render(
         lang=lang, L={k: v[lang] for k, v in LABELS.items()}, tenant_id=tenant_dir.name, tenant_name=name,
         runs=list(reversed(history)), chart=chart(history) if history else None)

@@ -10,7 +10,7 @@ from typing import Any
 
 import jmespath
 
-from m365audit.items import ItemsError, PagedItems, is_list
+from m365audit.evidence.items import ItemsError, PagedItems, is_list
 from m365audit.models import (
     Attestation,
     CatalogRef,
@@ -28,7 +28,7 @@ from m365audit.models import (
     Text,
     Waiver,
 )
-from m365audit.policies import rule_params
+from m365audit.policy.loader import rule_params
 
 
 class TypeMismatch(Exception):
@@ -339,7 +339,7 @@ def run_check(rule: Rule, snapshot: Snapshot, pack: PolicyPack, today: date) -> 
             nl=f"Niet te beoordelen: {names} kon niet volledig worden gelezen. Dit is geen 'voldoet'."))
     if check.function is None:
         return run_declarative(check, snapshot.sources[rule.sources[0]].data, pack.catalogs)
-    from m365audit.checks import CHECKS, CheckInput
+    from m365audit.evaluate.checks import CHECKS, CheckInput
 
     data = {key: snapshot.sources[key].data for key in rule.sources}
     return CHECKS[check.function](CheckInput(

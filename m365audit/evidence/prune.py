@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from m365audit.errors import RunFolderError, UsageError
-from m365audit.evidence import MANIFEST, VerifyReport, runs, sha256_file, verify_chain
+from m365audit.evidence.runfolder import MANIFEST, VerifyReport, runs, sha256_file, verify_chain
 
 LEDGER = "pruned.json"
 

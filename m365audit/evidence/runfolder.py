@@ -19,7 +19,7 @@ from typing import IO, Any
 from urllib.parse import urlsplit
 
 from m365audit.errors import RunFolderError
-from m365audit.graph import RecordedExchange
+from m365audit.graph.client import RecordedExchange
 
 try:
     import fcntl

@@ -25,7 +25,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from m365audit.items import PAGE_ITEMS, PagedItems, PageRef, first_non_object, json_bytes, page_bytes, parse_page
+from m365audit.evidence.items import (
+    PAGE_ITEMS,
+    PagedItems,
+    PageRef,
+    first_non_object,
+    json_bytes,
+    page_bytes,
+    parse_page,
+)
 from m365audit.models import Snapshot, SourceResult
 
 SOURCES_OPEN = b',"sources":{\n'

@@ -14,11 +14,11 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from m365audit import graphjson
-from m365audit.credentials import AUTH_HINT, token_roles
+from m365audit.collect.sources import permission_hint
 from m365audit.errors import AuthError, GraphError, UsageError
-from m365audit.sources import permission_hint
-from m365audit.throttle import ThrottleGate, gate_middleware, gated_retry_handler, kiota_retry_delay
+from m365audit.graph import jsonparse as graphjson
+from m365audit.graph.credentials import AUTH_HINT, token_roles
+from m365audit.graph.throttle import ThrottleGate, gate_middleware, gated_retry_handler, kiota_retry_delay
 
 GRAPH_ROOT = "https://graph.microsoft.com"
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"

@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import httpx
 
 from m365audit.errors import UsageError
-from m365audit.snapshot_file import read_head
+from m365audit.evidence.snapshot_file import read_head
 
 
 @dataclass(frozen=True)
@@ -171,7 +171,7 @@ def tenant_metadata(path: Path) -> dict[str, Any]:
 
 def holds_delegated_answers(path: Path) -> bool:
     """Whether a recording answers a delegated-only source: then it is replayed as a person's (delegated) night."""
-    from m365audit.sources import SOURCES
+    from m365audit.collect.sources import SOURCES
 
     delegated = {_split(s.url)[1] for s in SOURCES.values() if s.delegated}
     prefixes = {p.rsplit("/", 1)[0] for p in delegated}

@@ -19,6 +19,7 @@ import jmespath.exceptions
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from m365audit.collect.sources import SOURCES, is_guid
 from m365audit.errors import PolicyFileError, UsageError
 from m365audit.models import (
     OPERATORS,
@@ -31,7 +32,6 @@ from m365audit.models import (
     Rule,
     Waiver,
 )
-from m365audit.sources import SOURCES, is_guid
 
 REGEX_OPERATORS = ("matches", "matches_any")
 SCHEMA_FILE = "schema.json"
@@ -1004,7 +1004,7 @@ def _param_type_problem(value: Any, default: Any) -> str | None:
 
 
 def _check_functions() -> dict[str, Any]:
-    from m365audit.checks import CHECKS
+    from m365audit.evaluate.checks import CHECKS
 
     return dict(CHECKS)
 

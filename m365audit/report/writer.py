@@ -14,10 +14,10 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from m365audit.evidence import ExchangeRef
-from m365audit.hints_nl import in_lang
+from m365audit.evidence.runfolder import ExchangeRef
 from m365audit.models import SEVERITY_ORDER, Finding, Lang, PolicyPack, Snapshot, Status
-from m365audit.pseudonymise import Pseudonymiser
+from m365audit.report.hints_nl import in_lang
+from m365audit.report.pseudonymise import Pseudonymiser
 
 STATUS_ORDER = {Status.FAIL: 0, Status.ERROR: 1, Status.WAIVED: 2, Status.MANUAL: 3, Status.PASS: 4}
 STATUSES = ("fail", "error", "waived", "manual", "pass")
@@ -228,8 +228,9 @@ def md_escape(value: object) -> Markup:
 @lru_cache(maxsize=1)
 def _environment() -> Environment:
     """One jinja2 environment per process: templates compile once, not on every render."""
-    env = Environment(loader=PackageLoader("m365audit", "templates"), autoescape=select_autoescape(["html", "j2"]),
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = Environment(loader=PackageLoader("m365audit.report", "templates"),
+                      autoescape=select_autoescape(["html", "j2"]), undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True)
     env.filters["safe_url"] = safe_url
     env.filters["md"] = md_escape
     env.filters["in_lang"] = in_lang  # our hints in Dutch for a Dutch report (hints_nl.py)

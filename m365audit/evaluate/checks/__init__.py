@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from m365audit.checks.apps import ai_apps_no_org_data_access, apps_tenant_wide_data_access_approved
-from m365audit.checks.base import CheckFn, CheckInput, ShapeError, _fail_closed
-from m365audit.checks.conditional_access import ca_blocks_copilot_apps
-from m365audit.checks.consent import consent_owners_cannot_grant_team_data, consent_users_cannot_grant_org_data
-from m365audit.checks.intune import intune_setting_enforced
-from m365audit.checks.licences import ai_plans_in_catalog, copilot_subscriptions_absent, service_plans_not_assigned
-from m365audit.checks.settings import copilot_policy_setting
-from m365audit.checks.usage import audit_no_ai_interactions, copilot_usage_none
+from m365audit.evaluate.checks.apps import ai_apps_no_org_data_access, apps_tenant_wide_data_access_approved
+from m365audit.evaluate.checks.base import CheckFn, CheckInput, ShapeError, _fail_closed
+from m365audit.evaluate.checks.conditional_access import ca_blocks_copilot_apps
+from m365audit.evaluate.checks.consent import consent_owners_cannot_grant_team_data, consent_users_cannot_grant_org_data
+from m365audit.evaluate.checks.intune import intune_setting_enforced
+from m365audit.evaluate.checks.licences import (
+    ai_plans_in_catalog,
+    copilot_subscriptions_absent,
+    service_plans_not_assigned,
+)
+from m365audit.evaluate.checks.settings import copilot_policy_setting
+from m365audit.evaluate.checks.usage import audit_no_ai_interactions, copilot_usage_none
 
 __all__ = ["CHECKS", "CheckFn", "CheckInput", "ShapeError"]
 

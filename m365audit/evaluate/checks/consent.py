@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from m365audit.checks.base import (
+from m365audit.evaluate.checks.base import (
     CheckInput,
     Obj,
     ShapeError,

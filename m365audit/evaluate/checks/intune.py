@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from m365audit.checks.base import (
+from m365audit.evaluate.checks.base import (
     CheckInput,
     Obj,
     ShapeError,

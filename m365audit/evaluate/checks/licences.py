@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from m365audit.checks.base import (
+from m365audit.evaluate.checks.base import (
     CheckInput,
     Obj,
     ShapeError,

@@ -1,0 +1,1 @@
+"""One audit from sign-in to sealed run folder: collect, evaluate, report, drift, notify."""

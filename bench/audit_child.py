@@ -50,7 +50,7 @@ def main() -> None:
     small_result = "--small-result" in sys.argv[4:]  # what-if: asyncio.run returns a summary, not the snapshot
     key = b"bench-pseudonym-key-0123456789" if "--pseudonymise" in sys.argv[4:] else None
     from m365audit.audit import runner
-    from m365audit.graph.credentials import PlaceholderCredential
+    from m365audit.graph import PlaceholderCredential
 
     # The same run_audit the CLI calls (`m365audit audit --graph-url URL --auth none`), with a placeholder
     # token instead of an azure-identity sign-in, in-process so that each stage can be timed.

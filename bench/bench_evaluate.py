@@ -23,17 +23,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from m365audit.evaluate.engine import evaluate  # noqa: E402
+from m365audit.evaluate import evaluate, load_pack
 from m365audit.models import Snapshot  # noqa: E402
-from m365audit.policy.loader import load_pack  # noqa: E402
 
 
 def make_snapshot(users: int, target: Path) -> None:
     """One audit of a municipality-shaped synthetic tenant; keeps its snapshot.json."""
     from m365audit.audit import runner
-    from m365audit.graph.credentials import PlaceholderCredential
-    from m365audit.simulator.server import GraphSimulator, SimConfig
-    from m365audit.simulator.tenant import TenantSpec
+    from m365audit.graph import PlaceholderCredential
+    from m365audit.simulator import GraphSimulator, SimConfig, TenantSpec
 
     spec = TenantSpec(users=users, service_principals=max(50, users // 50), grants=max(20, users // 100),
                       app_role_assignments=max(10, users // 500), copilot_users=max(3, users // 1000),

@@ -10,9 +10,8 @@ from common import Simulator
 
 
 async def pipeline_path(url: str) -> tuple[float, int]:
-    from m365audit.collect.sources import SOURCES
-    from m365audit.graph.client import GraphSession
-    from m365audit.graph.credentials import PlaceholderCredential
+    from m365audit.collect import SOURCES
+    from m365audit.graph import GraphSession, PlaceholderCredential
 
     async with GraphSession(PlaceholderCredential(), graph_root=url) as session:
         t = time.perf_counter()
@@ -31,8 +30,8 @@ async def sdk_model_path(url: str) -> tuple[float, int]:
     from msgraph.generated.users.users_request_builder import UsersRequestBuilder
     from msgraph_core import GraphClientFactory
 
-    from m365audit.collect.sources import SOURCES
-    from m365audit.graph.credentials import PlaceholderCredential
+    from m365audit.collect import SOURCES
+    from m365audit.graph import PlaceholderCredential
 
     http = GraphClientFactory.create_with_default_middleware(client=httpx.AsyncClient(timeout=600))
     adapter = GraphRequestAdapter(AzureIdentityAuthenticationProvider(PlaceholderCredential()), client=http)

@@ -11,7 +11,8 @@ from typing import Any
 
 import httpx
 
-from m365audit.collect.sources import SOURCES, FetchContext, resolve_order
+from m365audit.collect import SOURCES, FetchContext
+from m365audit.collect.sources import resolve_order
 
 START = time.perf_counter()
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 def main() -> None:
     run_dir, reports, graph_url = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
-    from m365audit.audit.runner import AuditOptions, run_audit
+    from m365audit.audit import AuditOptions, run_audit
 
     start = time.perf_counter()
     # the run was recorded from the simulator: its exchanges hold absolute 127.0.0.1 URLs (FIXTURES.md: an

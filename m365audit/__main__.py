@@ -1,5 +1,5 @@
 """Entry point for ``python -m m365audit``."""
 
-from m365audit.cli.main import main
+from m365audit.cli import main
 
 main()

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import respx
 
-from m365audit.graph.replay import ReplayTransport
+from m365audit.graph import ReplayTransport
 
 ROOT = Path(__file__).resolve().parent.parent
 TENANTS = ROOT / "fixtures" / "tenants"
@@ -83,10 +83,8 @@ def collect_from_simulator(url: str, keys: list[str], **session_options: Any) ->
 
     Returns the sources and the session's throttling gate (session_options go to GraphSession).
     """
-    from m365audit.collect.collector import collect
-    from m365audit.collect.sources import FetchContext
-    from m365audit.graph.client import GraphSession
-    from m365audit.graph.credentials import PlaceholderCredential
+    from m365audit.collect import FetchContext, collect
+    from m365audit.graph import GraphSession, PlaceholderCredential
 
     async def go() -> tuple[dict[str, Any], Any]:
         async def no_sleep(seconds: float) -> None:

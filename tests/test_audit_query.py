@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from m365audit.audit.runner import AuditOptions, run_audit
-from m365audit.evaluate.engine import evaluate
-from m365audit.graph.replay import ReplayTransport
+from m365audit.audit import AuditOptions, run_audit
+from m365audit.evaluate import evaluate, load_pack
+from m365audit.graph import ReplayTransport
 from m365audit.models import Snapshot, Status
-from m365audit.policy.loader import load_pack
 from tests.conftest import FIXED_NOW, TENANTS, real_transport
 
 TENANT = TENANTS / "gemeente-voorbeeld"

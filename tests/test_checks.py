@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from m365audit.evaluate.checks import CHECKS, CheckInput
+from m365audit.evaluate import CHECKS
+from m365audit.evaluate.checks.base import CheckInput
 from m365audit.evaluate.engine import run_declarative
 from m365audit.models import ApprovedApp, CheckOutcome, Rule, Status
 

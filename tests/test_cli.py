@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from m365audit.cli.main import cli
+from m365audit.cli import cli
 from tests.conftest import ROOT
 
 RULE = """\
@@ -138,8 +138,7 @@ def test_help_lists_commands_without_importing_the_sdk() -> None:
 
 
 def test_the_cli_audits_a_local_simulator_with_a_placeholder_token(tmp_path: Path) -> None:
-    from m365audit.simulator.server import GraphSimulator
-    from m365audit.simulator.tenant import TenantSpec
+    from m365audit.simulator import GraphSimulator, TenantSpec
 
     with GraphSimulator(TenantSpec(users=1200)) as sim:
         result = CliRunner().invoke(cli, ["audit", "--graph-url", sim.url, "--auth", "none", "-q",

@@ -10,11 +10,13 @@ from typing import Any
 
 import pytest
 
-from m365audit.audit.runner import AuditOptions, needed_sources, run_audit
-from m365audit.evaluate.checks import CHECKS, CheckInput
-from m365audit.graph.replay import ReplayTransport
+from m365audit.audit import AuditOptions, run_audit
+from m365audit.audit.runner import needed_sources
+from m365audit.evaluate import CHECKS, load_pack
+from m365audit.evaluate.checks.base import CheckInput
+from m365audit.graph import ReplayTransport
 from m365audit.models import Status
-from m365audit.policy.loader import load_pack, rule_params
+from m365audit.policy import rule_params
 from tests.conftest import FIXED_NOW, TENANTS, real_transport
 
 PACK = load_pack()

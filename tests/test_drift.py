@@ -13,12 +13,14 @@ import respx
 import yaml
 from click.testing import CliRunner
 
-from m365audit.audit.runner import AuditOptions, AuditResult, run_audit
-from m365audit.cli.main import cli
-from m365audit.drift.compare import DriftReport, RuleDrift
+from m365audit.audit import AuditOptions, run_audit
+from m365audit.audit.runner import AuditResult
+from m365audit.cli import cli
+from m365audit.drift import DriftReport
+from m365audit.drift.compare import RuleDrift
 from m365audit.drift.snapdiff import diff, normalise
-from m365audit.evidence.runfolder import verify_run
-from m365audit.graph.replay import ReplayTransport
+from m365audit.evidence import verify_run
+from m365audit.graph import ReplayTransport
 from m365audit.models import Status
 from tests.conftest import ROOT, real_transport
 
@@ -214,7 +216,8 @@ def test_diff_without_ids_is_a_multiset() -> None:
 
 def test_scrubbed_drift_names_nobody(tmp_path: Path) -> None:
     """With pseudonymised reports, drift.json, the drift section and alerts carry no names from either night."""
-    from m365audit.drift.compare import compare_with_previous, current_run, load_run, scrub
+    from m365audit.drift import compare_with_previous, current_run, load_run
+    from m365audit.drift.compare import scrub
 
     first, second = run_pair("new-copilot-user", tmp_path / "a")
     assert second.drift is not None
@@ -275,7 +278,7 @@ def _finding(rule_id: str, status: Status, version: int = 1, objects: tuple[str,
 
 
 def _state(run_id: str, findings: list[Any], as_of: str = "2026-11-28") -> Any:
-    from m365audit.drift.compare import current_run
+    from m365audit.drift import current_run
     from m365audit.models import Snapshot
 
     snapshot = Snapshot(tenant_id="061ea7c2-cc15-418b-bfc0-9f6a7d98011c", collected_at=datetime(2026, 11, 28),
@@ -284,7 +287,7 @@ def _state(run_id: str, findings: list[Any], as_of: str = "2026-11-28") -> Any:
 
 
 def test_kinds_and_causes() -> None:
-    from m365audit.drift.compare import compare
+    from m365audit.drift import compare
     from m365audit.models import FindingError, FindingObject, Waiver
 
     waiver = Waiver(rule="w", reason="pilot", approved_by="ciso@voorbeeld.nl", expires=date(2026, 11, 27))

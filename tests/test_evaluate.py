@@ -15,8 +15,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from m365audit.cli.main import cli
-from m365audit.evaluate.engine import OPERATOR_TABLE, TypeMismatch, evaluate, holds, run_declarative, search
+from m365audit.cli import cli
+from m365audit.evaluate import evaluate
+from m365audit.evaluate.engine import run_declarative
+from m365audit.evaluate.operators import OPERATOR_TABLE, TypeMismatch, holds, search
 from m365audit.models import (
     OPERATORS,
     Attestation,

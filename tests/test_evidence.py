@@ -21,23 +21,15 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from m365audit.audit.runner import AuditOptions, AuditResult, run_audit
-from m365audit.cli.main import cli
+from m365audit.audit import AuditOptions, run_audit
+from m365audit.audit.runner import AuditResult
+from m365audit.cli import cli
 from m365audit.errors import RunFolderError
-from m365audit.evidence import runfolder as evidence
-from m365audit.evidence.runfolder import (
-    INCOMPLETE,
-    LOCK,
-    MANIFEST,
-    SEAL,
-    RunFolder,
-    TenantLock,
-    runs,
-    sha256_file,
-    verify_chain,
-    verify_run,
-)
-from m365audit.graph.replay import ReplayTransport
+from m365audit.evidence import MANIFEST, RunFolder, runs, sha256_file, verify_chain, verify_run
+from m365audit.evidence import lock as evidence
+from m365audit.evidence.files import INCOMPLETE, LOCK, SEAL
+from m365audit.evidence.lock import TenantLock
+from m365audit.graph import ReplayTransport
 from tests.conftest import FIXED_NOW, ROOT, TENANTS, real_transport
 
 REPLAYED = ["gemeente-voorbeeld", "copilot-pilot", "throttled-paging", "permissions-missing", "pilot-with-waivers"]
@@ -348,7 +340,7 @@ def test_the_run_holds_the_lock_from_the_start_when_the_tenant_is_known(tmp_path
 def test_reports_and_evidence_never_hold_the_token_or_secret(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, serve_recording: Callable[[Path], ReplayTransport]) -> None:
     from m365audit.audit import runner
-    from m365audit.graph.credentials import CredentialSettings
+    from m365audit.graph import CredentialSettings
     from tests.conftest import FakeCredential
 
     token, secret = "eyJ0eXAiOi.SECRET-TOKEN-VALUE-4711.sig", "client-secret-value-0815"
@@ -384,9 +376,8 @@ def test_a_run_moved_to_another_run_id_is_reported(tmp_path: Path) -> None:
 
 
 def test_the_run_keeps_the_exact_policy_files_and_they_re_evaluate_to_the_same_findings(tmp_path: Path) -> None:
-    from m365audit.evaluate.engine import evaluate
+    from m365audit.evaluate import evaluate, load_pack
     from m365audit.models import Snapshot
-    from m365audit.policy.loader import load_pack
 
     result = audit(TENANTS / "pilot-with-waivers", tmp_path)
     run = result.run_dir

@@ -14,13 +14,13 @@ import httpx
 import pytest
 
 from m365audit.audit import runner
-from m365audit.collect.sources import SOURCES, FetchContext
-from m365audit.graph.credentials import PlaceholderCredential
+from m365audit.collect import SOURCES, FetchContext
+from m365audit.evaluate import load_pack
+from m365audit.graph import PlaceholderCredential
 from m365audit.models import PolicyPack, Status
-from m365audit.policy.loader import load_pack
 from m365audit.report import writer as report
-from m365audit.simulator.server import FAULT_KINDS, Fault, FaultKind, GraphSimulator, SimConfig, export_fixtures
-from m365audit.simulator.tenant import TenantSpec
+from m365audit.simulator import GraphSimulator, SimConfig, TenantSpec
+from m365audit.simulator.server import FAULT_KINDS, Fault, FaultKind, export_fixtures
 from tests.conftest import collect_from_simulator
 
 # a compliant municipality: every automated rule passes, so a fault can only show as error (exit 3) or as a

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from m365audit.audit.runner import AuditOptions, run_audit
-from m365audit.graph.replay import ReplayTransport, tenant_metadata
-from m365audit.policy.loader import load_pack
+from m365audit.audit import AuditOptions, run_audit
+from m365audit.evaluate import load_pack
+from m365audit.graph import ReplayTransport, tenant_metadata
 from tests.conftest import FIXED_NOW, real_transport, tenant_dirs
 
 TENANTS = tenant_dirs()

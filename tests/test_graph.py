@@ -12,10 +12,10 @@ import httpx
 import pytest
 import respx
 
-from m365audit.collect.collector import collect
-from m365audit.collect.sources import SOURCES, FetchContext
+from m365audit.collect import SOURCES, FetchContext, collect
 from m365audit.errors import AuthError
-from m365audit.graph.client import GraphSession, RecordedExchange
+from m365audit.graph import GraphSession
+from m365audit.graph.client import RecordedExchange
 from m365audit.models import SourceResult
 from tests.conftest import FakeCredential
 

@@ -9,9 +9,10 @@ from pathlib import Path
 import yaml
 from click.testing import CliRunner
 
-from m365audit.cli.main import cli
-from m365audit.drift.history import chart, tenant_history
-from m365audit.evidence.runfolder import verify_chain
+from m365audit.cli import cli
+from m365audit.drift import tenant_history
+from m365audit.drift.history import chart
+from m365audit.evidence import verify_chain
 from tests.test_drift import NIGHTS, run_night
 
 PAIR = NIGHTS / "ca-report-only"

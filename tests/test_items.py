@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from m365audit.evidence.items import ItemsError, ItemsWriter, PagedItems, is_list
+from m365audit.evidence import ItemsError, ItemsWriter, PagedItems, is_list
 
 
 def user(n: int) -> dict[str, Any]:

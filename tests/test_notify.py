@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from m365audit.drift.compare import DriftReport, RuleDrift, RunRef
+from m365audit.drift import DriftReport
+from m365audit.drift.compare import RuleDrift, RunRef
 from m365audit.drift.notify import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -179,7 +180,7 @@ def test_redact_keeps_no_path_or_query() -> None:
 
 def test_audit_records_a_failed_alert_and_keeps_its_verdict(server: tuple[str, Hook], tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    from m365audit.evidence.runfolder import verify_run
+    from m365audit.evidence import verify_run
     from tests.test_drift import run_pair
 
     url, hook = server
@@ -200,7 +201,7 @@ def test_cli_reports_failed_delivery_on_stderr(server: tuple[str, Hook], tmp_pat
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 
-    from m365audit.cli.main import cli
+    from m365audit.cli import cli
     from tests.test_drift import NIGHTS
 
     url, hook = server

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from m365audit.cli.main import cli
-from m365audit.operations.tenants import load_config
+from m365audit.cli import cli
+from m365audit.operations import load_config
 from tests.conftest import ROOT
 
 DOC = ROOT / "docs" / "operations.md"

@@ -11,22 +11,23 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from m365audit.audit import runner
-from m365audit.audit.runner import AuditOptions, needed_sources, run_audit
-from m365audit.cli.main import cli
-from m365audit.collect.permissions import (
-    APP_ROLE_IDS,
-    accepted_roles,
+from m365audit.audit import AuditOptions, run_audit, runner
+from m365audit.audit.runner import needed_sources
+from m365audit.cli import cli
+from m365audit.collect import (
+    GRAPH_APP_ID,
+    SOURCES,
     az_commands,
     az_managed_identity_commands,
+    is_guid,
     manifest_fragment,
     preflight,
     preflight_summary,
     requirements,
 )
-from m365audit.collect.sources import GRAPH_APP_ID, SOURCES, is_guid
-from m365audit.graph.replay import ReplayTransport
-from m365audit.policy.loader import load_pack
+from m365audit.collect.permissions import APP_ROLE_IDS, accepted_roles
+from m365audit.evaluate import load_pack
+from m365audit.graph import ReplayTransport
 from tests.conftest import FIXED_NOW, TENANTS, FakeCredential
 
 
@@ -200,7 +201,7 @@ def pem(tmp_path: Path) -> Path:
 def test_each_method_builds_its_azure_identity_class(method: str, extra: dict[str, str], expected: str) -> None:
     from azure.identity import aio
 
-    from m365audit.graph.credentials import CredentialSettings, build_credential
+    from m365audit.graph import CredentialSettings, build_credential
 
     credential = build_credential(CredentialSettings(method=method), {**IDS, **extra})
     assert type(credential).__name__ == expected
@@ -211,7 +212,7 @@ def test_each_method_builds_its_azure_identity_class(method: str, extra: dict[st
 def test_certificate_is_the_first_choice_of_auto(tmp_path: Path) -> None:
     from azure.identity import aio
 
-    from m365audit.graph.credentials import CredentialSettings, build_credential
+    from m365audit.graph import CredentialSettings, build_credential
 
     env = {**IDS, "AZURE_CLIENT_CERTIFICATE_PATH": str(pem(tmp_path)), "AZURE_CLIENT_SECRET": SECRET}
     assert isinstance(build_credential(CredentialSettings(), env), aio.CertificateCredential)
@@ -220,20 +221,19 @@ def test_certificate_is_the_first_choice_of_auto(tmp_path: Path) -> None:
 def test_device_code_is_delegated_and_prompts_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
     from azure.identity import DeviceCodeCredential
 
-    from m365audit.graph.credentials import (
-        DELEGATED_METHODS,
-        CredentialSettings,
-        SyncCredentialAdapter,
-        _device_code_prompt,
-        build_credential,
-    )
+    from m365audit.cli.main import _device_code_prompt
+    from m365audit.errors import UsageError
+    from m365audit.graph import DELEGATED_METHODS, CredentialSettings, build_credential
+    from m365audit.graph.credentials import SyncCredentialAdapter
 
-    credential = build_credential(CredentialSettings(method="device-code"), dict(IDS))
+    credential = build_credential(CredentialSettings(method="device-code"), dict(IDS), _device_code_prompt("nl"))
     assert isinstance(credential, SyncCredentialAdapter) and isinstance(credential.credential, DeviceCodeCredential)
     assert "device-code" in DELEGATED_METHODS
-    _device_code_prompt("https://microsoft.com/devicelogin", "ABCD-EFGH", None)
+    credential.credential._prompt_callback("https://microsoft.com/devicelogin", "ABCD-EFGH", None)
     out, err = capsys.readouterr()
-    assert out == "" and "ABCD-EFGH" in err
+    assert out == "" and "ABCD-EFGH" in err and "Meld u aan" in err, "the CLI shows the code, on stderr"
+    with pytest.raises(UsageError, match="terminal"):  # credentials.py never prints: without a prompt it refuses
+        build_credential(CredentialSettings(method="device-code"), dict(IDS))
 
 
 @pytest.mark.parametrize("method, env, message", [
@@ -244,7 +244,7 @@ def test_device_code_is_delegated_and_prompts_on_stderr(capsys: pytest.CaptureFi
 ])
 def test_missing_settings_say_what_to_set(method: str, env: dict[str, str], message: str) -> None:
     from m365audit.errors import AuthError
-    from m365audit.graph.credentials import CredentialSettings, build_credential
+    from m365audit.graph import CredentialSettings, build_credential
 
     with pytest.raises(AuthError, match=message) as err:
         build_credential(CredentialSettings(method=method), dict(env))

@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from m365audit.cli.main import cli
+from m365audit.cli import cli
 from m365audit.errors import PolicyFileError
+from m365audit.evaluate import load_pack
 from m365audit.models import CatalogRef
-from m365audit.policy.loader import SCHEMA_COMMAND, default_policy_dir, load_pack, pack_schema
+from m365audit.policy import SCHEMA_COMMAND, default_policy_dir, pack_schema
 from tests.conftest import ROOT
 
 CORPUS = ROOT / "tests" / "data" / "bad_policies"
@@ -285,7 +286,7 @@ def shipped_files() -> list[Path]:
 
 @pytest.mark.parametrize("path", shipped_files(), ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_shipped_policy_file_is_valid_against_the_schema(path: Path) -> None:
-    from m365audit.policy.loader import read_yaml
+    from m365audit.policy.yamlread import read_yaml
 
     schema = pack_schema()
     assert schema_errors(schema, json.loads(json.dumps(read_yaml(path, path.name))), schema) == []
@@ -297,7 +298,7 @@ def test_every_shipped_policy_file_is_valid_against_the_schema(path: Path) -> No
                                   "unknown-top-level-key", "waiver-date-next-friday", "attestation-unknown-key",
                                   "approved-app-without-review-date"])
 def test_the_schema_flags_what_an_editor_can_see(case: str) -> None:
-    from m365audit.policy.loader import read_yaml
+    from m365audit.policy.yamlread import read_yaml
 
     schema = pack_schema()
     [path] = [p for p in (CORPUS / case).rglob("*.yaml")]

@@ -9,9 +9,9 @@ from datetime import datetime, timezone
 import respx
 
 from m365audit.cli.progress import Progress, for_cli, wants_colour, wants_live_display
-from m365audit.collect.collector import collect
-from m365audit.collect.sources import FetchContext
-from m365audit.graph.client import GraphSession, RecordedExchange
+from m365audit.collect import FetchContext, collect
+from m365audit.graph import GraphSession
+from m365audit.graph.client import RecordedExchange
 from m365audit.models import SourceError
 from tests.conftest import FakeCredential
 

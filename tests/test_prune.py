@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from m365audit.audit.runner import AuditOptions, run_audit
-from m365audit.cli.main import cli
+from m365audit.audit import AuditOptions, run_audit
+from m365audit.cli import cli
 from m365audit.errors import UsageError
-from m365audit.evidence.prune import LEDGER, prune_tenant, read_ledger, verify_chain_with_ledger
-from m365audit.evidence.runfolder import VerifyReport, runs
+from m365audit.evidence import VerifyReport, prune_tenant, runs, verify_chain_with_ledger
+from m365audit.evidence.prune import LEDGER, read_ledger
 from tests.conftest import FIXED_NOW, TENANTS
 
 DAYS = (40, 30, 20, 10, 0)

@@ -11,11 +11,12 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from m365audit.audit.runner import AuditOptions, run_audit
-from m365audit.cli.main import cli
+from m365audit.audit import AuditOptions, run_audit
+from m365audit.cli import cli
 from m365audit.errors import UsageError
-from m365audit.graph.replay import ReplayTransport
-from m365audit.operations.record import EMAIL, pseudonymise, read_exchanges
+from m365audit.graph import ReplayTransport
+from m365audit.operations import pseudonymise
+from m365audit.operations.record import EMAIL, read_exchanges
 from tests.conftest import FIXED_NOW, TENANTS, FakeCredential, tenant_dirs
 
 PLAIN = [t for t in tenant_dirs() if not (t / "local").is_dir()]

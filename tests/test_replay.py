@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from m365audit.errors import UsageError
-from m365audit.graph.replay import ReplayTransport
+from m365audit.graph import ReplayTransport
 
 
 def write(folder: Path, name: str, method: str, url: str, status: int = 200, **response: Any) -> None:
@@ -111,7 +111,7 @@ def test_a_folder_without_exchanges_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_a_run_folder_whose_snapshot_is_damaged_is_refused_with_a_hint(tmp_path: Path) -> None:
-    from m365audit.graph.replay import tenant_metadata
+    from m365audit.graph import tenant_metadata
 
     write(tmp_path, "010.json", "GET", "/v1.0/a", body={})
     (tmp_path / "snapshot.json").write_bytes(b'{"tenant_id":"t",,"sources":{\n"x":')

@@ -18,11 +18,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from m365audit.audit.runner import AuditOptions, AuditResult, run_audit
-from m365audit.cli.main import cli
+from m365audit.audit import AuditOptions, run_audit
+from m365audit.audit.runner import AuditResult
+from m365audit.cli import cli
+from m365audit.evaluate import load_pack
 from m365audit.models import Finding, FindingObject, Severity, Snapshot, SourceResult, Status, Text
-from m365audit.policy.loader import load_pack
-from m365audit.report.pseudonymise import KEY_ENV, Pseudonymiser
+from m365audit.report import Pseudonymiser
+from m365audit.report.pseudonymise import KEY_ENV
 from m365audit.report.writer import LABELS, REPORT_OBJECT_CAP, md_escape, render_html
 from tests.conftest import FIXED_NOW, ROOT, TENANTS
 

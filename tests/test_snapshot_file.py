@@ -13,15 +13,9 @@ from typing import Any
 
 import pytest
 
-from m365audit.evidence.items import ItemsWriter, PagedItems, PageRef
-from m365audit.evidence.snapshot_file import (
-    SnapshotFileError,
-    moved,
-    read_head,
-    read_snapshot,
-    rebound,
-    write_snapshot,
-)
+from m365audit.evidence import ItemsWriter, PagedItems, moved, read_head, read_snapshot, rebound, write_snapshot
+from m365audit.evidence.items import PageRef
+from m365audit.evidence.snapshot_file import SnapshotFileError
 from m365audit.models import Snapshot, SourceError, SourceResult
 
 

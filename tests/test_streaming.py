@@ -13,14 +13,11 @@ import pytest
 import respx
 from click.testing import CliRunner
 
-from m365audit.audit.runner import AuditOptions, run_audit
-from m365audit.cli.main import cli
-from m365audit.collect.collector import collect
-from m365audit.collect.sources import FetchContext
-from m365audit.evidence.items import PagedItems
-from m365audit.evidence.runfolder import verify_run
-from m365audit.graph.client import GraphSession
-from m365audit.graph.replay import ReplayTransport
+from m365audit.audit import AuditOptions, run_audit
+from m365audit.cli import cli
+from m365audit.collect import FetchContext, collect
+from m365audit.evidence import PagedItems, verify_run
+from m365audit.graph import GraphSession, ReplayTransport
 from m365audit.models import SourceResult
 from tests.conftest import FIXED_NOW, TENANTS, FakeCredential, real_transport
 from tests.test_graph import USERS, page
@@ -101,10 +98,9 @@ def test_a_damaged_stored_snapshot_is_refused_with_its_line(tmp_path: Path,
 
 
 def test_a_spool_that_vanished_mid_evaluation_makes_the_rule_error(tmp_path: Path) -> None:
-    from m365audit.evaluate.engine import evaluate
-    from m365audit.evidence.items import ItemsWriter
+    from m365audit.evaluate import evaluate, load_pack
+    from m365audit.evidence import ItemsWriter
     from m365audit.models import Snapshot
-    from m365audit.policy.loader import load_pack
 
     writer = ItemsWriter(tmp_path / "users.items")
     writer.add_page([{"id": "u1", "assignedLicenses": [], "assignedPlans": []}])
@@ -138,7 +134,7 @@ def test_a_full_disk_while_spooling_is_a_clear_error_and_leaves_no_run(tmp_path:
 def test_last_nights_data_unreadable_mid_drift_is_a_warning_not_a_crash(
         tmp_path: Path, serve_recording: Callable[[Path], ReplayTransport], monkeypatch: pytest.MonkeyPatch) -> None:
     from m365audit.drift import compare as drift
-    from m365audit.evidence.snapshot_file import moved, read_snapshot
+    from m365audit.evidence import moved, read_snapshot
 
     tenant = TENANTS / "throttled-paging"
     serve_recording(tenant)

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from m365audit.cli.main import cli
+from m365audit.cli import cli
 from m365audit.errors import UsageError
-from m365audit.operations.tenants import TenantConfig, TenantOutcome, audit_all, load_config, worst
+from m365audit.operations import audit_all, load_config, worst
+from m365audit.operations.tenants import TenantConfig, TenantOutcome
 from tests.conftest import TENANTS
 
 CONFIG = f"""

@@ -13,9 +13,8 @@ import httpx
 import pytest
 import respx
 
-from m365audit.collect.sources import SOURCES
-from m365audit.graph.client import GraphSession
-from m365audit.graph.credentials import PlaceholderCredential
+from m365audit.collect import SOURCES
+from m365audit.graph import GraphSession, PlaceholderCredential
 from m365audit.graph.throttle import (
     DEFAULT_PAUSE,
     GATE_HOLD,
@@ -25,8 +24,7 @@ from m365audit.graph.throttle import (
     parse_retry_after,
     requested_pause,
 )
-from m365audit.simulator.server import GraphSimulator, SimConfig
-from m365audit.simulator.tenant import TenantSpec
+from m365audit.simulator import GraphSimulator, SimConfig, TenantSpec
 from tests.conftest import collect_from_simulator
 
 NOW = datetime(2026, 11, 28, 2, 15, tzinfo=timezone.utc)

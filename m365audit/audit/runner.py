@@ -6,43 +6,79 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import httpx
 
 from m365audit import __version__
-from m365audit.collect.collector import DEPENDENCY_FAILED, build_snapshot, collect, with_dependencies
-from m365audit.collect.sources import AI_AUDIT_RECORD_TYPES, AUDIT_POLL_INTERVAL, FetchContext, app_only
-from m365audit.drift.compare import DriftReport, compare_with_previous, current_run
-from m365audit.drift.history import refresh_index
-from m365audit.drift.notify import NotifyRecord, alert, record_bytes
-from m365audit.drift.text import context as drift_context
-from m365audit.drift.text import drift_bytes
+from m365audit.collect import (
+    AI_AUDIT_RECORD_TYPES,
+    AUDIT_POLL_INTERVAL,
+    DEPENDENCY_FAILED,
+    FetchContext,
+    app_only,
+    build_snapshot,
+    collect,
+    delegated_answers,
+    with_dependencies,
+)
+from m365audit.drift import (
+    DriftReport,
+    NotifyRecord,
+    alert,
+    compare_with_previous,
+    current_run,
+    drift_bytes,
+    record_bytes,
+    refresh_index,
+)
+from m365audit.drift import context as drift_context
 from m365audit.errors import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, AuthError, PolicyFileError, UsageError
-from m365audit.evaluate.engine import evaluate
-from m365audit.evidence.runfolder import (
+from m365audit.evaluate import evaluate, load_pack
+from m365audit.evidence import (
     ExchangeStore,
+    RecordedExchange,
     RunFolder,
     interrupted_runs,
+    moved,
     new_run_id,
     policy_copies,
+    rebound,
     safe_name,
+    write_snapshot,
 )
-from m365audit.evidence.snapshot_file import moved, rebound, write_snapshot
-from m365audit.graph.client import GRAPH_ROOT, GraphSession
-from m365audit.graph.credentials import DELEGATED_METHODS, CredentialSettings, PlaceholderCredential, build_credential
-from m365audit.graph.replay import ReplayTransport, tenant_metadata
-from m365audit.models import Finding, Lang, PolicyPack, Snapshot
-from m365audit.policy.loader import default_policy_dir, load_pack, rule_params
-from m365audit.report.pseudonymise import Pseudonymiser
-from m365audit.report.writer import Evidence, verdict, write_reports
-
-if TYPE_CHECKING:
-    from m365audit.cli.progress import ProgressSink
-    from m365audit.models import SourceError
+from m365audit.graph import (
+    DELEGATED_METHODS,
+    GRAPH_ROOT,
+    CredentialSettings,
+    DeviceCodePrompt,
+    GraphSession,
+    PlaceholderCredential,
+    ReplayTransport,
+    build_credential,
+    recorded_paths,
+    tenant_metadata,
+)
+from m365audit.models import Finding, Lang, PolicyPack, Snapshot, SourceError
+from m365audit.policy import default_policy_dir, rule_params
+from m365audit.report import Evidence, Pseudonymiser, verdict, write_reports
 
 EXIT_BY_VERDICT = {"pass": EXIT_PASS, "fail": EXIT_FAIL, "error": EXIT_INCOMPLETE}
 ENVIRONMENT_CODES = {"NetworkError", "Timeout"}
+
+
+class ProgressSink(Protocol):
+    """What run_audit tells about a run in flight (the CLI decides how to show it)."""
+
+    def note(self, text: str) -> None: ...
+
+    def begin(self, sources: int) -> None: ...
+
+    def exchange(self, exchange: RecordedExchange) -> None: ...
+
+    def source_done(self, key: str, ok: bool) -> None: ...
+
+    def end(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -67,6 +103,8 @@ class AuditOptions:
     env: dict[str, str] | None = None
     """Environment for the credential (None: os.environ); tenants.py passes each tenant's own."""
     progress: ProgressSink | None = None
+    device_code_prompt: DeviceCodePrompt | None = None
+    """How a person is shown the device code (--auth device-code); the CLI prints it."""
     notify: tuple[str, ...] = ()
     """Webhook URLs that get the drift summary when tonight has regressions (notify.py)."""
     notify_secret: str | None = field(default=None, repr=False)
@@ -160,7 +198,7 @@ async def run_audit(options: AuditOptions) -> AuditResult:
                                 instant_retries=options.replay is not None,
                                 observer=getattr(options.progress, "exchange", None)) as session:
             roles = await session.token_roles()
-            delegated = bool(meta.get("delegated")) if options.replay is not None else \
+            delegated = delegated_answers(recorded_paths(options.replay)) if options.replay is not None else \
                 options.credential.method in DELEGATED_METHODS
             keys = needed_sources(pack, delegated)
             refused = _preflight(keys, roles, options.progress) if options.replay is None else {}
@@ -229,7 +267,7 @@ def _scrubber(pseudonymiser: Pseudonymiser, tonight: Snapshot) -> Callable[[Snap
 def _live_credential(options: AuditOptions) -> Any:
     """The credential of a live audit; 'none' (a placeholder token) only against a local simulator."""
     if options.credential.method != "none":
-        return build_credential(options.credential, options.env)
+        return build_credential(options.credential, options.env, options.device_code_prompt)
     if options.graph_root.rstrip("/") == GRAPH_ROOT:
         raise UsageError("--auth none sends no real token: it only works with a local --graph-url",
                          hint="use it against the Graph simulator (m365audit/simulator.py); sign in for a real tenant")
@@ -239,7 +277,7 @@ def _live_credential(options: AuditOptions) -> Any:
 def _preflight(keys: list[str], roles: list[str] | None,
                progress: ProgressSink | None) -> dict[str, SourceError]:
     """Sources the token's roles cannot read, refused before any Graph call (permissions.py)."""
-    from m365audit.collect.permissions import preflight, preflight_summary
+    from m365audit.collect import preflight, preflight_summary
 
     refused = preflight(keys, roles)
     if progress is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -88,7 +89,7 @@ def _pseudonym_key(pseudonymise: bool, key_file: Path | None) -> bytes | None:
     """The key when pseudonymising was asked for; a clear usage error when there is none."""
     if not pseudonymise and key_file is None:
         return None
-    from m365audit.report.pseudonymise import load_key
+    from m365audit.report import load_key
 
     return load_key(key_file)
 
@@ -116,6 +117,15 @@ def cli(debug: bool) -> None:
     Exit codes: 0 all pass, waived or attested; 1 a rule fails; 2 usage or policy-file error; 3 no fail but
     evidence incomplete (a source could not be read); 4 sign-in, network or environment failure.
     """
+
+
+def _device_code_prompt(lang: str) -> Callable[[str, str], None]:
+    """How a person sees where to sign in with --auth device-code (on stderr: stdout stays the verdict)."""
+    def show(verification_uri: str, user_code: str) -> None:
+        text = (f"Meld u aan: open {verification_uri} en voer de code {user_code} in" if lang == "nl" else
+                f"To sign in, open {verification_uri} and enter the code {user_code}")
+        click.echo(text, err=True)
+    return show
 
 
 @cli.command()
@@ -159,9 +169,9 @@ def audit(replay: Path | None, policies: Path | None, local: Path | None, report
           timeout: float, audit_wait: float, as_of: datetime | None, quiet: bool, notify: tuple[str, ...] = (),
           config: Path | None = None, pseudonymise: bool = False, pseudonym_key_file: Path | None = None) -> None:
     """Audit a tenant (or replay a recording) and write a dated, hash-chained run folder."""
-    from m365audit.audit.runner import AuditOptions, run_audit
+    from m365audit.audit import AuditOptions, run_audit
     from m365audit.cli.progress import for_cli
-    from m365audit.graph.credentials import CredentialSettings
+    from m365audit.graph import CredentialSettings
 
     if config is not None:
         _audit_config(config, quiet)
@@ -172,6 +182,7 @@ def audit(replay: Path | None, policies: Path | None, local: Path | None, report
         concurrency=concurrency, timeout=timeout, audit_wait=audit_wait, as_of=_as_of(as_of), graph_root=graph_url,
         notify=notify, notify_secret=_notify_secret(),
         progress=None if replay is not None else for_cli(sys.stderr, quiet),
+        device_code_prompt=_device_code_prompt(as_lang(lang)),
         pseudonym_key=_pseudonym_key(pseudonymise, pseudonym_key_file))
     result = _run(run_audit(options))
     _print_summary(result.snapshot.tenant_name, result.snapshot.tenant_id, result.run_dir.name,
@@ -192,7 +203,7 @@ def _for_print(findings: list[Any], snapshot: Any, key: bytes | None) -> list[An
     """Findings as stdout may show them: pseudonymised like the reports when a key was given."""
     if key is None:
         return findings
-    from m365audit.report.pseudonymise import Pseudonymiser
+    from m365audit.report import Pseudonymiser
 
     pseudonymiser = Pseudonymiser(key, snapshot)
     return [pseudonymiser.finding(f) for f in findings]
@@ -203,7 +214,7 @@ VERDICT_TEXT = {"pass": "COMPLIANT", "fail": "NOT COMPLIANT", "error": "INCOMPLE
 
 def _audit_config(config: Path, quiet: bool) -> None:
     """Every tenant of a TOML file, a bounded number at a time; one summary table; exit with the worst code."""
-    from m365audit.operations.tenants import audit_all, load_config, summary_table, worst
+    from m365audit.operations import audit_all, load_config, summary_table, worst
 
     loaded = load_config(config)
     outcomes = _run(audit_all(loaded))
@@ -214,7 +225,7 @@ def _audit_config(config: Path, quiet: bool) -> None:
 
 def _print_summary(tenant_name: str, tenant_id: str, run_id: str, findings: list[Any], verdict: str, lang: str,
                    quiet: bool) -> None:
-    from m365audit.report.writer import counts, ordered
+    from m365audit.report import counts, ordered
 
     c = counts(findings)
     line = " · ".join(f"{k} {v}" for k, v in c.items())
@@ -241,10 +252,9 @@ def evaluate_cmd(run_dir: Path, policies: Path | None, local: Path | None, lang:
                  as_json: bool, output: Path | None = None, pseudonymise: bool = False,
                  pseudonym_key_file: Path | None = None) -> None:
     """Re-check a stored snapshot with today's policies, waivers and attestations (no Graph calls)."""
-    from m365audit.evaluate.engine import evaluate
-    from m365audit.evidence.snapshot_file import read_snapshot
-    from m365audit.policy.loader import load_pack
-    from m365audit.report.writer import findings_document, verdict
+    from m365audit.evaluate import evaluate, load_pack
+    from m365audit.evidence import read_snapshot
+    from m365audit.report import findings_document, verdict
 
     snapshot_file = run_dir / "snapshot.json"
     if not snapshot_file.is_file():
@@ -264,7 +274,7 @@ def evaluate_cmd(run_dir: Path, policies: Path | None, local: Path | None, lang:
         _write_evaluation(output, run_dir, snapshot, findings, pack, as_lang(lang), key)
     shown = _for_print(findings, snapshot, key)
     if as_json:
-        from m365audit.report.pseudonymise import Pseudonymiser
+        from m365audit.report import Pseudonymiser
 
         view = Pseudonymiser(key, snapshot).snapshot(snapshot) if key else snapshot
         doc = findings_document(view, shown, run_dir.name, as_lang(lang), pseudonymised=key is not None)
@@ -273,7 +283,7 @@ def evaluate_cmd(run_dir: Path, policies: Path | None, local: Path | None, lang:
         _print_summary(snapshot.tenant_name, snapshot.tenant_id, run_dir.name, shown, result, lang, False)
         if output is not None:
             click.echo(f"Report:     {output / 'report.html'}")
-    from m365audit.audit.runner import EXIT_BY_VERDICT
+    from m365audit.audit import EXIT_BY_VERDICT
 
     sys.exit(EXIT_BY_VERDICT[result])
 
@@ -281,9 +291,8 @@ def evaluate_cmd(run_dir: Path, policies: Path | None, local: Path | None, lang:
 def _write_evaluation(output: Path, run_dir: Path, snapshot: Any, findings: list[Any], pack: Any, lang: Lang,
                       key: bytes | None) -> None:
     """The reports of a re-evaluation into a new folder (never over an existing report)."""
-    from m365audit.evidence.runfolder import exchange_refs
-    from m365audit.report.pseudonymise import Pseudonymiser
-    from m365audit.report.writer import write_reports
+    from m365audit.evidence import exchange_refs
+    from m365audit.report import Pseudonymiser, write_reports
 
     if output.exists() and any(output.iterdir()):
         raise AuditError(f"{output} exists and is not empty", hint="give a new folder; reports are never overwritten")
@@ -301,7 +310,7 @@ def _write_evaluation(output: Path, run_dir: Path, snapshot: Any, findings: list
 @local_option
 def validate(folder: Path | None, local: Path | None) -> None:
     """Check a policy folder (default: the shipped pack) and your local files without touching a tenant."""
-    from m365audit.policy.loader import load_pack
+    from m365audit.evaluate import load_pack
 
     pack = load_pack(folder, local, strict=True)
     manual = sum(1 for r in pack.rules if r.manual)
@@ -315,7 +324,7 @@ def validate(folder: Path | None, local: Path | None) -> None:
 @lang_option
 def rules(policies: Path | None, lang: str) -> None:
     """List the rules: id, severity, sources and title."""
-    from m365audit.policy.loader import load_pack
+    from m365audit.evaluate import load_pack
 
     pack = load_pack(policies)
     width = max(len(r.id) for r in pack.rules)
@@ -333,8 +342,9 @@ def explain(rule_id: str, policies: Path | None, local: Path | None, lang: str) 
     """Explain one rule: rationale, remediation, sources, the Graph permissions it needs and its parameters."""
     import difflib
 
-    from m365audit.collect.sources import SOURCES
-    from m365audit.policy.loader import load_pack, rule_params
+    from m365audit.collect import SOURCES
+    from m365audit.evaluate import load_pack
+    from m365audit.policy import rule_params
 
     pack = load_pack(policies, local)
     rule = pack.rule(rule_id)
@@ -358,7 +368,7 @@ def explain(rule_id: str, policies: Path | None, local: Path | None, lang: str) 
                    f"{'vereist' if nl else 'needs'} {(' of ' if nl else ' or ').join(s.permissions)}")
     check = rule.active_check
     if check is not None and check.function:
-        from m365audit.evaluate.checks import CHECKS
+        from m365audit.evaluate import CHECKS
 
         where = CHECKS[check.function].__module__.replace(".", "/") + ".py"
         click.echo(f"{'Controle in code' if nl else 'Checked in code'}: {where} {check.function}")
@@ -374,7 +384,7 @@ def explain(rule_id: str, policies: Path | None, local: Path | None, lang: str) 
               help="Write to this file instead of stdout.")
 def schema(output: Path | None) -> None:
     """Print the JSON Schema of policy files (kept in the repo as policies/schema.json)."""
-    from m365audit.policy.loader import pack_schema
+    from m365audit.policy import pack_schema
 
     text = json.dumps(pack_schema(), indent=2, ensure_ascii=False) + "\n"
     if output is None:
@@ -388,8 +398,8 @@ def schema(output: Path | None) -> None:
 @click.option("--chain", is_flag=True, help="RUN_DIR is a tenant folder: verify every run and every link.")
 def verify(run_dir: Path, chain: bool) -> None:
     """Check a run folder against its manifest (and the hash chain): exit 0 intact, 1 tampered."""
-    from m365audit.evidence.prune import verify_chain_with_ledger as verify_chain
-    from m365audit.evidence.runfolder import verify_run
+    from m365audit.evidence import verify_chain_with_ledger as verify_chain
+    from m365audit.evidence import verify_run
 
     reports = verify_chain(run_dir) if chain else [verify_run(run_dir)]
     if chain and not reports:
@@ -417,14 +427,8 @@ def verify(run_dir: Path, chain: bool) -> None:
               help="The managed identity's object id for --format az-managed-identity.")
 def permissions(policies: Path | None, fmt: str, app_id: str, principal_id: str) -> None:
     """The least-privilege Graph application permissions the enabled rules need."""
-    from m365audit.collect.permissions import (
-        az_commands,
-        az_managed_identity_commands,
-        manifest_fragment,
-        requirements,
-        table,
-    )
-    from m365audit.policy.loader import load_pack
+    from m365audit.collect import az_commands, az_managed_identity_commands, manifest_fragment, requirements, table
+    from m365audit.evaluate import load_pack
 
     reqs = requirements(load_pack(policies))
     if fmt == "manifest":
@@ -457,18 +461,19 @@ def record(out_dir: Path, source: Path | None, policies: Path | None, auth: str,
     """Record a tenant as a shareable fixture: people, tenant id and domains pseudonymised (FIXTURES.md)."""
     import tempfile
 
-    from m365audit.operations.record import pseudonymise
+    from m365audit.operations import pseudonymise
 
     if source is not None:
         summary = pseudonymise(source, out_dir)
     else:
-        from m365audit.audit.runner import AuditOptions, run_audit
+        from m365audit.audit import AuditOptions, run_audit
         from m365audit.cli.progress import for_cli
-        from m365audit.graph.credentials import CredentialSettings
+        from m365audit.graph import CredentialSettings
 
         with tempfile.TemporaryDirectory(prefix="m365audit-record-") as tmp:  # the real names never stay on disk
             result = _run(run_audit(AuditOptions(
                 reports=Path(tmp), policies=policies, progress=for_cli(sys.stderr, False),
+                device_code_prompt=_device_code_prompt("en"),
                 credential=CredentialSettings(method=auth, tenant_id=tenant_id, client_id=client_id))))
             summary = pseudonymise(result.run_dir, out_dir)
     click.echo(f"Wrote {summary.exchanges} exchanges to {summary.out}: {summary.people} names and addresses and "
@@ -483,7 +488,7 @@ def record(out_dir: Path, source: Path | None, policies: Path | None, auth: str,
 @click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
 def prune(keep_days: int, tenant: str | None, reports: Path, dry_run: bool) -> None:
     """Delete old runs; each removal is recorded in <tenant>/pruned.json so verify --chain still holds."""
-    from m365audit.evidence.prune import prune_tenant, tenant_dirs
+    from m365audit.evidence import prune_tenant, tenant_dirs
 
     total = 0
     for folder in tenant_dirs(reports, tenant):
@@ -498,14 +503,14 @@ def _notify_secret() -> str | None:
     """The webhook HMAC key: from the environment only, never an option (it would show in ps and shell history)."""
     import os
 
-    from m365audit.drift.notify import SECRET_ENV
+    from m365audit.drift import SECRET_ENV
 
     return os.environ.get(SECRET_ENV) or None
 
 
 def _print_drift(result: Any, lang: str, quiet: bool) -> None:
     """REGRESSION lines on stdout (also with --quiet); failed webhook deliveries and warnings on stderr."""
-    from m365audit.drift.text import headline, summary_lines
+    from m365audit.drift import headline, summary_lines
 
     drift = result.drift
     if drift is not None and (drift.alert or not quiet):
@@ -541,9 +546,8 @@ def drift_cmd(old_run: str | None, new_run: str | None, tenant: str | None, repo
     OLD_RUN and NEW_RUN are run folders or run ids. Exit codes: 0 (with --exit-code: no regression),
     1 (--exit-code only) a regression, 2 usage error. Run folders are sealed, so nothing is written.
     """
-    from m365audit.drift.compare import compare, load_run
-    from m365audit.drift.text import headline, summary_lines
-    from m365audit.evidence.runpaths import resolve_pair
+    from m365audit.drift import compare, headline, load_run, summary_lines
+    from m365audit.evidence import resolve_pair
 
     if old_run is not None and new_run is None:
         old_dir, new_dir = resolve_pair(reports, tenant, None, old_run)
@@ -566,7 +570,7 @@ def drift_cmd(old_run: str | None, new_run: str | None, tenant: str | None, repo
 @click.option("--html", "write_html", is_flag=True, help="Also rewrite reports/<tenant>/index.html.")
 def history_cmd(tenant: str | None, reports: Path, lang: str, write_html: bool) -> None:
     """List a tenant's runs (default: every tenant) with verdict counts and regressions since the run before."""
-    from m365audit.drift.history import resolve_tenant, tenant_history, tenant_name, write_index
+    from m365audit.drift import resolve_tenant, tenant_history, tenant_name, write_index
 
     tenants = resolve_tenant(reports, tenant)
     if not tenants:

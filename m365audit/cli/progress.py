@@ -6,23 +6,9 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import IO, Protocol
+from typing import IO
 
-from m365audit.graph.client import RecordedExchange
-
-
-class ProgressSink(Protocol):
-    """What runner.run_audit tells about a run in flight (the CLI decides how to show it)."""
-
-    def note(self, text: str) -> None: ...
-
-    def begin(self, sources: int) -> None: ...
-
-    def exchange(self, exchange: RecordedExchange) -> None: ...
-
-    def source_done(self, key: str, ok: bool) -> None: ...
-
-    def end(self) -> None: ...
+from m365audit.evidence import RecordedExchange
 
 
 def wants_live_display(stream: IO[str], quiet: bool, env: Mapping[str, str] | None = None) -> bool:

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from m365audit import __version__
-from m365audit.collect.sources import SOURCES, FetchContext, Fetched, SourceFailure, resolve_order
+from m365audit.collect.sources import SOURCES, FetchContext, Fetched, SourceFailure, permission_hint, resolve_order
 from m365audit.errors import GraphError
-from m365audit.evidence.items import ItemsWriter, is_list
-from m365audit.graph.client import GraphSession, current_source
+from m365audit.evidence import ItemsWriter, is_list
+from m365audit.graph import GraphSession, current_source
 from m365audit.models import Snapshot, SourceError, SourceResult
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,8 @@ async def _run_source(session: GraphSession, key: str, ctx: FetchContext,
         fetched = await _fetch(session, key, ctx, {d: done[d].data for d in source.depends_on}, spool)
     except GraphError as exc:
         return _failed(key, session, SourceError(message=exc.message, status=exc.status, code=exc.code,
-                                                 request_id=exc.request_id, url=exc.url, hint=exc.hint))
+                                                 request_id=exc.request_id, url=exc.url,
+                                                 hint=permission_hint(key) if exc.status == 403 else exc.hint))
     except SourceFailure as exc:
         return _failed(key, session, SourceError(message=str(exc), code="UnexpectedData", hint=exc.hint))
     except (KeyError, TypeError, AttributeError) as exc:

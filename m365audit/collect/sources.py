@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
 
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 SHAREPOINT_APP_ID = "00000003-0000-0ff1-ce00-000000000000"
@@ -305,3 +306,9 @@ _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4
 def is_guid(value: object) -> bool:
     """True for a string shaped like a GUID."""
     return isinstance(value, str) and bool(_GUID.match(value))
+
+
+def delegated_answers(recorded: set[str]) -> bool:
+    """Whether recorded URL paths answer a delegated-only source: then a replay is a person's (delegated) night."""
+    prefixes = {urlsplit(s.url).path.rstrip("/").lower().rsplit("/", 1)[0] for s in SOURCES.values() if s.delegated}
+    return any(path.rsplit("/", 1)[0] in prefixes for path in recorded)

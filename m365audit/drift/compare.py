@@ -13,10 +13,7 @@ from typing import Any, Literal
 
 from m365audit.drift.snapdiff import PathChange, diff, diff_items
 from m365audit.errors import UsageError
-from m365audit.evidence.items import ItemsError
-from m365audit.evidence.runfolder import MANIFEST
-from m365audit.evidence.runpaths import previous_run
-from m365audit.evidence.snapshot_file import read_snapshot
+from m365audit.evidence import MANIFEST, ItemsError, previous_run, read_snapshot
 from m365audit.models import (
     Finding,
     FindingObject,

@@ -7,11 +7,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-
 from m365audit.errors import UsageError
-from m365audit.evidence.runfolder import MANIFEST, runs, safe_name
+from m365audit.evidence import MANIFEST, runs, safe_name
 from m365audit.models import Frozen, Lang
+from m365audit.report import template_environment
 
 INDEX = "index.html"
 CHART_W, CHART_H, PAD = 640, 180, 28
@@ -122,10 +121,7 @@ def tenant_name(tenant_dir: Path) -> str:
 def render_index(tenant_dir: Path, lang: Lang) -> str:
     history = tenant_history(tenant_dir)
     name = tenant_name(tenant_dir)
-    env = Environment(loader=PackageLoader("m365audit.report", "templates"),
-                      autoescape=select_autoescape(["html", "j2"]), undefined=StrictUndefined,
-                      trim_blocks=True, lstrip_blocks=True)
-    return env.get_template("history.html.j2").render(
+    return template_environment().get_template("history.html.j2").render(
         lang=lang, L={k: v[lang] for k, v in LABELS.items()}, tenant_id=tenant_dir.name, tenant_name=name,
         runs=list(reversed(history)), chart=chart(history) if history else None)
 

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from m365audit.errors import RunFolderError, UsageError
-from m365audit.evidence.runfolder import MANIFEST, VerifyReport, runs, sha256_file, verify_chain
+from m365audit.evidence.files import MANIFEST, runs, sha256_file
+from m365audit.evidence.verify import VerifyReport, verify_chain
 
 LEDGER = "pruned.json"
 

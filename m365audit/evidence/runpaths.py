@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from m365audit.errors import UsageError
-from m365audit.evidence.runfolder import MANIFEST, latest_run, runs, safe_name
+from m365audit.evidence.files import MANIFEST, latest_run, runs, safe_name
 
 
 def previous_run(reports: Path, tenant_id: str) -> Path | None:

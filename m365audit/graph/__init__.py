@@ -1,1 +1,18 @@
 """Talk to Microsoft Graph: the msgraph-sdk client, sign-in, replay of recorded exchanges, throttling, JSON."""
+
+from m365audit.graph.client import GRAPH_ROOT, GraphSession, current_source
+from m365audit.graph.credentials import (
+    AUTH_METHODS,
+    DELEGATED_METHODS,
+    CredentialSettings,
+    DeviceCodePrompt,
+    PlaceholderCredential,
+    build_credential,
+)
+from m365audit.graph.replay import ReplayTransport, recorded_paths, tenant_metadata
+
+__all__ = [
+    "AUTH_METHODS", "DELEGATED_METHODS", "GRAPH_ROOT", "CredentialSettings", "DeviceCodePrompt", "GraphSession",
+    "PlaceholderCredential", "ReplayTransport", "build_credential", "current_source", "recorded_paths",
+    "tenant_metadata",
+]

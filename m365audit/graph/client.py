@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import hashlib
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
-from m365audit.collect.sources import permission_hint
 from m365audit.errors import AuthError, GraphError, UsageError
+from m365audit.evidence import ExchangeSink, RecordedExchange
 from m365audit.graph import jsonparse as graphjson
 from m365audit.graph.credentials import AUTH_HINT, token_roles
 from m365audit.graph.throttle import ThrottleGate, gate_middleware, gated_retry_handler, kiota_retry_delay
@@ -30,35 +29,6 @@ current_source: contextvars.ContextVar[str | None] = contextvars.ContextVar("cur
 
 
 # --------------------------------------------------------------------------- evidence capture
-
-
-@dataclass(frozen=True)
-class RecordedExchange:
-    """One HTTP attempt as Graph answered it: the exact body bytes and what identifies the request."""
-
-    source: str | None
-    method: str
-    url: str
-    request_body: bytes | None
-    status: int
-    headers: dict[str, str]
-    body: bytes
-    recorded_at: datetime
-    attempt: int
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.body).hexdigest()
-
-    @property
-    def request_id(self) -> str | None:
-        return self.headers.get("request-id")
-
-
-class ExchangeSink(Protocol):
-    """Receives every recorded exchange (evidence.ExchangeStore writes them to the run folder)."""
-
-    def record(self, exchange: RecordedExchange) -> None: ...
 
 
 @dataclass
@@ -127,7 +97,7 @@ def _middleware(on_exchange: Callable[[RecordedExchange], None], instant_retries
 # --------------------------------------------------------------------------- error translation
 
 
-def translate_error(exc: BaseException, url: str, source: str | None) -> GraphError | AuthError:
+def translate_error(exc: BaseException, url: str) -> GraphError | AuthError:
     """The one place where SDK, httpx and azure-identity errors become our errors."""
     from azure.core.exceptions import ClientAuthenticationError
     from kiota_abstractions.api_error import APIError
@@ -145,7 +115,7 @@ def translate_error(exc: BaseException, url: str, source: str | None) -> GraphEr
         request_id = getattr(inner, "request_id", None) or headers.get("request-id")
         return GraphError(f"Graph answered {status}{' ' + code if code else ''}: {message}",
                           status=status, code=code, request_id=request_id, url=url,
-                          hint=_hint_for_status(status, code, source))
+                          hint=_hint_for_status(status, code))
     if isinstance(exc, httpx.TimeoutException):
         return GraphError(f"no answer from Graph in time ({type(exc).__name__})", code="Timeout", url=url,
                           hint="run again later; raise --timeout if this source is slow")
@@ -158,9 +128,9 @@ def translate_error(exc: BaseException, url: str, source: str | None) -> GraphEr
     raise exc
 
 
-def _hint_for_status(status: int | None, code: str | None, source: str | None) -> str:
+def _hint_for_status(status: int | None, code: str | None) -> str:
     if status == 403:
-        return permission_hint(source) if source else "the audit app lacks a permission"
+        return "the audit app lacks a permission"  # collect names the permission of the source
     if status == 401:
         return "the token was refused: check AZURE_TENANT_ID, the app registration and its admin consent"
     if status == 404:
@@ -244,7 +214,7 @@ class GraphSession:
             from azure.core.exceptions import ClientAuthenticationError
 
             if isinstance(exc, ClientAuthenticationError):
-                raise translate_error(exc, GRAPH_ROOT, None) from exc
+                raise translate_error(exc, GRAPH_ROOT) from exc
             raise AuthError(f"sign-in failed: {type(exc).__name__}: {exc}", hint=AUTH_HINT) from exc
         return token_roles(token.token)
 
@@ -287,7 +257,7 @@ class GraphSession:
             try:
                 raw = await self._adapter.send_primitive_async(info, "bytes", {"XXX": ODataError})
             except Exception as exc:
-                raise translate_error(exc, full, current_source.get()) from exc
+                raise translate_error(exc, full) from exc
         if not raw:
             raise GraphError("Graph answered with an empty body", code="EmptyBody", url=full,
                              hint="run again; an empty success is not evidence")
@@ -298,7 +268,7 @@ class GraphSession:
         try:
             return graphjson.parse(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise translate_error(exc, self.absolute(url), current_source.get()) from exc
+            raise translate_error(exc, self.absolute(url)) from exc
 
     async def get_object(self, url: str) -> dict[str, Any]:
         doc = await self._json("GET", url)
@@ -345,7 +315,7 @@ class GraphSession:
         try:
             return raw.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            raise translate_error(exc, self.absolute(url), current_source.get()) from exc
+            raise translate_error(exc, self.absolute(url)) from exc
 
 
 def _check_root(root: str) -> str:

@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,8 +44,16 @@ AUTH_HINT = (
 )
 
 
-def build_credential(settings: CredentialSettings, env: dict[str, str] | None = None) -> Any:
-    """Build the azure-identity (async) credential the settings ask for; never prints a secret."""
+DeviceCodePrompt = Callable[[str, str], None]
+"""Shows a person where to sign in and the code to enter (verification URL, user code); the CLI prints it."""
+
+
+def build_credential(settings: CredentialSettings, env: dict[str, str] | None = None,
+                     prompt: DeviceCodePrompt | None = None) -> Any:
+    """Build the azure-identity (async) credential the settings ask for; never prints anything.
+
+    ``prompt`` shows the device code to a person (``--auth device-code``); this module never writes to a terminal.
+    """
     env = dict(os.environ) if env is None else env
     s = settings.resolved(env)
     method = s.method
@@ -90,7 +99,7 @@ def build_credential(settings: CredentialSettings, env: dict[str, str] | None = 
     if method == "azure-pipelines":
         return _azure_pipelines(aio, tenant_id, client_id, env)
     if method == "device-code":
-        return _device_code(s.tenant_id, s.client_id)
+        return _device_code(s.tenant_id, s.client_id, prompt)
     if method == "managed-identity":
         return aio.ManagedIdentityCredential(client_id=s.client_id) if s.client_id else aio.ManagedIdentityCredential()
     return aio.AzureCliCredential(tenant_id=s.tenant_id) if s.tenant_id else aio.AzureCliCredential()
@@ -121,23 +130,25 @@ class SyncCredentialAdapter:
         self.credential.close()
 
 
-def _device_code_prompt(verification_uri: str, user_code: str, expires_on: Any) -> None:
-    import sys
-
-    sys.stderr.write(f"To sign in, open {verification_uri} and enter the code {user_code}\n")
-    sys.stderr.flush()
-
-
-def _device_code(tenant_id: str | None, client_id: str | None) -> SyncCredentialAdapter:
+def _device_code(tenant_id: str | None, client_id: str | None,
+                 prompt: DeviceCodePrompt | None) -> SyncCredentialAdapter:
     """A person signs in with a device code (delegated: reads the delegated-only Copilot settings)."""
     if not tenant_id or not client_id:
         raise AuthError("--auth device-code needs AZURE_TENANT_ID and AZURE_CLIENT_ID",
                         hint="use the audit app's id; enable 'Allow public client flows' on it and add the "
                              "delegated permission CopilotPolicySettings.Read (docs/operations.md)")
+    if prompt is None:
+        raise UsageError("--auth device-code needs a terminal to show the sign-in code",
+                         hint="run it from the command line, not from --config")
+    show = prompt
+
+    def prompt_callback(verification_uri: str, user_code: str, expires_on: Any) -> None:
+        show(verification_uri, user_code)
+
     from azure.identity import DeviceCodeCredential
 
     return SyncCredentialAdapter(DeviceCodeCredential(tenant_id=tenant_id, client_id=client_id,
-                                                      prompt_callback=_device_code_prompt))
+                                                      prompt_callback=prompt_callback))
 
 
 class PlaceholderCredential:

@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import httpx
 
 from m365audit.errors import UsageError
-from m365audit.evidence.snapshot_file import read_head
+from m365audit.evidence import read_head
 
 
 @dataclass(frozen=True)
@@ -165,21 +165,16 @@ def tenant_metadata(path: Path) -> dict[str, Any]:
         except ValueError as exc:  # SnapshotFileError names the file and the line
             raise UsageError(f"cannot replay {path}: {exc}", hint="run `m365audit verify` on the run folder") from exc
         meta = {"tenant_id": head.get("tenant_id"), "display_name": head.get("tenant_name")}
-    meta["delegated"] = holds_delegated_answers(path)
     return meta
 
 
-def holds_delegated_answers(path: Path) -> bool:
-    """Whether a recording answers a delegated-only source: then it is replayed as a person's (delegated) night."""
-    from m365audit.collect.sources import SOURCES
-
-    delegated = {_split(s.url)[1] for s in SOURCES.values() if s.delegated}
-    prefixes = {p.rsplit("/", 1)[0] for p in delegated}
+def recorded_paths(path: Path) -> set[str]:
+    """The URL paths a recording answers (lower case, no query): what collect needs to know what it may replay."""
+    paths: set[str] = set()
     for file in exchanges_dir(path).glob("*.json"):
         try:
             url = json.loads(file.read_text(encoding="utf-8"))["request"]["url"]
         except (OSError, ValueError, KeyError, TypeError):
             continue  # load_exchange reports a malformed file with its name
-        if _split(str(url))[1].rsplit("/", 1)[0] in prefixes:
-            return True
-    return False
+        paths.add(_split(str(url))[1])
+    return paths

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from m365audit.errors import EXIT_ENVIRONMENT, EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, EXIT_USAGE, AuditError, UsageError
-from m365audit.graph.credentials import AUTH_METHODS, CredentialSettings
+from m365audit.graph import AUTH_METHODS, CredentialSettings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -210,8 +210,8 @@ async def audit_all(config: Config, environ: Mapping[str, str] | None = None,
 
 
 async def _audit_one(tenant: TenantConfig, env: dict[str, str]) -> TenantOutcome:
-    from m365audit.audit.runner import AuditOptions, run_audit
-    from m365audit.report.writer import counts
+    from m365audit.audit import AuditOptions, run_audit
+    from m365audit.report import counts
 
     options = AuditOptions(
         reports=tenant.reports, policies=tenant.policies, local=tenant.local, replay=tenant.replay,

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from m365audit.errors import UsageError
-from m365audit.evidence.items import is_list
+from m365audit.evidence import is_list
 from m365audit.models import Finding, Snapshot, SourceError, SourceResult
 
 KEY_ENV = "M365AUDIT_PSEUDONYM_KEY"

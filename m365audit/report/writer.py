@@ -14,7 +14,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from m365audit.evidence.runfolder import ExchangeRef
+from m365audit.evidence import ExchangeRef
 from m365audit.models import SEVERITY_ORDER, Finding, Lang, PolicyPack, Snapshot, Status
 from m365audit.report.hints_nl import in_lang
 from m365audit.report.pseudonymise import Pseudonymiser
@@ -226,7 +226,7 @@ def md_escape(value: object) -> Markup:
 
 
 @lru_cache(maxsize=1)
-def _environment() -> Environment:
+def template_environment() -> Environment:
     """One jinja2 environment per process: templates compile once, not on every render."""
     env = Environment(loader=PackageLoader("m365audit.report", "templates"),
                       autoescape=select_autoescape(["html", "j2"]), undefined=StrictUndefined,
@@ -244,7 +244,7 @@ def render_html(snapshot: Snapshot, findings: list[Finding], pack: PolicyPack, r
     rules = {r.id: r for r in pack.rules}
     by_status = {s: [f for f in ordered(findings) if f.status.value == s] for s in STATUSES}
     today: date = generated_at.date()
-    return _environment().get_template("report.html.j2").render(
+    return template_environment().get_template("report.html.j2").render(
         lang=lang, L=labels(lang), snapshot=snapshot, run_id=run_id, findings=ordered(findings), rules=rules,
         verdict=verdict(findings), counts=counts(findings), summary=summary_lines(findings, lang),
         severity_counts=Counter((f.severity.value, f.status.value) for f in findings), pack=pack,
@@ -256,7 +256,7 @@ def render_html(snapshot: Snapshot, findings: list[Finding], pack: PolicyPack, r
 def render_markdown(snapshot: Snapshot, findings: list[Finding], run_id: str, lang: Lang,
                     pseudonymised: bool = False, drift: Mapping[str, Any] | None = None) -> str:
     """report.md: the verdict and the rules that need attention, short enough for a ticket or an e-mail."""
-    text = _environment().get_template("report.md.j2").render(
+    text = template_environment().get_template("report.md.j2").render(
         lang=lang, L=labels(lang), snapshot=snapshot, run_id=run_id, findings=ordered(findings),
         verdict=verdict(findings), counts=counts(findings), summary=summary_lines(findings, lang),
         pseudonymised=pseudonymised, drift=drift)

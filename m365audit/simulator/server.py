@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from m365audit.collect.sources import SOURCES, FetchContext
+from m365audit.collect import SOURCES, FetchContext
 from m365audit.simulator.tenant import GRAPH_HOST, JSON_TYPE, Reply, SimTenant, TenantSpec, error_body, guid, source_of
 
 FaultKind = Literal["403", "404", "500", "503", "504", "timeout", "truncated", "html", "empty", "nextlink404"]

@@ -14,7 +14,7 @@ from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote
 
-from m365audit.collect.sources import EXCHANGE_APP_ID, GRAPH_APP_ID, RESOURCE_APPS, SHAREPOINT_APP_ID
+from m365audit.collect import EXCHANGE_APP_ID, GRAPH_APP_ID, RESOURCE_APPS, SHAREPOINT_APP_ID
 
 GRAPH_HOST = "https://graph.microsoft.com"
 MICROSOFT_TENANT = "f8cdef31-a31e-4b4a-93e4-5f571e91255a"

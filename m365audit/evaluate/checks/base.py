@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from m365audit.evidence.items import ItemsError, PagedItems, first_non_object
+from m365audit.evidence import ItemsError, PagedItems, first_non_object
 from m365audit.models import ApprovedApp, CheckOutcome, FindingObject, Rule, Status, Text
 
 

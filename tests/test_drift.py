@@ -17,7 +17,7 @@ from m365audit.audit import AuditOptions, run_audit
 from m365audit.audit.runner import AuditResult
 from m365audit.cli import cli
 from m365audit.drift import DriftReport
-from m365audit.drift.compare import RuleDrift
+from m365audit.drift.nights import RuleDrift
 from m365audit.drift.snapdiff import diff, normalise
 from m365audit.evidence import verify_run
 from m365audit.graph import ReplayTransport
@@ -217,7 +217,7 @@ def test_diff_without_ids_is_a_multiset() -> None:
 def test_scrubbed_drift_names_nobody(tmp_path: Path) -> None:
     """With pseudonymised reports, drift.json, the drift section and alerts carry no names from either night."""
     from m365audit.drift import compare_with_previous, current_run, load_run
-    from m365audit.drift.compare import scrub
+    from m365audit.drift.nights import scrub
 
     first, second = run_pair("new-copilot-user", tmp_path / "a")
     assert second.drift is not None

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from m365audit.drift.compare import source_drift
+from m365audit.drift.nights import source_drift
 from m365audit.drift.snapdiff import PathChange, _identity, diff, diff_items
 from m365audit.models import Snapshot, SourceResult
 

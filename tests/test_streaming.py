@@ -133,7 +133,7 @@ def test_a_full_disk_while_spooling_is_a_clear_error_and_leaves_no_run(tmp_path:
 
 def test_last_nights_data_unreadable_mid_drift_is_a_warning_not_a_crash(
         tmp_path: Path, serve_recording: Callable[[Path], ReplayTransport], monkeypatch: pytest.MonkeyPatch) -> None:
-    from m365audit.drift import compare as drift
+    from m365audit.drift import nights as drift
     from m365audit.evidence import moved, read_snapshot
 
     tenant = TENANTS / "throttled-paging"

@@ -52,7 +52,7 @@ def summarise(run: Path) -> RunSummary:
     regressions: int | None = None
     drift = _load(run / "drift.json")
     if drift:
-        from m365audit.drift.compare import DriftReport
+        from m365audit.drift.nights import DriftReport
 
         try:
             regressions = len(DriftReport.model_validate(drift).regressions)

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from m365audit.drift.compare import ALERT_KINDS, DriftReport
+from m365audit.drift.nights import ALERT_KINDS, DriftReport
 from m365audit.drift.text import headline, summary_lines
 from m365audit.models import Frozen
 
@@ -85,7 +85,7 @@ def is_teams(url: str) -> bool:
 def generic_body(report: DriftReport, run_dir: str) -> dict[str, Any]:
     """A stable JSON document for any receiver: headline, regressions, and every summary line."""
     return {
-        "event": "m365audit.drift.compare", "schema_version": 1, "tenant_id": report.tenant_id,
+        "event": "m365audit.drift.nights", "schema_version": 1, "tenant_id": report.tenant_id,
         "tenant_name": report.tenant_name, "old_run": report.old_run.run_id, "new_run": report.new_run.run_id,
         "verdict": report.new_run.verdict, "run_dir": run_dir, "headline": headline(report),
         "regressions": [{"rule_id": r.rule_id, "severity": r.severity.value, "kind": r.kind,

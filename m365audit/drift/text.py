@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from m365audit.drift.compare import ALERT_KINDS, PATH_CAP, DriftReport, RuleDrift
+from m365audit.drift.nights import ALERT_KINDS, PATH_CAP, DriftReport, RuleDrift
 from m365audit.models import Lang
 
 LABELS: dict[str, dict[Lang, str]] = {

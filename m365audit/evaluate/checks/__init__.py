@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from m365audit.evaluate.checks.apps import ai_apps_no_org_data_access, apps_tenant_wide_data_access_approved
-from m365audit.evaluate.checks.base import CheckFn, CheckInput, ShapeError, _fail_closed
+from m365audit.evaluate.checks.base import CheckFn, CheckInput, ShapeError, fail_closed
 from m365audit.evaluate.checks.conditional_access import ca_blocks_copilot_apps
 from m365audit.evaluate.checks.consent import consent_owners_cannot_grant_team_data, consent_users_cannot_grant_org_data
 from m365audit.evaluate.checks.intune import intune_setting_enforced
@@ -18,7 +18,7 @@ from m365audit.evaluate.checks.usage import audit_no_ai_interactions, copilot_us
 __all__ = ["CHECKS", "CheckFn", "CheckInput", "ShapeError"]
 
 CHECKS: dict[str, CheckFn] = {
-    fn.__name__: _fail_closed(fn)
+    fn.__name__: fail_closed(fn)
     for fn in (
         service_plans_not_assigned,
         copilot_subscriptions_absent,

@@ -10,16 +10,16 @@ from m365audit.evaluate.checks.base import (
     CheckInput,
     Obj,
     ShapeError,
-    _catalog,
-    _catalog_ids,
-    _dicts,
-    _fail,
-    _items,
-    _list,
-    _lower,
-    _pass,
-    _plural,
-    _str,
+    catalog_ids,
+    catalog_of,
+    dicts_of,
+    failed,
+    items_of,
+    list_of,
+    lowered,
+    passed,
+    plural,
+    str_of,
 )
 from m365audit.models import CheckOutcome, FindingObject
 
@@ -39,18 +39,18 @@ class _Access:
 
 def _resources(inp: CheckInput) -> dict[str, Obj]:
     """The Graph, SharePoint and Exchange service principals, keyed by object id (lower-cased)."""
-    resources = _items(inp, "resource_permissions")
-    return {_str(r, "id", "resource service principal").lower(): r for r in resources}
+    resources = items_of(inp, "resource_permissions")
+    return {str_of(r, "id", "resource service principal").lower(): r for r in resources}
 
 
 def _org_permissions(inp: CheckInput) -> dict[tuple[str, str, str], str]:
     """(resource appId, permission, kind), lower-cased -> the permission's name as the catalog spells it."""
     result = {}
-    for entry in _catalog(inp, "org-data-permissions"):
-        app = _str(entry, "resource_app_id", "org-data-permissions").lower()
-        value = _str(entry, "value", "org-data-permissions")
-        for kind in _list(entry, "kinds", f"org-data-permissions {value}", required=True):
-            result[(app, value.lower(), _lower(kind))] = value
+    for entry in catalog_of(inp, "org-data-permissions"):
+        app = str_of(entry, "resource_app_id", "org-data-permissions").lower()
+        value = str_of(entry, "value", "org-data-permissions")
+        for kind in list_of(entry, "kinds", f"org-data-permissions {value}", required=True):
+            result[(app, value.lower(), lowered(kind))] = value
     return result
 
 
@@ -59,8 +59,8 @@ def _role_names(resources: Mapping[str, Obj]) -> dict[tuple[str, str], str]:
     names = {}
     for res_id, resource in resources.items():
         where = f"resource {resource.get('displayName') or resource.get('appId')}"
-        for role in _dicts(resource, "appRoles", where):
-            names[(res_id, _lower(role.get("id")))] = _str(role, "value", f"{where} app role {role.get('id')}")
+        for role in dicts_of(resource, "appRoles", where):
+            names[(res_id, lowered(role.get("id")))] = str_of(role, "value", f"{where} app role {role.get('id')}")
     return names
 
 
@@ -70,24 +70,24 @@ def _accesses(inp: CheckInput) -> list[_Access]:
     roles = _role_names(resources)
     org = _org_permissions(inp)
     found = []
-    for assignment in _items(inp, "app_role_assignments"):
-        res_id = _lower(assignment.get("resourceId"))
+    for assignment in items_of(inp, "app_role_assignments"):
+        res_id = lowered(assignment.get("resourceId"))
         resource = resources.get(res_id)
         if resource is None:
             raise ShapeError(f"app role assignment {assignment.get('id')} is on an unknown resource")
-        role_id = _str(assignment, "appRoleId", "app role assignment").lower()
+        role_id = str_of(assignment, "appRoleId", "app role assignment").lower()
         if role_id == "00000000-0000-0000-0000-000000000000":
             continue  # the default role: access to the app, no permission
         role = roles.get((res_id, role_id))
         if role is None:
             raise ShapeError(f"app role {role_id} is not defined on {resource.get('displayName')}: "
                              "cannot tell what it grants")
-        name = org.get((_lower(resource.get("appId")), role.lower(), "application"))
+        name = org.get((lowered(resource.get("appId")), role.lower(), "application"))
         if name:
-            found.append(_Access(_str(assignment, "principalId", "app role assignment").lower(), name,
+            found.append(_Access(str_of(assignment, "principalId", "app role assignment").lower(), name,
                                  str(resource.get("displayName") or resource.get("appId")), "application"))
-    for grant in _items(inp, "delegated_grants"):
-        resource = resources.get(_lower(grant.get("resourceId")))
+    for grant in items_of(inp, "delegated_grants"):
+        resource = resources.get(lowered(grant.get("resourceId")))
         if resource is None:
             continue  # a grant on some other API (often the app's own): not Graph, SharePoint or Exchange
         scope = grant.get("scope") or ""
@@ -96,9 +96,9 @@ def _accesses(inp: CheckInput) -> list[_Access]:
             raise ShapeError(f"delegated grant {grant.get('id')} has an unexpected scope or consentType")
         kind = "all users" if consent == "AllPrincipals" else "user"
         for scope_name in scope.split():
-            name = org.get((_lower(resource.get("appId")), scope_name.lower(), "delegated"))
+            name = org.get((lowered(resource.get("appId")), scope_name.lower(), "delegated"))
             if name:
-                found.append(_Access(_str(grant, "clientId", "delegated grant").lower(), name,
+                found.append(_Access(str_of(grant, "clientId", "delegated grant").lower(), name,
                                      str(resource.get("displayName") or resource.get("appId")), kind,
                                      str(grant.get("principalId") or "")))
     return found
@@ -112,13 +112,13 @@ def _describe(accesses: Iterable[_Access]) -> str:
     parts = []
     for (perm, res, kind), who in sorted(users.items()):
         how = {"application": "application permission", "all users": "admin consent for all users"}.get(
-            kind, f"user consent by {_plural(len(who), 'user', 'users')}")
+            kind, f"user consent by {plural(len(who), 'user', 'users')}")
         parts.append(f"{perm} ({res}, {how})")
     return "; ".join(parts)
 
 
 def _service_principals(inp: CheckInput) -> dict[str, Obj]:
-    return {_str(sp, "id", "service principal").lower(): sp for sp in _items(inp, "service_principals")}
+    return {str_of(sp, "id", "service principal").lower(): sp for sp in items_of(inp, "service_principals")}
 
 
 def _client(sps: Mapping[str, Obj], client: str) -> Obj:
@@ -149,11 +149,11 @@ def _search(pattern: str, text: str) -> bool:
 
 def _ai_match(sp: Obj, catalog: Sequence[Obj], microsoft: set[str]) -> str | None:
     """The catalog name of the AI app this service principal is, or None."""
-    app_id = _lower(sp.get("appId"))
-    third_party = _lower(sp.get("appOwnerOrganizationId")) not in microsoft
+    app_id = lowered(sp.get("appId"))
+    third_party = lowered(sp.get("appOwnerOrganizationId")) not in microsoft
     for entry in catalog:
         label = f"{entry.get('name')} ({entry.get('vendor')})"
-        if entry.get("app_id") and _lower(entry["app_id"]) == app_id:
+        if entry.get("app_id") and lowered(entry["app_id"]) == app_id:
             return label
         tests = ((entry.get("name_pattern"), str(sp.get("displayName") or "")),
                  (entry.get("publisher_pattern"), _publisher(sp)))
@@ -166,8 +166,8 @@ def _ai_match(sp: Obj, catalog: Sequence[Obj], microsoft: set[str]) -> str | Non
 def ai_apps_no_org_data_access(inp: CheckInput) -> CheckOutcome:
     """No app the AI-app catalog recognises holds a permission that reaches organisation data."""
     sps = _service_principals(inp)
-    microsoft = set(_catalog_ids(inp, "microsoft-tenant-ids", "id"))
-    catalog = _catalog(inp, "ai-apps")
+    microsoft = set(catalog_ids(inp, "microsoft-tenant-ids", "id"))
+    catalog = catalog_of(inp, "ai-apps")
     by_client: dict[str, list[_Access]] = {}
     for access in _accesses(inp):
         by_client.setdefault(access.client, []).append(access)
@@ -178,24 +178,24 @@ def ai_apps_no_org_data_access(inp: CheckInput) -> CheckOutcome:
         if client in ai_apps:
             objects.append(_sp_object(sp, accesses, f"; recognised as {ai_apps[client]}"))
     if objects:
-        return _fail(
-            f"{_plural(len(objects), 'AI-app heeft', 'AI-apps hebben')} toegang tot organisatiegegevens.",
-            f"{_plural(len(objects), 'AI app holds', 'AI apps hold')} access to organisation data.",
+        return failed(
+            f"{plural(len(objects), 'AI-app heeft', 'AI-apps hebben')} toegang tot organisatiegegevens.",
+            f"{plural(len(objects), 'AI app holds', 'AI apps hold')} access to organisation data.",
             objects,
         )
     if not ai_apps:
-        return _pass("0 in scope: geen herkende AI-app in de tenant.",
+        return passed("0 in scope: geen herkende AI-app in de tenant.",
                      "0 in scope: no recognised AI app in the tenant.")
-    return _pass(
-        f"{_plural(len(ai_apps), 'herkende AI-app', 'herkende AI-apps')}, geen met toegang tot organisatiegegevens.",
-        f"{_plural(len(ai_apps), 'recognised AI app', 'recognised AI apps')}, none with access to organisation data.",
+    return passed(
+        f"{plural(len(ai_apps), 'herkende AI-app', 'herkende AI-apps')}, geen met toegang tot organisatiegegevens.",
+        f"{plural(len(ai_apps), 'recognised AI app', 'recognised AI apps')}, none with access to organisation data.",
     )
 
 
 def apps_tenant_wide_data_access_approved(inp: CheckInput) -> CheckOutcome:
     """Every non-Microsoft app with tenant-wide org-data access is approved, its review date not passed."""
     sps = _service_principals(inp)
-    microsoft = set(_catalog_ids(inp, "microsoft-tenant-ids", "id"))
+    microsoft = set(catalog_ids(inp, "microsoft-tenant-ids", "id"))
     approved = {a.app_id.lower(): a for a in inp.approved_apps}
     by_client: dict[str, list[_Access]] = {}
     for access in _accesses(inp):
@@ -204,9 +204,9 @@ def apps_tenant_wide_data_access_approved(inp: CheckInput) -> CheckOutcome:
     objects, ok = [], 0
     for client, accesses in sorted(by_client.items()):
         sp = _client(sps, client)
-        if _lower(sp.get("appOwnerOrganizationId")) in microsoft:
+        if lowered(sp.get("appOwnerOrganizationId")) in microsoft:
             continue
-        approval = approved.get(_lower(sp.get("appId")))
+        approval = approved.get(lowered(sp.get("appId")))
         if approval is not None and approval.review_by >= inp.today:
             ok += 1
             continue
@@ -215,7 +215,7 @@ def apps_tenant_wide_data_access_approved(inp: CheckInput) -> CheckOutcome:
         objects.append(_sp_object(sp, accesses, why))
     in_scope = ok + len(objects)
     if objects:
-        return _fail(
+        return failed(
             f"{len(objects)} van {in_scope} apps met tenantbrede toegang tot organisatiegegevens zijn niet"
             " (meer) goedgekeurd.",
             f"{len(objects)} of {in_scope} apps with tenant-wide access to organisation data "
@@ -223,11 +223,11 @@ def apps_tenant_wide_data_access_approved(inp: CheckInput) -> CheckOutcome:
             objects,
         )
     if not in_scope:
-        return _pass(
+        return passed(
             "0 in scope: geen app van buiten Microsoft heeft tenantbrede toegang tot organisatiegegevens.",
             "0 in scope: no non-Microsoft app has tenant-wide access to organisation data.",
         )
-    return _pass(
+    return passed(
         f"Alle {in_scope} apps met tenantbrede toegang tot organisatiegegevens zijn goedgekeurd.",
         f"All {in_scope} apps with tenant-wide access to organisation data are approved.",
     )

@@ -37,32 +37,32 @@ class ShapeError(Exception):
 # --------------------------------------------------------------------------- outcomes
 
 
-def _outcome(status: Status, nl: str, en: str, objects: Iterable[FindingObject] = ()) -> CheckOutcome:
+def outcome(status: Status, nl: str, en: str, objects: Iterable[FindingObject] = ()) -> CheckOutcome:
     return CheckOutcome(status=status, message=Text(nl=nl, en=en), objects=list(objects))
 
 
-def _pass(nl: str, en: str, objects: Iterable[FindingObject] = ()) -> CheckOutcome:
-    return _outcome(Status.PASS, nl, en, objects)
+def passed(nl: str, en: str, objects: Iterable[FindingObject] = ()) -> CheckOutcome:
+    return outcome(Status.PASS, nl, en, objects)
 
 
-def _fail(nl: str, en: str, objects: Iterable[FindingObject] = ()) -> CheckOutcome:
-    return _outcome(Status.FAIL, nl, en, objects)
+def failed(nl: str, en: str, objects: Iterable[FindingObject] = ()) -> CheckOutcome:
+    return outcome(Status.FAIL, nl, en, objects)
 
 
-def _fail_closed(fn: CheckFn) -> CheckFn:
+def fail_closed(fn: CheckFn) -> CheckFn:
     """Wrap a check so that data of an unexpected shape gives error, never pass or fail."""
 
     def run(inp: CheckInput) -> CheckOutcome:
         try:
             return fn(inp)
         except ShapeError as exc:
-            return _outcome(
+            return outcome(
                 Status.ERROR,
                 f"Onverwachte gegevens, de regel kan niet worden beoordeeld: {exc}",
                 f"Unexpected data, the rule cannot be judged: {exc}",
             )
         except ItemsError as exc:
-            return _outcome(
+            return outcome(
                 Status.ERROR,
                 f"De opgeslagen gegevens zijn niet meer leesbaar, de regel kan niet worden beoordeeld: {exc}",
                 f"The stored data can no longer be read, the rule cannot be judged: {exc} ({exc.hint})",
@@ -74,7 +74,7 @@ def _fail_closed(fn: CheckFn) -> CheckFn:
 # --------------------------------------------------------------------------- reading data safely
 
 
-def _items(inp: CheckInput, key: str) -> Sequence[Obj]:
+def items_of(inp: CheckInput, key: str) -> Sequence[Obj]:
     """A source that must be a list of JSON objects: in memory, or on disk (PagedItems, iterate it once)."""
     if key not in inp.data:
         raise ShapeError(f"source '{key}' was not given to the check")
@@ -91,7 +91,7 @@ def _items(inp: CheckInput, key: str) -> Sequence[Obj]:
     return objects
 
 
-def _single(inp: CheckInput, key: str) -> Obj:
+def single_of(inp: CheckInput, key: str) -> Obj:
     """A source that must be one JSON object (a Graph singleton such as a policy)."""
     if key not in inp.data:
         raise ShapeError(f"source '{key}' was not given to the check")
@@ -101,7 +101,7 @@ def _single(inp: CheckInput, key: str) -> Obj:
     return data
 
 
-def _list(obj: Obj, field: str, where: str, required: bool = False) -> list[Any]:
+def list_of(obj: Obj, field: str, where: str, required: bool = False) -> list[Any]:
     """A list field; missing or null is an empty list unless required."""
     value = obj.get(field)
     if value is None and not required:
@@ -111,14 +111,14 @@ def _list(obj: Obj, field: str, where: str, required: bool = False) -> list[Any]
     return value
 
 
-def _dicts(obj: Obj, field: str, where: str) -> list[Obj]:
-    values = _list(obj, field, where)
+def dicts_of(obj: Obj, field: str, where: str) -> list[Obj]:
+    values = list_of(obj, field, where)
     if not all(isinstance(v, dict) for v in values):
         raise ShapeError(f"{where}: '{field}' holds something other than objects")
     return values
 
 
-def _str(obj: Obj, field: str, where: str) -> str:
+def str_of(obj: Obj, field: str, where: str) -> str:
     """A required string field."""
     value = obj.get(field)
     if not isinstance(value, str) or not value:
@@ -126,7 +126,7 @@ def _str(obj: Obj, field: str, where: str) -> str:
     return value
 
 
-def _catalog(inp: CheckInput, name: str) -> list[Obj]:
+def catalog_of(inp: CheckInput, name: str) -> list[Obj]:
     if name not in inp.catalogs:
         raise ShapeError(f"catalog '{name}' is not loaded")
     entries = list(inp.catalogs[name])
@@ -135,12 +135,12 @@ def _catalog(inp: CheckInput, name: str) -> list[Obj]:
     return entries
 
 
-def _catalog_ids(inp: CheckInput, name: str, field: str) -> dict[str, Obj]:
+def catalog_ids(inp: CheckInput, name: str, field: str) -> dict[str, Obj]:
     """Catalog entries keyed by a GUID-like field, lower-cased (Graph GUID casing varies)."""
-    return {_str(e, field, f"catalog '{name}'").lower(): e for e in _catalog(inp, name) if e.get(field)}
+    return {str_of(e, field, f"catalog '{name}'").lower(): e for e in catalog_of(inp, name) if e.get(field)}
 
 
-def _param(inp: CheckInput, name: str, kind: type) -> Any:
+def param_of(inp: CheckInput, name: str, kind: type) -> Any:
     if name not in inp.params:
         raise ShapeError(f"parameter '{name}' is not set")
     value = inp.params[name]
@@ -149,16 +149,16 @@ def _param(inp: CheckInput, name: str, kind: type) -> Any:
     return value
 
 
-def _str_list_param(inp: CheckInput, name: str) -> list[str]:
-    values = _param(inp, name, list)
+def str_list_param(inp: CheckInput, name: str) -> list[str]:
+    values = param_of(inp, name, list)
     if not all(isinstance(v, str) for v in values):
         raise ShapeError(f"parameter '{name}' must be a list of strings")
     return list(values)
 
 
-def _lower(value: object) -> str:
+def lowered(value: object) -> str:
     return value.lower() if isinstance(value, str) else ""
 
 
-def _plural(n: int, one: str, many: str) -> str:
+def plural(n: int, one: str, many: str) -> str:
     return f"{n} {one if n == 1 else many}"

@@ -6,13 +6,13 @@ from m365audit.evaluate.checks.base import (
     CheckInput,
     Obj,
     ShapeError,
-    _catalog_ids,
-    _fail,
-    _items,
-    _list,
-    _lower,
-    _pass,
-    _plural,
+    catalog_ids,
+    failed,
+    items_of,
+    list_of,
+    lowered,
+    passed,
+    plural,
 )
 from m365audit.models import CheckOutcome, FindingObject, Text
 
@@ -36,11 +36,11 @@ def _ca_narrowing(policy: Obj) -> list[str]:
     """Conditions that make a block apply to only some sign-ins (so it is not a block for everyone)."""
     conditions = policy["conditions"]
     found = []
-    client_types = [_lower(t) for t in _list(conditions, "clientAppTypes", "CA conditions")]
+    client_types = [lowered(t) for t in list_of(conditions, "clientAppTypes", "CA conditions")]
     if client_types and "all" not in client_types:
         found.append(f"client apps {', '.join(client_types)} only")
     for field in ("signInRiskLevels", "userRiskLevels", "servicePrincipalRiskLevels"):
-        if _list(conditions, field, "CA conditions"):
+        if list_of(conditions, field, "CA conditions"):
             found.append(f"{field} set")
     for field in ("platforms", "locations", "devices", "insiderRiskLevels"):
         if conditions.get(field) not in (None, [], {}):
@@ -50,24 +50,24 @@ def _ca_narrowing(policy: Obj) -> list[str]:
 
 def ca_blocks_copilot_apps(inp: CheckInput) -> CheckOutcome:
     """An enabled CA policy blocks every ca_target Copilot app for all users; exclusions are residual exposure."""
-    targets = {k: e for k, e in _catalog_ids(inp, "copilot-first-party-apps", "app_id").items() if e.get("ca_target")}
+    targets = {k: e for k, e in catalog_ids(inp, "copilot-first-party-apps", "app_id").items() if e.get("ca_target")}
     if not targets:
         raise ShapeError("catalog 'copilot-first-party-apps' marks no app with ca_target: true")
     blocked: dict[str, list[str]] = {}
     residual: list[FindingObject] = []
     not_counted: list[FindingObject] = []
-    for policy in _items(inp, "conditional_access"):
+    for policy in items_of(inp, "conditional_access"):
         name = str(policy.get("displayName") or policy.get("id"))
         controls = policy.get("grantControls")
-        built_in = _list(controls, "builtInControls", name) if isinstance(controls, dict) else []
+        built_in = list_of(controls, "builtInControls", name) if isinstance(controls, dict) else []
         apps = _ca_lists(policy, "applications")
-        include = {_lower(a) for a in _list(apps, "includeApplications", name)}
-        exclude = {_lower(a) for a in _list(apps, "excludeApplications", name)}
+        include = {lowered(a) for a in list_of(apps, "includeApplications", name)}
+        exclude = {lowered(a) for a in list_of(apps, "excludeApplications", name)}
         covered = [t for t in targets if (t in include or "all" in include) and t not in exclude]
-        if "block" not in [_lower(c) for c in built_in] or not covered:
+        if "block" not in [lowered(c) for c in built_in] or not covered:
             continue
         users = _ca_lists(policy, "users")
-        why = [] if "all" in {_lower(u) for u in _list(users, "includeUsers", name)} else ["not for all users"]
+        why = [] if "all" in {lowered(u) for u in list_of(users, "includeUsers", name)} else ["not for all users"]
         why += _ca_narrowing(policy)
         state = policy.get("state")
         if state != "enabled":
@@ -80,7 +80,7 @@ def ca_blocks_copilot_apps(inp: CheckInput) -> CheckOutcome:
             blocked.setdefault(t, []).append(name)
         for field, label in (("excludeUsers", "user"), ("excludeGroups", "group"), ("excludeRoles", "role")):
             residual += [FindingObject(id=str(x), name=f"excluded {label}", detail=f"excluded from '{name}'")
-                         for x in _list(users, field, name)]
+                         for x in list_of(users, field, name)]
         if users.get("excludeGuestsOrExternalUsers"):
             residual.append(FindingObject(id="guests-or-external-users", name="excluded guests or external users",
                                           detail=f"excluded from '{name}'"))
@@ -88,18 +88,18 @@ def ca_blocks_copilot_apps(inp: CheckInput) -> CheckOutcome:
                              detail="no enabled Conditional Access policy blocks it for all users")
                for t in targets if t not in blocked]
     if missing:
-        return _fail(
-            f"{_plural(len(missing), 'Copilot-app is', 'Copilot-apps zijn')} niet geblokkeerd voor alle"
+        return failed(
+            f"{plural(len(missing), 'Copilot-app is', 'Copilot-apps zijn')} niet geblokkeerd voor alle"
             f" gebruikers. {_STANDALONE.nl}",
-            f"{_plural(len(missing), 'Copilot app is', 'Copilot apps are')} not blocked for all users."
+            f"{plural(len(missing), 'Copilot app is', 'Copilot apps are')} not blocked for all users."
             f" {_STANDALONE.en}",
             missing + not_counted,
         )
     policies = sorted({n for names in blocked.values() for n in names})
-    return _pass(
-        f"Geblokkeerd door {', '.join(policies)}; {_plural(len(residual), 'uitzondering', 'uitzonderingen')}"
+    return passed(
+        f"Geblokkeerd door {', '.join(policies)}; {plural(len(residual), 'uitzondering', 'uitzonderingen')}"
         f" (restrisico). {_STANDALONE.nl}",
-        f"Blocked by {', '.join(policies)}; {_plural(len(residual), 'exclusion', 'exclusions')}"
+        f"Blocked by {', '.join(policies)}; {plural(len(residual), 'exclusion', 'exclusions')}"
         f" (residual exposure). {_STANDALONE.en}",
         residual,
     )

@@ -6,11 +6,11 @@ from m365audit.evaluate.checks.base import (
     CheckInput,
     Obj,
     ShapeError,
-    _fail,
-    _list,
-    _pass,
-    _single,
-    _str_list_param,
+    failed,
+    list_of,
+    passed,
+    single_of,
+    str_list_param,
 )
 from m365audit.models import CheckOutcome, FindingObject
 
@@ -25,7 +25,7 @@ def _grant_policy_assignments(policy: Obj) -> list[tuple[str, str, str]]:
     perms = policy.get("defaultUserRolePermissions")
     if not isinstance(perms, dict):
         raise ShapeError("authorizationPolicy has no 'defaultUserRolePermissions' object")
-    values = _list(perms, "permissionGrantPoliciesAssigned", "defaultUserRolePermissions", required=True)
+    values = list_of(perms, "permissionGrantPoliciesAssigned", "defaultUserRolePermissions", required=True)
     result = []
     for value in values:
         if not isinstance(value, str):
@@ -39,24 +39,24 @@ def _grant_policy_assignments(policy: Obj) -> list[tuple[str, str, str]]:
 
 def consent_users_cannot_grant_org_data(inp: CheckInput) -> CheckOutcome:
     """User consent is off, or limited to the allowed policies (by default microsoft-user-default-low)."""
-    policy = _single(inp, "authorization_policy")
-    allowed = {p.lower() for p in _str_list_param(inp, "allowed_policies")}
+    policy = single_of(inp, "authorization_policy")
+    allowed = {p.lower() for p in str_list_param(inp, "allowed_policies")}
     own = [(pid, raw) for prefix, pid, raw in _grant_policy_assignments(policy) if prefix == _FOR_SELF]
     objects = [
         FindingObject(id=raw, name=pid, detail="users may consent to apps for themselves under this policy")
         for pid, raw in own if pid.lower() not in allowed
     ]
     if objects:
-        return _fail(
+        return failed(
             "Gebruikers kunnen zelf apps toegang geven tot organisatiegegevens.",
             "Users can give apps access to organisation data themselves.",
             objects,
         )
     if not own:
-        return _pass("Toestemming door gebruikers staat uit.", "User consent is off.")
+        return passed("Toestemming door gebruikers staat uit.", "User consent is off.")
     names = ", ".join(pid for pid, _ in own)
     risky = policy.get("allowUserConsentForRiskyApps") is True
-    return _pass(
+    return passed(
         f"Toestemming door gebruikers is beperkt tot {names}."
         + (" Let op: allowUserConsentForRiskyApps staat aan (ook apps die Microsoft riskant vindt)." if risky else ""),
         f"User consent is limited to {names}."
@@ -67,9 +67,9 @@ def consent_users_cannot_grant_org_data(inp: CheckInput) -> CheckOutcome:
 
 def consent_owners_cannot_grant_team_data(inp: CheckInput) -> CheckOutcome:
     """No resource-specific consent for team or chat owners, and personal-scope RSC in Teams is off."""
-    policy = _single(inp, "authorization_policy")
-    settings = _single(inp, "teams_app_settings")
-    allowed = {p.lower() for p in _str_list_param(inp, "allowed_policies")}
+    policy = single_of(inp, "authorization_policy")
+    settings = single_of(inp, "teams_app_settings")
+    allowed = {p.lower() for p in str_list_param(inp, "allowed_policies")}
     objects = [
         FindingObject(id=raw, name=pid, detail="team and chat owners may consent to apps for their team/chat")
         for prefix, pid, raw in _grant_policy_assignments(policy)
@@ -84,12 +84,12 @@ def consent_owners_cannot_grant_team_data(inp: CheckInput) -> CheckOutcome:
             detail="true: users may let Teams apps read their own chats (resource-specific consent)",
         ))
     if objects:
-        return _fail(
+        return failed(
             "Eigenaren of gebruikers kunnen Teams-apps toegang geven tot team- of chatgegevens.",
             "Owners or users can give Teams apps access to team or chat data.",
             objects,
         )
-    return _pass(
+    return passed(
         "Geen resource-specifieke toestemming voor eigenaren; persoonlijke RSC in Teams staat uit.",
         "No resource-specific consent for owners; personal-scope RSC in Teams is off.",
     )

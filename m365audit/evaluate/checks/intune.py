@@ -9,14 +9,14 @@ from m365audit.evaluate.checks.base import (
     CheckInput,
     Obj,
     ShapeError,
-    _catalog,
-    _dicts,
-    _fail,
-    _items,
-    _list,
-    _param,
-    _pass,
-    _str,
+    catalog_of,
+    dicts_of,
+    failed,
+    items_of,
+    list_of,
+    param_of,
+    passed,
+    str_of,
 )
 from m365audit.models import CheckOutcome, FindingObject
 
@@ -46,7 +46,7 @@ def _configured(node: Any) -> Iterable[tuple[str, str]]:
 def _assigned_to(policy: Obj, where: str) -> list[str]:
     """Who an Intune policy is assigned to; exclusion targets assign it to no one."""
     targets = []
-    for assignment in _dicts(policy, "assignments", where):
+    for assignment in dicts_of(policy, "assignments", where):
         target = assignment.get("target")
         kind = target.get("@odata.type") if isinstance(target, dict) else None
         if not isinstance(kind, str):
@@ -64,23 +64,23 @@ def intune_setting_enforced(inp: CheckInput) -> CheckOutcome:
     An assigned policy that sets the opposite value turns the feature back on for someone: with the parameter
     fail_on_opposite (the pack's default) the rule fails; without it, it is residual exposure (objects on pass).
     """
-    fail_on_opposite = _param(inp, "fail_on_opposite", bool)
+    fail_on_opposite = param_of(inp, "fail_on_opposite", bool)
     wanted: dict[str, set[str]] = {}
-    for entry in _catalog(inp, "intune-settings"):
+    for entry in catalog_of(inp, "intune-settings"):
         if entry.get("rule") == inp.rule.id:
-            values = _list(entry, "compliant", f"intune-settings {entry.get('setting')}", required=True)
-            wanted[_setting_key(_str(entry, "setting", "intune-settings"))] = {_setting_key(str(v)) for v in values}
+            values = list_of(entry, "compliant", f"intune-settings {entry.get('setting')}", required=True)
+            wanted[_setting_key(str_of(entry, "setting", "intune-settings"))] = {_setting_key(str(v)) for v in values}
     if not wanted:
         raise ShapeError(f"catalog 'intune-settings' has no entry for rule {inp.rule.id}")
     good: dict[str, list[FindingObject]] = {}
     bad: dict[str, list[FindingObject]] = {}
     others: list[FindingObject] = []
-    for policy in _items(inp, "intune_policies"):
+    for policy in items_of(inp, "intune_policies"):
         name = str(policy.get("name") or policy.get("id"))
         if "assignments" not in policy or "settings" not in policy:
             raise ShapeError(f"Intune policy {name!r} has no 'settings' or 'assignments' list")
         targets = _assigned_to(policy, f"Intune policy {name!r}")
-        for definition, value in _configured(_list(policy, "settings", name)):
+        for definition, value in _configured(list_of(policy, "settings", name)):
             key = _setting_key(definition)
             if key not in wanted:
                 continue
@@ -96,14 +96,14 @@ def intune_setting_enforced(inp: CheckInput) -> CheckOutcome:
     enforcing = [o for objs in good.values() for o in objs]
     opposite = [o for objs in bad.values() for o in objs]
     if enforcing and not (fail_on_opposite and opposite):
-        return _pass(
+        return passed(
             "Een toegewezen Intune-beleid dwingt de instelling af"
             + (f"; {len(opposite)} toegewezen beleid zet het tegendeel (restrisico)." if opposite else "."),
             "An assigned Intune policy enforces the setting"
             + (f"; {len(opposite)} assigned policy sets the opposite (residual exposure)." if opposite else "."),
             enforcing + opposite,
         )
-    return _fail(
+    return failed(
         "Geen toegewezen Intune-beleid dwingt de instelling af"
         + (" zonder tegenstrijdig toegewezen beleid." if enforcing else "."),
         "No assigned Intune policy enforces the setting"

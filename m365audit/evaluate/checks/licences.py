@@ -10,18 +10,18 @@ from m365audit.evaluate.checks.base import (
     CheckInput,
     Obj,
     ShapeError,
-    _catalog,
-    _catalog_ids,
-    _dicts,
-    _fail,
-    _items,
-    _list,
-    _lower,
-    _param,
-    _pass,
-    _plural,
-    _str,
-    _str_list_param,
+    catalog_ids,
+    catalog_of,
+    dicts_of,
+    failed,
+    items_of,
+    list_of,
+    lowered,
+    param_of,
+    passed,
+    plural,
+    str_list_param,
+    str_of,
 )
 from m365audit.models import CheckOutcome, FindingObject
 
@@ -32,7 +32,7 @@ _NOT_USABLE = frozenset({"suspended", "lockedout", "deleted", "disabled"})
 
 def _usable(status: object) -> bool:
     """Enabled and Warning (grace period) are usable; an absent or unknown status counts as usable."""
-    return _lower(status) not in _NOT_USABLE
+    return lowered(status) not in _NOT_USABLE
 
 
 def _user_name(user: Obj) -> str:
@@ -51,16 +51,16 @@ class _Sku:
 
 def _sku_index(inp: CheckInput, plans: Mapping[str, Obj]) -> dict[str, _Sku]:
     index = {}
-    for sku in _items(inp, "subscribed_skus"):
-        sku_id = _str(sku, "skuId", "subscribed SKU").lower()
+    for sku in items_of(inp, "subscribed_skus"):
+        sku_id = str_of(sku, "skuId", "subscribed SKU").lower()
         part = str(sku.get("skuPartNumber") or sku_id)
         carried = {}
-        for plan in _dicts(sku, "servicePlans", f"SKU {part}"):
-            plan_id = _lower(plan.get("servicePlanId"))
+        for plan in dicts_of(sku, "servicePlans", f"SKU {part}"):
+            plan_id = lowered(plan.get("servicePlanId"))
             if plan_id in plans:
                 carried[plan_id] = str(plan.get("servicePlanName") or plans[plan_id].get("name") or plan_id)
         status = sku.get("capabilityStatus")
-        index[sku_id] = _Sku(part, _usable(status), _lower(status) == "warning", carried)
+        index[sku_id] = _Sku(part, _usable(status), lowered(status) == "warning", carried)
     return index
 
 
@@ -77,20 +77,20 @@ def _held_plans(user: Obj, skus: Mapping[str, _Sku], plans: Mapping[str, Obj]) -
         raise ShapeError(f"{where} has neither assignedLicenses nor assignedPlans ($select missing?)")
     held: dict[str, tuple[str, str]] = {}
     carried: set[str] = set()
-    for licence in _dicts(user, "assignedLicenses", where):
-        sku = skus.get(_lower(licence.get("skuId")))
+    for licence in dicts_of(user, "assignedLicenses", where):
+        sku = skus.get(lowered(licence.get("skuId")))
         if sku is None or not sku.plans:
             continue
         carried.update(sku.plans)
         if not sku.usable:
             continue
-        disabled = {_lower(p) for p in _list(licence, "disabledPlans", where)}
+        disabled = {lowered(p) for p in list_of(licence, "disabledPlans", where)}
         for plan_id, name in sku.plans.items():
             if plan_id not in disabled:
                 held[plan_id] = (name, sku.part + (" (grace period)" if sku.grace else ""))
     statuses: dict[str, list[object]] = {}
-    for entry in _dicts(user, "assignedPlans", where):
-        plan_id = _lower(entry.get("servicePlanId"))
+    for entry in dicts_of(user, "assignedPlans", where):
+        plan_id = lowered(entry.get("servicePlanId"))
         if plan_id in plans:
             statuses.setdefault(plan_id, []).append(entry.get("capabilityStatus"))
     for plan_id, found in statuses.items():
@@ -104,10 +104,10 @@ def _held_plans(user: Obj, skus: Mapping[str, _Sku], plans: Mapping[str, Obj]) -
 
 def service_plans_not_assigned(inp: CheckInput) -> CheckOutcome:
     """No user holds an enabled plan of the catalog named by the parameter plan_catalog."""
-    catalog = _param(inp, "plan_catalog", str)
-    plans = _catalog_ids(inp, catalog, "id")
+    catalog = param_of(inp, "plan_catalog", str)
+    plans = catalog_ids(inp, catalog, "id")
     skus = _sku_index(inp, plans)
-    users = _items(inp, "users")
+    users = items_of(inp, "users")
     objects = []
     for user in users:
         held = _held_plans(user, skus, plans)
@@ -121,14 +121,14 @@ def service_plans_not_assigned(inp: CheckInput) -> CheckOutcome:
         detail += "; account disabled" if disabled else ""
         objects.append(FindingObject(id=str(user.get("id")), name=_user_name(user), detail=detail))
     if not users:
-        return _pass("0 in scope: de tenant heeft geen gebruikers.", "0 in scope: the tenant has no users.")
+        return passed("0 in scope: de tenant heeft geen gebruikers.", "0 in scope: the tenant has no users.")
     if not objects:
-        return _pass(
+        return passed(
             f"Geen van de {len(users)} gebruikers heeft een ingeschakeld plan uit '{catalog}'.",
             f"None of the {len(users)} users holds an enabled plan from '{catalog}'.",
         )
     off = sum(1 for o in objects if o.detail.endswith("account disabled"))
-    return _fail(
+    return failed(
         f"{len(objects)} van de {len(users)} gebruikers {'heeft' if len(objects) == 1 else 'hebben'} een"
         f" ingeschakeld plan uit '{catalog}'" + (f" (waarvan {off} met een uitgeschakeld account)." if off else "."),
         f"{len(objects)} of {len(users)} users {'holds' if len(objects) == 1 else 'hold'} an enabled plan from"
@@ -139,15 +139,15 @@ def service_plans_not_assigned(inp: CheckInput) -> CheckOutcome:
 
 def copilot_subscriptions_absent(inp: CheckInput) -> CheckOutcome:
     """No subscribed SKU that carries Copilot plans (or is a known Copilot SKU) has usable prepaid units."""
-    plans = _catalog_ids(inp, _param(inp, "plan_catalog", str), "id")
-    sku_ids = _catalog_ids(inp, _param(inp, "sku_catalog", str), "id")
-    states = _str_list_param(inp, "unit_states")
+    plans = catalog_ids(inp, param_of(inp, "plan_catalog", str), "id")
+    sku_ids = catalog_ids(inp, param_of(inp, "sku_catalog", str), "id")
+    states = str_list_param(inp, "unit_states")
     objects, in_scope = [], 0
-    for sku in _items(inp, "subscribed_skus"):
-        sku_id = _str(sku, "skuId", "subscribed SKU")
+    for sku in items_of(inp, "subscribed_skus"):
+        sku_id = str_of(sku, "skuId", "subscribed SKU")
         part = str(sku.get("skuPartNumber") or sku_id)
-        sku_plans = _dicts(sku, "servicePlans", f"SKU {part}")
-        found = [p for p in sku_plans if _lower(p.get("servicePlanId")) in plans]
+        sku_plans = dicts_of(sku, "servicePlans", f"SKU {part}")
+        found = [p for p in sku_plans if lowered(p.get("servicePlanId")) in plans]
         if not found and sku_id.lower() not in sku_ids:
             continue
         in_scope += 1
@@ -166,19 +166,19 @@ def copilot_subscriptions_absent(inp: CheckInput) -> CheckOutcome:
                        f"Copilot plans: {names or 'SKU listed in the Copilot SKU catalog'}",
             ))
     if not in_scope:
-        return _pass("0 in scope: geen abonnement met Copilot-plannen.",
+        return passed("0 in scope: geen abonnement met Copilot-plannen.",
                      "0 in scope: no subscription carries Copilot plans.")
     if not objects:
-        return _pass(
-            f"{_plural(in_scope, 'abonnement', 'abonnementen')} met Copilot-plannen, geen met bruikbare licenties"
+        return passed(
+            f"{plural(in_scope, 'abonnement', 'abonnementen')} met Copilot-plannen, geen met bruikbare licenties"
             f" ({', '.join(states)}).",
-            f"{_plural(in_scope, 'subscription carries', 'subscriptions carry')} Copilot plans,"
+            f"{plural(in_scope, 'subscription carries', 'subscriptions carry')} Copilot plans,"
             f" none with usable units ({', '.join(states)}).",
         )
-    return _fail(
-        f"{_plural(len(objects), 'abonnement', 'abonnementen')} met Copilot-plannen"
+    return failed(
+        f"{plural(len(objects), 'abonnement', 'abonnementen')} met Copilot-plannen"
         f" {'heeft' if len(objects) == 1 else 'hebben'} bruikbare licenties.",
-        f"{_plural(len(objects), 'subscription', 'subscriptions')} with Copilot plans "
+        f"{plural(len(objects), 'subscription', 'subscriptions')} with Copilot plans "
         f"{'has' if len(objects) == 1 else 'have'} usable units.",
         objects,
     )
@@ -187,39 +187,39 @@ def copilot_subscriptions_absent(inp: CheckInput) -> CheckOutcome:
 def ai_plans_in_catalog(inp: CheckInput) -> CheckOutcome:
     """Every service plan whose name matches an AI pattern is classified in one of the known catalogs."""
     patterns = []
-    for entry in _catalog(inp, _param(inp, "pattern_catalog", str)):
+    for entry in catalog_of(inp, param_of(inp, "pattern_catalog", str)):
         try:
-            patterns.append(re.compile(_str(entry, "pattern", "AI plan-name pattern"), re.IGNORECASE))
+            patterns.append(re.compile(str_of(entry, "pattern", "AI plan-name pattern"), re.IGNORECASE))
         except re.error as exc:
             raise ShapeError(f"AI plan-name pattern {entry.get('pattern')!r} is invalid: {exc}") from exc
     known: set[str] = set()
-    for name in _str_list_param(inp, "known_catalogs"):
-        known.update(_catalog_ids(inp, name, "id"))
+    for name in str_list_param(inp, "known_catalogs"):
+        known.update(catalog_ids(inp, name, "id"))
     ai_plans: dict[str, tuple[str, list[str]]] = {}
-    for sku in _items(inp, "subscribed_skus"):
+    for sku in items_of(inp, "subscribed_skus"):
         part = str(sku.get("skuPartNumber") or sku.get("skuId"))
-        for plan in _dicts(sku, "servicePlans", f"SKU {part}"):
-            name = _str(plan, "servicePlanName", f"SKU {part} service plan")
+        for plan in dicts_of(sku, "servicePlans", f"SKU {part}"):
+            name = str_of(plan, "servicePlanName", f"SKU {part} service plan")
             if any(p.search(name) for p in patterns):
-                plan_id = _str(plan, "servicePlanId", f"SKU {part} plan {name}").lower()
+                plan_id = str_of(plan, "servicePlanId", f"SKU {part} plan {name}").lower()
                 ai_plans.setdefault(plan_id, (name, []))[1].append(part)
     unknown = [
         FindingObject(id=pid, name=name, detail=f"in {', '.join(parts)}: review and classify in a catalog")
         for pid, (name, parts) in sorted(ai_plans.items()) if pid not in known
     ]
     if unknown:
-        return _fail(
-            f"{_plural(len(unknown), 'serviceplan lijkt', 'serviceplannen lijken')} op AI maar"
+        return failed(
+            f"{plural(len(unknown), 'serviceplan lijkt', 'serviceplannen lijken')} op AI maar"
             f" {'staat' if len(unknown) == 1 else 'staan'} in geen catalogus:"
             " beoordeel en classificeer.",
-            f"{_plural(len(unknown), 'plan looks', 'plans look')} like AI but"
+            f"{plural(len(unknown), 'plan looks', 'plans look')} like AI but"
             f" {'is' if len(unknown) == 1 else 'are'} in no catalog: review and classify.",
             unknown,
         )
     if not ai_plans:
-        return _pass("0 in scope: geen serviceplan heeft een AI-naam.",
+        return passed("0 in scope: geen serviceplan heeft een AI-naam.",
                      "0 in scope: no service plan has an AI-like name.")
-    return _pass(
-        f"{_plural(len(ai_plans), 'serviceplan', 'serviceplannen')} met een AI-naam, alle geclassificeerd.",
-        f"{_plural(len(ai_plans), 'service plan', 'service plans')} with an AI-like name, all classified.",
+    return passed(
+        f"{plural(len(ai_plans), 'serviceplan', 'serviceplannen')} met een AI-naam, alle geclassificeerd.",
+        f"{plural(len(ai_plans), 'service plan', 'service plans')} with an AI-like name, all classified.",
     )

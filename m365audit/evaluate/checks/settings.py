@@ -5,11 +5,11 @@ from __future__ import annotations
 from m365audit.evaluate.checks.base import (
     CheckInput,
     ShapeError,
-    _fail,
-    _items,
-    _outcome,
-    _param,
-    _pass,
+    failed,
+    items_of,
+    outcome,
+    param_of,
+    passed,
 )
 from m365audit.models import CheckOutcome, FindingObject, Status
 
@@ -23,22 +23,22 @@ def copilot_policy_setting(inp: CheckInput) -> CheckOutcome:
     compliant_values passes, one in noncompliant_values (null = not configured, Microsoft's default) fails, any
     other value is error with the raw value, to be classified in params.yaml.
     """
-    setting_id = _param(inp, "setting", str)
-    compliant = _param(inp, "compliant_values", list)
-    noncompliant = _param(inp, "noncompliant_values", list)
-    found = [s for s in _items(inp, "copilot_policy_settings") if s.get("id") == setting_id]
+    setting_id = param_of(inp, "setting", str)
+    compliant = param_of(inp, "compliant_values", list)
+    noncompliant = param_of(inp, "noncompliant_values", list)
+    found = [s for s in items_of(inp, "copilot_policy_settings") if s.get("id") == setting_id]
     if len(found) != 1:
         raise ShapeError(f"setting {setting_id} was not in the answer (found {len(found)})")
     value, policy = found[0].get("value"), found[0].get("policyId")
     shown = "null (not configured)" if value is None else repr(value)
     obj = FindingObject(id=setting_id, name=setting_id, detail=f"value {shown}; tenant policy {policy or 'none'}")
     if value is not None and value in compliant:
-        return _pass(f"{setting_id} staat op {shown} (tenantbeleid {policy or 'geen'}).",
+        return passed(f"{setting_id} staat op {shown} (tenantbeleid {policy or 'geen'}).",
                      f"{setting_id} is {shown} (tenant policy {policy or 'none'}).", [obj])
     if value in noncompliant:
-        return _fail(f"{setting_id} staat op {shown}: Copilot mag dit.",
+        return failed(f"{setting_id} staat op {shown}: Copilot mag dit.",
                      f"{setting_id} is {shown}: Copilot may do this.", [obj])
-    return _outcome(
+    return outcome(
         Status.ERROR,
         f"Onbekende waarde {shown} voor {setting_id}: de codering is niet bevestigd. Classificeer haar in "
         "params.yaml (compliant_values of noncompliant_values).",

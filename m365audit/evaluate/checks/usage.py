@@ -9,14 +9,14 @@ from m365audit.evaluate.checks.base import (
     CheckInput,
     Obj,
     ShapeError,
-    _fail,
-    _items,
-    _lower,
-    _outcome,
-    _param,
-    _pass,
-    _plural,
-    _str_list_param,
+    failed,
+    items_of,
+    lowered,
+    outcome,
+    param_of,
+    passed,
+    plural,
+    str_list_param,
 )
 from m365audit.models import CheckOutcome, FindingObject, Status
 
@@ -54,7 +54,7 @@ def _active_columns(row: Obj, where: str) -> dict[str, date]:
 
 def copilot_usage_none(inp: CheckInput) -> CheckOutcome:
     """The Copilot usage report shows no activity within its period; concealed (hashed) names are marked."""
-    rows = _items(inp, "copilot_usage")
+    rows = items_of(inp, "copilot_usage")
     objects = []
     for i, row in enumerate(rows):
         upn = str(row.get("User Principal Name") or "")
@@ -74,18 +74,18 @@ def copilot_usage_none(inp: CheckInput) -> CheckOutcome:
     note_en = "The report only lists users with a Copilot licence."
     if objects:
         hashed = sum(1 for o in objects if o.name.startswith("concealed name"))
-        return _fail(
-            f"{_plural(len(objects), 'gebruiker gebruikte', 'gebruikers gebruikten')} Copilot in de"
+        return failed(
+            f"{plural(len(objects), 'gebruiker gebruikte', 'gebruikers gebruikten')} Copilot in de"
             f" rapportperiode ({hashed} met verborgen naam)."
             f" {note_nl}",
-            f"{_plural(len(objects), 'user', 'users')} used Copilot in the report period ({hashed} with a"
+            f"{plural(len(objects), 'user', 'users')} used Copilot in the report period ({hashed} with a"
             f" concealed name). {note_en}",
             objects,
         )
     scope = "0 in scope: " if not rows else ""
-    return _pass(
-        f"{scope}Geen Copilot-activiteit in de rapportperiode ({_plural(len(rows), 'rij', 'rijen')}). {note_nl}",
-        f"{scope}No Copilot activity in the report period ({_plural(len(rows), 'row', 'rows')}). {note_en}",
+    return passed(
+        f"{scope}Geen Copilot-activiteit in de rapportperiode ({plural(len(rows), 'rij', 'rijen')}). {note_nl}",
+        f"{scope}No Copilot activity in the report period ({plural(len(rows), 'row', 'rows')}). {note_en}",
     )
 
 
@@ -105,11 +105,11 @@ def _not_queried(inp: CheckInput, types: list[str], days: int) -> str:
 
 def audit_no_ai_interactions(inp: CheckInput) -> CheckOutcome:
     """The audit search over the look-back window holds no record of the AI record types."""
-    types = {t.lower(): t for t in _str_list_param(inp, "record_types")}
-    days = _param(inp, "lookback_days", int)
+    types = {t.lower(): t for t in str_list_param(inp, "record_types")}
+    days = param_of(inp, "lookback_days", int)
     unasked = _not_queried(inp, list(types.values()), days)
     if unasked:
-        return _outcome(
+        return outcome(
             Status.ERROR,
             f"De auditzoekopdracht vroeg niet wat deze regel beoordeelt ({unasked}): geen bewijs, geen 'voldoet'. "
             "Voer de audit opnieuw uit met deze parameters.",
@@ -117,18 +117,18 @@ def audit_no_ai_interactions(inp: CheckInput) -> CheckOutcome:
             "Run the audit again with these parameters.")
     per_user: dict[str, dict[str, int]] = {}
     last: dict[str, str] = {}
-    for record in _items(inp, "audit_ai_interactions"):
+    for record in items_of(inp, "audit_ai_interactions"):
         kind = record.get("auditLogRecordType") or record.get("operation")
-        if kind is not None and _lower(kind) not in types:
+        if kind is not None and lowered(kind) not in types:
             continue  # another record type: the query asks only for the AI types
         who = str(record.get("userPrincipalName") or record.get("userId") or "unknown user")
-        label = types.get(_lower(kind), "record without a type")
+        label = types.get(lowered(kind), "record without a type")
         counts = per_user.setdefault(who, {})
         counts[label] = counts.get(label, 0) + 1
         last[who] = max(last.get(who, ""), str(record.get("createdDateTime") or ""))
     names = ", ".join(types.values())
     if not per_user:
-        return _pass(
+        return passed(
             f"Geen {names}-records in de laatste {days} dagen.",
             f"No {names} records in the last {days} days.",
         )
@@ -138,10 +138,10 @@ def audit_no_ai_interactions(inp: CheckInput) -> CheckOutcome:
         for who, c in sorted(per_user.items())
     ]
     total = sum(sum(c.values()) for c in per_user.values())
-    return _fail(
-        f"{_plural(total, 'AI-interactie', 'AI-interacties')} van {_plural(len(objects), 'gebruiker', 'gebruikers')}"
+    return failed(
+        f"{plural(total, 'AI-interactie', 'AI-interacties')} van {plural(len(objects), 'gebruiker', 'gebruikers')}"
         f" in de laatste {days} dagen.",
-        f"{_plural(total, 'AI interaction', 'AI interactions')} by {_plural(len(objects), 'user', 'users')}"
+        f"{plural(total, 'AI interaction', 'AI interactions')} by {plural(len(objects), 'user', 'users')}"
         f" in the last {days} days.",
         objects,
     )

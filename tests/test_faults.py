@@ -20,7 +20,8 @@ from m365audit.graph import PlaceholderCredential
 from m365audit.models import PolicyPack, Status
 from m365audit.report import writer as report
 from m365audit.simulator import GraphSimulator, SimConfig, TenantSpec
-from m365audit.simulator.server import FAULT_KINDS, Fault, FaultKind, export_fixtures
+from m365audit.simulator.export import export_fixtures
+from m365audit.simulator.server import FAULT_KINDS, Fault, FaultKind
 from tests.conftest import collect_from_simulator
 
 # a compliant municipality: every automated rule passes, so a fault can only show as error (exit 3) or as a

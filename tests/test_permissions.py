@@ -221,12 +221,12 @@ def test_certificate_is_the_first_choice_of_auto(tmp_path: Path) -> None:
 def test_device_code_is_delegated_and_prompts_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
     from azure.identity import DeviceCodeCredential
 
-    from m365audit.cli.main import _device_code_prompt
+    from m365audit.cli.base import device_code_prompt
     from m365audit.errors import UsageError
     from m365audit.graph import DELEGATED_METHODS, CredentialSettings, build_credential
     from m365audit.graph.credentials import SyncCredentialAdapter
 
-    credential = build_credential(CredentialSettings(method="device-code"), dict(IDS), _device_code_prompt("nl"))
+    credential = build_credential(CredentialSettings(method="device-code"), dict(IDS), device_code_prompt("nl"))
     assert isinstance(credential, SyncCredentialAdapter) and isinstance(credential.credential, DeviceCodeCredential)
     assert "device-code" in DELEGATED_METHODS
     credential.credential._prompt_callback("https://microsoft.com/devicelogin", "ABCD-EFGH", None)

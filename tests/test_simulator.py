@@ -13,8 +13,9 @@ import yaml
 
 from m365audit.collect import SOURCES
 from m365audit.simulator import GraphSimulator, SimConfig, SimTenant, TenantSpec
-from m365audit.simulator.server import FAULT_KINDS, Fault, FaultKind, export_fixtures
-from m365audit.simulator.tenant import source_of
+from m365audit.simulator.export import export_fixtures
+from m365audit.simulator.server import FAULT_KINDS, Fault, FaultKind
+from m365audit.simulator.shapes import source_of
 
 SPEC = TenantSpec(users=250, service_principals=30, grants=12, copilot_users=5, agent_identities=3, seed=7)
 USERS = SOURCES["users"].url

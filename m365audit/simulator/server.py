@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import math
 import random
@@ -13,14 +12,14 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
-from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Literal, get_args
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode
 
-from m365audit.collect import SOURCES, FetchContext
-from m365audit.simulator.tenant import GRAPH_HOST, JSON_TYPE, Reply, SimTenant, TenantSpec, error_body, guid, source_of
+from m365audit.simulator.export import export_fixtures
+from m365audit.simulator.shapes import JSON_TYPE, Reply, TenantSpec, error_body, guid, source_of
+from m365audit.simulator.tenant import SimTenant
 
 FaultKind = Literal["403", "404", "500", "503", "504", "timeout", "truncated", "html", "empty", "nextlink404"]
 FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
@@ -296,93 +295,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
-
-
-# ---------------------------------------------------------------------- FIXTURES.md export
-
-
-class _Recorder:
-    """A GraphReader that asks the tenant directly and keeps every exchange, for export."""
-
-    def __init__(self, tenant: SimTenant) -> None:
-        self.tenant = tenant
-        self.exchanges: list[tuple[str, dict[str, Any]]] = []
-
-    def _send(self, method: str, url: str, body: dict[str, Any] | None = None) -> Reply:
-        parts = urlsplit(url)
-        raw = json.dumps(body).encode() if body is not None else b""
-        rid = guid(self.tenant.spec.seed, "request", len(self.exchanges))
-        reply = self.tenant.answer(method, parts.path, parts.query, raw, GRAPH_HOST, request_id=rid)
-        response: dict[str, Any] = {"status": reply.status, "headers": {"Content-Type": reply.content_type,
-                                                                         "request-id": rid}}
-        if reply.content_type.startswith("application/json"):
-            response["body"] = reply.json()
-        else:
-            response["body_text"] = reply.body.decode()
-        rel = parts.path + (f"?{parts.query}" if parts.query else "")
-        self.exchanges.append((source_of(parts.path) or "other", {"request": {"method": method, "url": rel},
-                                                                   "response": response}))
-        if reply.status >= 400:
-            raise RuntimeError(f"{method} {url} -> {reply.status}")
-        return reply
-
-    async def get_object(self, url: str) -> dict[str, Any]:
-        doc: dict[str, Any] = self._send("GET", url).json()
-        return doc
-
-    async def get_collection(self, url: str) -> list[Any]:
-        items: list[Any] = []
-        next_url: str | None = url
-        while next_url:
-            doc = self._send("GET", next_url).json()
-            items.extend(doc["value"])
-            next_url = doc.get("@odata.nextLink")
-        return items
-
-    async def get_text(self, url: str) -> str:
-        return self._send("GET", url).body.decode("utf-8")
-
-    async def post_object(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
-        doc: dict[str, Any] = self._send("POST", url, body).json()
-        return doc
-
-
-async def _crawl(recorder: _Recorder) -> None:
-    async def no_sleep(seconds: float) -> None:
-        return None
-
-    ctx = FetchContext(now=datetime.now(timezone.utc), sleep=no_sleep)
-    deps: dict[str, Any] = {}
-    for key, source in SOURCES.items():  # sequentially, so the file order is stable
-        if source.delegated:
-            continue  # an application recording has no delegated-only sources
-        if source.fetcher is not None:
-            deps[key] = (await source.fetcher(recorder, source, ctx, deps)).data
-        elif source.shape == "object":
-            await recorder.get_object(source.url)
-        else:
-            await recorder.get_collection(source.url)
-
-
-def export_fixtures(spec: TenantSpec, folder: Path, description: str = "") -> int:
-    """Write a generated tenant as a FIXTURES.md folder (tenant.yaml, exchanges/): what the simulator serves."""
-    tenant = SimTenant(spec)
-    recorder = _Recorder(tenant)
-    asyncio.run(_crawl(recorder))
-    out = folder / "exchanges"
-    out.mkdir(parents=True, exist_ok=True)
-    seen: dict[str, int] = {}
-    width = max(3, len(str(len(recorder.exchanges))))
-    for n, (source, exchange) in enumerate(recorder.exchanges, start=1):
-        seen[source] = seen.get(source, 0) + 1
-        name = f"{n:0{width}d}-{source.replace('_', '-')}-{seen[source]}.json"
-        (out / name).write_text(json.dumps(exchange, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    text = description or (f"Generated by m365audit.simulator.server from {spec!r}: {spec.users} users, "
-                           f"{tenant.n_copilot} with Copilot plans.")
-    (folder / "tenant.yaml").write_text(
-        f"tenant_id: {tenant.tenant_id}\ndisplay_name: {json.dumps(spec.tenant_name)}\n"
-        f"description: {json.dumps(text, ensure_ascii=False)}\n", encoding="utf-8")
-    return len(recorder.exchanges)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,229 @@
+"""m365audit audit and evaluate: run or re-check an audit and print its verdict."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from m365audit.cli.base import (
+    as_lang,
+    as_of_date,
+    device_code_prompt,
+    lang_option,
+    local_option,
+    notify_secret,
+    policies_option,
+    pseudonym_key,
+    pseudonymise_options,
+    reports_option,
+    run_coro,
+)
+from m365audit.errors import AuditError
+
+if TYPE_CHECKING:
+    from m365audit.models import Lang
+
+@click.command()
+@click.option("--replay", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
+              help="Answer Graph from a recording (fixture tenant, run folder or exchanges/): offline, no login.")
+@policies_option
+@local_option
+@reports_option
+@lang_option
+@click.option("--auth", type=click.Choice(["auto", "certificate", "secret", "managed-identity",
+                                           "workload-identity", "azure-pipelines", "azure-cli", "device-code",
+                                           "none"]),
+              default="auto", show_default=True, envvar="M365AUDIT_AUTH",
+              help="How to sign in (auto: from the AZURE_* environment variables; device-code: a person, delegated; "
+                   "none: a placeholder token, only with a local --graph-url).")
+@click.option("--graph-url", default="https://graph.microsoft.com", show_default=True, envvar="M365AUDIT_GRAPH_URL",
+              help="Graph root: Microsoft Graph, or a local simulator on http://127.0.0.1 (tests and benchmarks).")
+@click.option("--tenant-id", envvar="AZURE_TENANT_ID", default=None, help="Directory (tenant) id.")
+@click.option("--client-id", envvar="AZURE_CLIENT_ID", default=None, help="Application (client) id.")
+@click.option("--certificate", type=click.Path(path_type=Path, dir_okay=False), envvar="AZURE_CLIENT_CERTIFICATE_PATH",
+              default=None, help="PEM/PKCS12 certificate with private key (the secret is read from "
+                                 "AZURE_CLIENT_SECRET only, never from the command line).")
+@click.option("--concurrency", type=click.IntRange(1, 16), default=4, show_default=True,
+              help="Graph requests in flight at once, per tenant; after a 429 the tenant drops to one and "
+                   "climbs back (README: requests in flight and throttling).")
+@click.option("--timeout", type=click.FloatRange(1, 600), default=60.0, show_default=True,
+              help="Seconds to wait for one Graph response.")
+@click.option("--audit-wait", type=click.FloatRange(0, 3600), default=600.0, show_default=True,
+              help="Seconds to wait for the Purview audit query to finish before the rule is 'error'.")
+@click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Judge waiver and attestation expiry as of this date (default: today, UTC).")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line (for cron); no progress.")
+@click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
+              envvar="M365AUDIT_CONFIG", help="Audit every tenant of this TOML file (docs/operations.md).")
+@click.option("--notify", "notify", multiple=True, metavar="URL",
+              help="POST the drift summary here when tonight has regressions (repeatable; Teams Workflows URLs get "
+                   "an Adaptive Card; generic ones are HMAC-signed with $M365AUDIT_NOTIFY_SECRET when it is set).")
+@pseudonymise_options
+def audit(replay: Path | None, policies: Path | None, local: Path | None, reports: Path, lang: str, auth: str,
+          graph_url: str, tenant_id: str | None, client_id: str | None, certificate: Path | None, concurrency: int,
+          timeout: float, audit_wait: float, as_of: datetime | None, quiet: bool, notify: tuple[str, ...] = (),
+          config: Path | None = None, pseudonymise: bool = False, pseudonym_key_file: Path | None = None) -> None:
+    """Audit a tenant (or replay a recording) and write a dated, hash-chained run folder."""
+    from m365audit.audit import AuditOptions, run_audit
+    from m365audit.cli.progress import for_cli
+    from m365audit.graph import CredentialSettings
+
+    if config is not None:
+        _audit_config(config, quiet)
+    options = AuditOptions(
+        reports=reports, policies=policies, local=local, replay=replay, lang=as_lang(lang),
+        credential=CredentialSettings(method=auth, tenant_id=tenant_id, client_id=client_id,
+                                      certificate_path=str(certificate) if certificate else None),
+        concurrency=concurrency, timeout=timeout, audit_wait=audit_wait, as_of=as_of_date(as_of), graph_root=graph_url,
+        notify=notify, notify_secret=notify_secret(),
+        progress=None if replay is not None else for_cli(sys.stderr, quiet),
+        device_code_prompt=device_code_prompt(as_lang(lang)),
+        pseudonym_key=pseudonym_key(pseudonymise, pseudonym_key_file))
+    result = run_coro(run_audit(options))
+    _print_summary(result.snapshot.tenant_name, result.snapshot.tenant_id, result.run_dir.name,
+                   _for_print(result.findings, result.snapshot, options.pseudonym_key), result.verdict, lang, quiet)
+    if not quiet:
+        click.echo(f"Run folder: {result.run_dir}")
+        click.echo(f"Report:     {result.run_dir / 'report.html'}")
+        click.echo(f"Manifest:   {(result.run_dir / 'manifest.sha256').read_text().split()[0]} "
+                   "(sha256; keep it outside the reports folder: it anchors the hash chain)")
+    print_drift(result, lang, quiet)
+    if result.unmatched:
+        click.echo(f"Warning: {len(result.unmatched)} request(s) had no recorded answer and count as errors: "
+                   + "; ".join(result.unmatched[:3]), err=True)
+    sys.exit(result.exit_code)
+
+
+def _for_print(findings: list[Any], snapshot: Any, key: bytes | None) -> list[Any]:
+    """Findings as stdout may show them: pseudonymised like the reports when a key was given."""
+    if key is None:
+        return findings
+    from m365audit.report import Pseudonymiser
+
+    pseudonymiser = Pseudonymiser(key, snapshot)
+    return [pseudonymiser.finding(f) for f in findings]
+
+
+VERDICT_TEXT = {"pass": "COMPLIANT", "fail": "NOT COMPLIANT", "error": "INCOMPLETE (not a pass)"}
+
+
+def _audit_config(config: Path, quiet: bool) -> None:
+    """Every tenant of a TOML file, a bounded number at a time; one summary table; exit with the worst code."""
+    from m365audit.operations import audit_all, load_config, summary_table, worst
+
+    loaded = load_config(config)
+    outcomes = run_coro(audit_all(loaded))
+    for line in summary_table(outcomes)[(1 if quiet else 0):]:
+        click.echo(line)
+    sys.exit(worst([o.exit_code for o in outcomes]))
+
+
+def _print_summary(tenant_name: str, tenant_id: str, run_id: str, findings: list[Any], verdict: str, lang: str,
+                   quiet: bool) -> None:
+    from m365audit.report import counts, ordered
+
+    c = counts(findings)
+    line = " · ".join(f"{k} {v}" for k, v in c.items())
+    click.echo(f"{VERDICT_TEXT[verdict]}: {tenant_name or tenant_id} run {run_id}: {line}")
+    if quiet:
+        return
+    for f in ordered(findings):
+        if f.status.value in ("fail", "error", "waived"):
+            click.echo(f"  {f.status.value.upper():6} {f.severity.value:8} {f.rule_id}: {f.message.get(as_lang(lang))}")
+
+
+@click.command("evaluate")
+@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@policies_option
+@local_option
+@lang_option
+@click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Judge waiver and attestation expiry as of this date (default: today, UTC).")
+@click.option("--json", "as_json", is_flag=True, help="Print findings.json to stdout instead of a summary.")
+@click.option("--output", "-o", "output", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Also write findings.json, report.html, report.md and junit.xml into this new folder.")
+@pseudonymise_options
+def evaluate_cmd(run_dir: Path, policies: Path | None, local: Path | None, lang: str, as_of: datetime | None,
+                 as_json: bool, output: Path | None = None, pseudonymise: bool = False,
+                 pseudonym_key_file: Path | None = None) -> None:
+    """Re-check a stored snapshot with today's policies, waivers and attestations (no Graph calls)."""
+    from m365audit.evaluate import evaluate, load_pack
+    from m365audit.evidence import read_snapshot
+    from m365audit.report import findings_document, verdict
+
+    snapshot_file = run_dir / "snapshot.json"
+    if not snapshot_file.is_file():
+        raise AuditError(f"{run_dir} has no snapshot.json", hint="give a run folder: reports/<tenant>/<run-id>")
+    try:
+        snapshot = read_snapshot(snapshot_file)  # lists stay on disk: a 300,000-user run is read page by page
+    except ValueError as exc:  # SnapshotFileError names the file and the line
+        raise AuditError(f"the stored snapshot cannot be read: {str(exc).splitlines()[0]}",
+                         hint="run `m365audit verify` on the run folder") from exc
+    key = pseudonym_key(pseudonymise, pseudonym_key_file)
+    pack = load_pack(policies, local)
+    for rejected in pack.rejected:
+        click.echo(f"Warning: not applied (covers nothing): {rejected.problem}", err=True)
+    findings = evaluate(snapshot, pack, as_of_date(as_of) or datetime.now(timezone.utc).date())
+    result = verdict(findings)
+    if output is not None:
+        _write_evaluation(output, run_dir, snapshot, findings, pack, as_lang(lang), key)
+    shown = _for_print(findings, snapshot, key)
+    if as_json:
+        from m365audit.report import Pseudonymiser
+
+        view = Pseudonymiser(key, snapshot).snapshot(snapshot) if key else snapshot
+        doc = findings_document(view, shown, run_dir.name, as_lang(lang), pseudonymised=key is not None)
+        click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+    else:
+        _print_summary(snapshot.tenant_name, snapshot.tenant_id, run_dir.name, shown, result, lang, False)
+        if output is not None:
+            click.echo(f"Report:     {output / 'report.html'}")
+    from m365audit.audit import EXIT_BY_VERDICT
+
+    sys.exit(EXIT_BY_VERDICT[result])
+
+
+def _write_evaluation(output: Path, run_dir: Path, snapshot: Any, findings: list[Any], pack: Any, lang: Lang,
+                      key: bytes | None) -> None:
+    """The reports of a re-evaluation into a new folder (never over an existing report)."""
+    from m365audit.evidence import exchange_refs
+    from m365audit.report import Pseudonymiser, write_reports
+
+    if output.exists() and any(output.iterdir()):
+        raise AuditError(f"{output} exists and is not empty", hint="give a new folder; reports are never overwritten")
+    output.mkdir(parents=True, exist_ok=True)
+
+    def write(name: str, data: bytes) -> None:
+        (output / name).write_bytes(data)
+
+    write_reports(write, snapshot, findings, pack, run_dir.name, lang, exchange_refs(run_dir),
+                  datetime.now(timezone.utc), Pseudonymiser(key, snapshot) if key else None)
+
+
+
+
+def print_drift(result: Any, lang: str, quiet: bool) -> None:
+    """REGRESSION lines on stdout (also with --quiet); failed webhook deliveries and warnings on stderr."""
+    from m365audit.drift import headline, summary_lines
+
+    drift = result.drift
+    if drift is not None and (drift.alert or not quiet):
+        click.echo(headline(drift))
+        for line in summary_lines(drift, as_lang(lang)):
+            if not quiet or line.startswith("REGRESSION"):
+                click.echo(f"  {line}")
+    record = result.notify
+    for d in record.deliveries if record is not None else []:
+        if d.ok:
+            if not quiet:
+                click.echo(f"Notified {d.target} ({d.form}, HTTP {d.status}, {d.attempts} attempt(s))")
+        else:
+            click.echo(f"Warning: alert to {d.target} NOT delivered after {d.attempts} attempt(s): {d.error}; "
+                       f"recorded in notify.json (the verdict is unchanged)", err=True)
+    for warning in result.warnings:
+        click.echo(f"Warning: {warning}", err=True)

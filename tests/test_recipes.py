@@ -1,4 +1,4 @@
-"""docs/recipes: each scheduler recipe runs its m365audit steps against replayed tenants and reacts to the exit codes."""
+"""docs/recipes: every scheduler recipe runs its m365audit steps on replayed tenants and reacts to the exit codes."""
 
 from __future__ import annotations
 
@@ -352,8 +352,10 @@ def test_tenants_toml_audits_every_municipality_and_compares_each_with_its_previ
     for night in ("night1", "night2"):
         replays = {"gemeente-a": NIGHTS / night, "gemeente-b": TENANTS / "copilot-pilot",
                    "gemeente-c": TENANTS / "pilot-with-waivers"}
-        night_text = re.sub(r'(?m)^name = "([\w-]+)".*$',
-                            lambda m: f'{m.group(0)}\nreplay = "{replays[m.group(1)]}"', text)
+        night_text = text
+        for name, folder in replays.items():
+            night_text = re.sub(rf'(?m)^name = "{name}".*$', lambda m, f=folder: f'{m.group(0)}\nreplay = "{f}"',
+                                night_text)
         config.write_text(night_text, encoding="utf-8")
         assert [t.name for t in load_config(config).tenants] == list(replays)
         result = run(["m365audit-nightly", "--config", str(config)], host,
@@ -373,7 +375,8 @@ def test_setup_script_parses_and_creates_every_path_the_recipes_use() -> None:
     for path in (script, RECIPES / "m365audit-nightly"):
         assert subprocess.run(["bash", "-n", str(path)], capture_output=True, check=False).returncode == 0
         if shutil.which("shellcheck"):
-            result = subprocess.run(["shellcheck", "-s", "bash", str(path)], capture_output=True, text=True, check=False)
+            result = subprocess.run(["shellcheck", "-s", "bash", str(path)], capture_output=True, text=True,
+                                    check=False)
             assert result.returncode == 0, result.stdout
     text = script.read_text(encoding="utf-8")
     used = set()

@@ -1,4 +1,4 @@
-"""The scheduling recipes in docs/operations.md: they parse, and they run the commands this version has."""
+"""docs/operations.md and its recipe files (docs/recipes): they parse, and they name the options this version has."""
 
 from __future__ import annotations
 
@@ -16,21 +16,16 @@ from m365audit.operations import load_config
 from tests.conftest import ROOT
 
 DOC = ROOT / "docs" / "operations.md"
-
-
-def block(first_line: str) -> str:
-    """The fenced code block of operations.md whose first line is the given comment."""
-    for body in re.findall(r"```[a-z]*\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S):
-        if body.splitlines()[0].strip() == first_line:
-            return str(body)
-    raise AssertionError(f"no block starting with {first_line!r} in {DOC}")
+RECIPES = ROOT / "docs" / "recipes"
 
 
 def m365audit_calls(text: str) -> list[list[str]]:
     """Every m365audit command line in a text, as argv without the program."""
     calls = []
-    for match in re.finditer(r"(?:^|[\s/])m365audit ((?:audit|prune|record|permissions|verify)\b[^\n;>]*)", text):
-        calls.append(shlex.split(match.group(1).replace('"$(Build.ArtifactStagingDirectory)/reports"', "reports")))
+    for match in re.finditer(r"(?:^|[\s/])m365audit((?:-nightly)? (?:audit|prune|record|permissions|verify|drift|--)"
+                             r"[^\n;>|]*)", text):
+        argv = shlex.split(match.group(1).replace('"$(Pipeline.Workspace)/reports"', "reports"))
+        calls.append(["audit", *argv[1:]] if argv[0] == "-nightly" else argv)  # m365audit-nightly: audit's options
     return calls
 
 
@@ -43,12 +38,13 @@ def accepted(argv: list[str]) -> None:
 
 
 def test_github_workflow_uses_oidc_and_runs_the_audit() -> None:
-    doc = yaml.safe_load(block("# .github/workflows/m365audit.yml"))
+    doc = yaml.safe_load((RECIPES / "github-actions.yml").read_text(encoding="utf-8"))
     assert doc["permissions"]["id-token"] == "write"
     assert doc[True]["schedule"][0]["cron"] == "15 2 * * *"  # YAML 1.1 reads the key 'on' as True
     steps = doc["jobs"]["audit"]["steps"]
     audit = next(s for s in steps if s.get("name") == "Audit")
     assert "--auth workload-identity" in audit["run"] and "AZURE_CLIENT_SECRET" not in str(doc)
+    assert "--notify" in audit["run"]
     assert any("AZURE_FEDERATED_TOKEN_FILE" in s.get("run", "") for s in steps)
     calls = m365audit_calls(audit["run"])
     assert calls
@@ -57,7 +53,7 @@ def test_github_workflow_uses_oidc_and_runs_the_audit() -> None:
 
 
 def test_azure_devops_pipeline_publishes_junit() -> None:
-    doc = yaml.safe_load(block("# azure-pipelines.yml"))
+    doc = yaml.safe_load((RECIPES / "azure-pipelines.yml").read_text(encoding="utf-8"))
     steps = doc["steps"]
     publish = next(s for s in steps if s.get("task") == "PublishTestResults@2")
     assert publish["inputs"]["testResultsFormat"] == "JUnit" and publish["inputs"]["testResultsFiles"].endswith(
@@ -75,21 +71,22 @@ def test_azure_devops_pipeline_publishes_junit() -> None:
 def test_systemd_units_parse(name: str) -> None:
     parser = configparser.ConfigParser(strict=False, interpolation=None)
     parser.optionxform = str  # type: ignore[assignment,method-assign]
-    parser.read_string(block(f"# /etc/systemd/system/{name}"))
+    parser.read_string((RECIPES / name).read_text(encoding="utf-8"))
     if name.endswith(".timer"):
         assert parser["Timer"]["OnCalendar"] and parser["Install"]["WantedBy"] == "timers.target"
         return
     service = parser["Service"]
     exec_start = shlex.split(service["ExecStart"])
-    assert exec_start[0].endswith("/bin/m365audit") and exec_start[1] == "audit" and "--quiet" in exec_start
-    accepted(exec_start[1:])
+    assert exec_start[0] == "/usr/local/bin/m365audit-nightly"  # runs `m365audit audit --quiet` with these options
+    accepted(["audit", *exec_start[1:]])
     accepted(shlex.split(service["ExecStartPre"].lstrip("-"))[1:])
     assert service["NoNewPrivileges"] == "yes" and service["ProtectSystem"] == "strict"
     assert "/var/lib/m365audit" in service["ReadWritePaths"]
 
 
 def test_cron_lines_have_five_time_fields_a_user_and_real_commands() -> None:
-    lines = [line for line in block("# /etc/cron.d/m365audit").splitlines() if line and not line.startswith("#")]
+    lines = [line for line in (RECIPES / "m365audit.cron").read_text(encoding="utf-8").splitlines()
+             if line and not line.startswith("#") and not re.match(r"^[A-Z]+=", line)]
     assert len(lines) == 2
     for line in lines:
         fields = line.split()
@@ -101,11 +98,22 @@ def test_cron_lines_have_five_time_fields_a_user_and_real_commands() -> None:
 
 def test_the_config_example_loads(tmp_path: Path) -> None:
     path = tmp_path / "tenants.toml"
-    path.write_text(block("# /etc/m365audit/tenants.toml"), encoding="utf-8")
+    path.write_text((RECIPES / "tenants.toml").read_text(encoding="utf-8"), encoding="utf-8")
     config = load_config(path)
-    assert [t.name for t in config.tenants] == ["gemeente-a", "gemeente-b"]
-    assert config.tenants[0].auth == "certificate" and config.tenants[1].secret_env == "GEMEENTE_B_SECRET"
+    assert [t.name for t in config.tenants] == ["gemeente-a", "gemeente-b", "gemeente-c"]
+    assert all(t.auth == "certificate" and t.certificate_path_env and t.notify for t in config.tenants)
 
 
-def test_readme_links_the_operations_guide() -> None:
-    assert "docs/operations.md" in (ROOT / "README.md").read_text(encoding="utf-8")
+def test_readme_links_the_operations_guide_and_the_recipes() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "docs/operations.md" in readme and "docs/recipes" in readme
+
+
+def test_operations_links_every_recipe_and_copies_none() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    for recipe in RECIPES.iterdir():
+        if recipe.name != "README.md":
+            assert f"(recipes/{recipe.name})" in text, recipe.name
+    blocks = re.findall(r"```([a-z]*)\n(.*?)```", text, flags=re.S)
+    assert not [b for lang, b in blocks if lang in ("ini", "cron", "toml", "yaml") or "ExecStart=" in b
+                or "runs-on:" in b or "[[tenant]]" in b]

@@ -80,7 +80,12 @@ def build_credential(settings: CredentialSettings, env: dict[str, str] | None = 
     if method == "certificate":
         if not s.certificate_path or not os.path.isfile(s.certificate_path):
             raise AuthError(f"certificate file not found: {s.certificate_path!r}",
-                            hint="set AZURE_CLIENT_CERTIFICATE_PATH to a PEM or PKCS12 file with the private key")
+                            hint="point --certificate (or AZURE_CLIENT_CERTIFICATE_PATH, when the option is not "
+                                 "given) at a PEM or PKCS12 file with the private key")
+        if not os.access(s.certificate_path, os.R_OK):
+            raise AuthError(f"certificate file not readable for this user: {s.certificate_path!r}",
+                            hint="let the user that runs the audit read it, e.g. chown root:m365audit and chmod 0640 "
+                                 "(docs/recipes/setup-debian.sh)")
         return aio.CertificateCredential(tenant_id, client_id, s.certificate_path,
                                          password=env.get("AZURE_CLIENT_CERTIFICATE_PASSWORD"))
     if method == "secret":

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from m365audit.tenants import load_config
+from m365audit.operations.tenants import load_config
 from tests.conftest import ROOT, TENANTS
 
 RECIPES = ROOT / "docs" / "recipes"
@@ -240,12 +240,12 @@ def test_an_unreadable_certificate_is_named_by_the_option_the_unit_passes(host: 
 
 def test_a_config_tenant_with_an_unreadable_certificate_gets_the_permission_hint(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from m365audit.credentials import CredentialSettings, build_credential
     from m365audit.errors import AuthError
+    from m365audit.graph.credentials import CredentialSettings, build_credential
 
     pem = tmp_path / "gemeente-a.pem"
     pem.write_text("key", encoding="utf-8")
-    monkeypatch.setattr("m365audit.credentials.os.access", lambda path, mode: False)
+    monkeypatch.setattr("m365audit.graph.credentials.os.access", lambda path, mode: False)
     env = {"AZURE_TENANT_ID": TENANT_ID, "AZURE_CLIENT_ID": TENANT_ID, "AZURE_CLIENT_CERTIFICATE_PATH": str(pem)}
     with pytest.raises(AuthError, match="not readable for this user") as err:
         build_credential(CredentialSettings(method="certificate"), env)

@@ -73,7 +73,8 @@ def parse(text: str) -> Page:
 TEMPLATE_TAGS = {"html", "head", "meta", "title", "style", "body", "a", "header", "p", "h1", "h2", "h3", "h4", "dl",
                  "dt", "dd", "code", "main", "section", "ul", "li", "span", "div", "table", "caption", "thead", "tr",
                  "th", "td", "tbody", "strong", "article", "br", "details", "summary", "footer"}
-TEMPLATE_ATTRS = {"lang", "charset", "name", "content", "class", "href", "id", "aria-labelledby", "aria-label", "scope"}
+TEMPLATE_ATTRS = {"lang", "charset", "name", "content", "class", "href", "id", "aria-labelledby", "aria-label", "scope",
+                  "data-label"}  # data-label: a column header shown before a stacked cell on a phone (CSS attr())
 HOSTILE_TEXT = ['Gemeente <script>alert("org")</script> & \'Zoet"hout\' {{ 7*7 }} | [x](javascript:alert(1))',
                 "BLOCK - <img src=x onerror=alert(1)> {% if true %}{{ config }}{% endif %} - Copilot",
                 'WIN - </td></tr></table><h1 onclick="x()">Copilot uit</h1> ${jndi:x} `code` *em*',

@@ -1,4 +1,4 @@
-"""Unit tests of the check functions in m365audit/checks.py, with inline data and the shipped catalogs."""
+"""Unit tests of the check functions in m365audit/evaluate/checks/, with inline data and the shipped catalogs."""
 
 from __future__ import annotations
 

@@ -53,6 +53,8 @@ def _imports(path: Path) -> list[tuple[int, str, list[str]]]:
 def test_every_subpackage_has_a_level() -> None:
     packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
     assert packages == set(LEVEL), "a new subpackage needs its place in LAYERS and a paragraph in docs/architecture.md"
+    described = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    assert [p for p in sorted(packages) if f"**`{p}/`**" not in described] == []
 
 
 def _problems(path: Path) -> list[str]:

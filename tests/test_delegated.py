@@ -31,8 +31,11 @@ def judge(value: Any, setting: str = "microsoft.copilot.allowwebsearch") -> Any:
         params=rule_params(RULE, PACK), approved_apps=[], today=date(2026, 11, 28)))
 
 
-@pytest.mark.parametrize("value, status", [("0", Status.PASS), ("1", Status.FAIL), (None, Status.FAIL),
-                                           ("2", Status.ERROR), ("<xml/>", Status.ERROR), (0, Status.ERROR)])
+@pytest.mark.parametrize("value, status", [
+    ("1", Status.PASS),   # off in Copilot and Copilot Chat
+    ("0", Status.FAIL),   # off in Work mode only: still on in Copilot Chat
+    ("2", Status.FAIL), (None, Status.FAIL),  # on; not configured (Microsoft's default is on)
+    ("3", Status.ERROR), ("<xml/>", Status.ERROR), (0, Status.ERROR), (1, Status.ERROR)])
 def test_only_listed_values_decide_and_anything_else_is_error(value: Any, status: Status) -> None:
     outcome = judge(value)
     assert outcome.status is status
@@ -41,7 +44,7 @@ def test_only_listed_values_decide_and_anything_else_is_error(value: Any, status
 
 
 def test_a_missing_setting_is_error() -> None:
-    assert judge("0", setting="microsoft.copilot.imagegeneration").status is Status.ERROR
+    assert judge("1", setting="microsoft.copilot.imagegeneration").status is Status.ERROR
 
 
 def test_an_application_sign_in_never_asks_for_delegated_sources() -> None:

@@ -534,6 +534,46 @@ def test_tenant_wide_ignores_microsoft_apps_and_non_org_data_roles() -> None:
     assert "0 in scope" in out.message.en
 
 
+AME_TENANT = "33e01921-4d64-4f8c-a055-5bdaffd5e33d"
+MCP_SERVER = "e8c77dc2-69b3-43f4-bc51-3213c9d915b4"
+
+
+def test_an_app_of_another_microsoft_tenant_is_microsofts() -> None:
+    """Owned by AME, not by the three best-known Microsoft tenants: still first party, not a third-party AI app."""
+    ame = sp("c9", "99999999-9999-9999-9999-999999999999", "Copilot Insights Connector", owner=AME_TENANT)
+    assert run("apps-tenant-wide-data-access-approved", apps_data([ame], roles=[role("c9", MAIL_READ_ROLE)])).status \
+        is Status.PASS
+    data = apps_data([ame], [grant("c9", "Mail.Read", "AllPrincipals")])
+    assert run("ai-apps-no-org-data-access", data).status is Status.PASS
+
+
+def test_a_first_party_app_id_is_microsofts_whatever_its_owner_field_says() -> None:
+    mcp = {**sp("ca", MCP_SERVER, "Microsoft MCP Server for Enterprise"), "appOwnerOrganizationId": None}
+    out = run("apps-tenant-wide-data-access-approved", apps_data([mcp], roles=[role("ca", MAIL_READ_ROLE)]))
+    assert out.status is Status.PASS and "0 in scope" in out.message.en
+
+
+def test_an_app_that_only_looks_like_microsoft_is_a_third_party() -> None:
+    """A Microsoft-like name or publisher, an unknown owner: judged as a third party, and its AI name counts."""
+    fake = sp("cb", "bbbbbbbb-1111-2222-3333-444444444444", "Microsoft Copilot ChatGPT Bridge",
+              owner="bbbbbbbb-0000-0000-0000-000000000000", publisher="Microsoft Corporation")
+    assert run("apps-tenant-wide-data-access-approved",
+               apps_data([fake], roles=[role("cb", MAIL_READ_ROLE)])).status is Status.FAIL
+    assert run("ai-apps-no-org-data-access", apps_data([fake], roles=[role("cb", MAIL_READ_ROLE)])).status \
+        is Status.FAIL
+    no_owner = {**fake, "appOwnerOrganizationId": None}
+    assert run("apps-tenant-wide-data-access-approved",
+               apps_data([no_owner], roles=[role("cb", MAIL_READ_ROLE)])).status is Status.FAIL
+
+
+def test_an_unconfirmed_first_party_id_never_makes_an_app_microsofts() -> None:
+    unconfirmed = [e for e in CATALOGS["copilot-first-party-apps"] if e.get("confirmed") is False]
+    assert unconfirmed, "the catalog marks its unconfirmed ids"
+    app = sp("cc", unconfirmed[0]["app_id"], "Teams helper", owner="cccccccc-0000-0000-0000-000000000000")
+    out = run("apps-tenant-wide-data-access-approved", apps_data([app], roles=[role("cc", MAIL_READ_ROLE)]))
+    assert out.status is Status.FAIL
+
+
 def test_apps_bad_grant_shape_is_error() -> None:
     bad = {**grant("c1", "Mail.Read"), "consentType": "Everyone"}
     assert run("apps-tenant-wide-data-access-approved", apps_data([CHATGPT], [bad])).status is Status.ERROR

@@ -13,6 +13,9 @@ APP_ROLE_IDS: dict[str, str] = {
     # Microsoft Graph application role ids (appRoles[].id of the Graph service principal).
     # Source: merill/microsoft-info _info/GraphAppRoles.csv (graph-surface.md key MI) unless noted.
     "Organization.Read.All": "498476ce-e0fe-48b0-b801-37ba7e2685c6",
+    # Learn names LicenseAssignment.Read.All least privilege for GET /subscribedSkus; Organization.Read.All
+    # (what earlier installs granted) is still accepted for it (SOURCES lists both).
+    "LicenseAssignment.Read.All": "e2f98668-2877-4f38-a2f4-8202e0717aa1",
     "User.Read.All": "df021288-bdef-4463-88db-98f22de89214",
     "Application.Read.All": "9a5d68dd-52b0-4cc2-bd40-abcf44ac3a30",
     "DelegatedPermissionGrant.Read.All": "81b4724a-58aa-41c1-8a55-84ef97466587",
@@ -34,6 +37,7 @@ ALSO_SATISFIED_BY: dict[str, tuple[str, ...]] = {
     # costs nothing: Graph then answers 403 and the source is an error anyway; refusing wrongly would
     # hide evidence, so when in doubt a broader grant is listed here.
     "Organization.Read.All": ("Organization.ReadWrite.All", *_DIRECTORY),
+    "LicenseAssignment.Read.All": ("LicenseAssignment.ReadWrite.All", *_DIRECTORY),
     "User.Read.All": ("User.ReadWrite.All", *_DIRECTORY),
     "Application.Read.All": ("Application.ReadWrite.All", *_DIRECTORY),
     "DelegatedPermissionGrant.Read.All": ("DelegatedPermissionGrant.ReadWrite.All", *_DIRECTORY),

@@ -231,7 +231,8 @@ _SP_FIELDS = "id,appId,displayName,appOwnerOrganizationId,accountEnabled,service
 SOURCES: dict[str, Source] = {s.key: s for s in (
     Source("organization", "/v1.0/organization", ("Organization.Read.All",), "collection",
            "tenant name, id and verified domains"),
-    Source("subscribed_skus", "/v1.0/subscribedSkus", ("Organization.Read.All",), "collection",
+    Source("subscribed_skus", "/v1.0/subscribedSkus", ("LicenseAssignment.Read.All", "Organization.Read.All"),
+           "collection",
            "licences the tenant has bought, with their service plans"),
     Source("users", f"/v1.0/users?$select={_USER_FIELDS}&$top=999", ("User.Read.All",), "collection",
            "users with their assigned licences and plans"),

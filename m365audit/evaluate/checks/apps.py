@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from m365audit.evaluate.checks.base import (
     CheckInput,
     Obj,
     ShapeError,
-    catalog_ids,
     catalog_of,
     dicts_of,
     failed,
@@ -21,6 +20,7 @@ from m365audit.evaluate.checks.base import (
     plural,
     str_of,
 )
+from m365audit.evaluate.checks.firstparty import microsoft_owned
 from m365audit.models import CheckOutcome, FindingObject
 
 # --------------------------------------------------------------------------- apps and their access
@@ -147,10 +147,10 @@ def _search(pattern: str, text: str) -> bool:
         raise ShapeError(f"catalog pattern {pattern!r} is not a valid regular expression: {exc}") from exc
 
 
-def _ai_match(sp: Obj, catalog: Sequence[Obj], microsoft: set[str]) -> str | None:
-    """The catalog name of the AI app this service principal is, or None."""
+def _ai_match(sp: Obj, catalog: Sequence[Obj], microsoft: Callable[[Obj], bool]) -> str | None:
+    """The catalog name of the AI app this service principal is, or None (names only match third-party apps)."""
     app_id = lowered(sp.get("appId"))
-    third_party = lowered(sp.get("appOwnerOrganizationId")) not in microsoft
+    third_party = not microsoft(sp)
     for entry in catalog:
         label = f"{entry.get('name')} ({entry.get('vendor')})"
         if entry.get("app_id") and lowered(entry["app_id"]) == app_id:
@@ -166,7 +166,7 @@ def _ai_match(sp: Obj, catalog: Sequence[Obj], microsoft: set[str]) -> str | Non
 def ai_apps_no_org_data_access(inp: CheckInput) -> CheckOutcome:
     """No app the AI-app catalog recognises holds a permission that reaches organisation data."""
     sps = _service_principals(inp)
-    microsoft = set(catalog_ids(inp, "microsoft-tenant-ids", "id"))
+    microsoft = microsoft_owned(inp)
     catalog = catalog_of(inp, "ai-apps")
     by_client: dict[str, list[_Access]] = {}
     for access in _accesses(inp):
@@ -195,7 +195,7 @@ def ai_apps_no_org_data_access(inp: CheckInput) -> CheckOutcome:
 def apps_tenant_wide_data_access_approved(inp: CheckInput) -> CheckOutcome:
     """Every non-Microsoft app with tenant-wide org-data access is approved, its review date not passed."""
     sps = _service_principals(inp)
-    microsoft = set(catalog_ids(inp, "microsoft-tenant-ids", "id"))
+    microsoft = microsoft_owned(inp)
     approved = {a.app_id.lower(): a for a in inp.approved_apps}
     by_client: dict[str, list[_Access]] = {}
     for access in _accesses(inp):
@@ -204,7 +204,7 @@ def apps_tenant_wide_data_access_approved(inp: CheckInput) -> CheckOutcome:
     objects, ok = [], 0
     for client, accesses in sorted(by_client.items()):
         sp = _client(sps, client)
-        if lowered(sp.get("appOwnerOrganizationId")) in microsoft:
+        if microsoft(sp):
             continue
         approval = approved.get(lowered(sp.get("appId")))
         if approval is not None and approval.review_by >= inp.today:

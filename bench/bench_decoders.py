@@ -297,15 +297,63 @@ def child(name: str, folder: Path) -> None:
     print(json.dumps({"stream": stream / 2**20, "keep": keep / 2**20, "keep_peak": keep_peak / 2**20}))
 
 
+def check_scan(n: int) -> None:
+    """scan() against a recursive count on random documents with structure characters inside strings."""
+    import random
+
+    def depth(v: Any) -> int:
+        children = list(v.values()) if isinstance(v, dict) else v if isinstance(v, list) else None
+        return 0 if children is None else 1 + max(map(depth, children), default=0)
+
+    def keys(v: Any) -> int:
+        if isinstance(v, dict):
+            return len(v) + sum(map(keys, v.values()))
+        return sum(map(keys, v)) if isinstance(v, list) else 0
+
+    def text() -> str:
+        return "".join(random.choice('a[]{}:"\\ ,\né') for _ in range(random.randint(0, 4)))
+
+    def value(d: int) -> Any:
+        r = random.random()
+        if d > 6 or r < 0.3:
+            return text() if random.random() < 0.7 else random.choice([1, None, True])
+        if r < 0.65:
+            return [value(d + 1) for _ in range(random.randint(0, 3))]
+        return {text(): value(d + 1) for _ in range(random.randint(0, 3))}
+
+    global BOUND
+    wrong = 0
+    for _ in range(n):
+        doc = value(0)
+        for raw in (json.dumps(doc).encode(), json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode(),
+                    json.dumps(doc, indent=1).encode()):
+            BOUND = 10**6
+            wrong += scan(raw, count_keys=True) != keys(doc)
+            BOUND = depth(doc)
+            scan(raw)  # must pass at exactly its depth
+            if BOUND:
+                BOUND -= 1
+                try:
+                    scan(raw)
+                    wrong += 1
+                except TooDeep:
+                    pass
+    print(f"scan() on {3 * n} random documents: {wrong} wrong")
+
+
 def main() -> None:
     global BOUND
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--users", type=int, default=100_000)
     p.add_argument("--rounds", type=int, default=5, help="timed rounds, candidates interleaved; the median counts")
     p.add_argument("--bound", type=int, default=BOUND, help="the nesting depth past which a page is malformed")
+    p.add_argument("--check-scan", type=int, metavar="N", help="only check the pre-pass on N random documents")
     p.add_argument("--child", nargs=2, metavar=("NAME", "DIR"), help=argparse.SUPPRESS)
     args = p.parse_args()
     BOUND = args.bound
+    if args.check_scan:
+        check_scan(args.check_scan)
+        return
     if args.child:
         child(args.child[0], Path(args.child[1]))
         return

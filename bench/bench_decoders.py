@@ -3,7 +3,7 @@
     python bench/bench_decoders.py [--users 100000] [--rounds 5] [--bound 200]
 
 The pages are the simulator's answers to the audit's own users request ($select, $top=999), made in-process by
-m365audit.simtenant (no sockets). Every candidate decodes every page once per round, candidates interleaved
+m365audit.simulator (no sockets). Every candidate decodes every page once per round, candidates interleaved
 (each round starts with the next candidate); the time is this process's CPU time (time.process_time: decoding
 does no I/O, and other processes on a shared machine then inflate it far less than wall time), the median of
 the rounds. Memory is measured in a child process per candidate (this script with
@@ -33,10 +33,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from common import run_child
-
-from m365audit import graphjson, items
-from m365audit.simtenant import SimTenant, TenantSpec
 from m365audit.sources import SOURCES
+
+from m365audit.evidence import items
+from m365audit.graph import jsonparse as graphjson
+from m365audit.simulator import SimTenant, TenantSpec
 
 try:
     import orjson

@@ -33,8 +33,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from common import run_child
-from m365audit.sources import SOURCES
 
+from m365audit.collect import SOURCES
 from m365audit.evidence import items
 from m365audit.graph import jsonparse as graphjson
 from m365audit.simulator import SimTenant, TenantSpec

@@ -309,9 +309,12 @@ class Finding(Frozen):
 
 
 class CheckOutcome(Frozen):
-    """What a check function or the declarative engine concluded, before waivers."""
+    """What a check function or the declarative engine concluded, before waivers.
 
-    status: Literal[Status.PASS, Status.FAIL, Status.ERROR]
+    manual only from the observed_by check of a manual rule: Graph shows something only a person can judge.
+    """
+
+    status: Literal[Status.PASS, Status.FAIL, Status.ERROR, Status.MANUAL]
     message: Text
     objects: list[FindingObject] = []
     errors: list[FindingError] = []

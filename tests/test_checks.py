@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ import yaml
 from m365audit.evaluate import CHECKS
 from m365audit.evaluate.checks.base import CheckInput
 from m365audit.evaluate.engine import run_declarative
-from m365audit.models import ApprovedApp, CheckOutcome, Rule, Status
+from m365audit.models import ApprovedApp, CheckOutcome, Rule, SourceError, Status
 
 POLICIES = Path(__file__).resolve().parent.parent / "m365audit" / "policies"
 TODAY = date(2026, 11, 28)
@@ -807,14 +807,18 @@ def test_audit_bad_shape_and_bad_param_are_error() -> None:
     assert out.status is Status.ERROR
 
 
+CONTRACT_MANUAL = {"copilot-open-content-blocked", "copilot-web-search-disabled", "power-platform-ai-restricted",
+                   "purview-copilot-dlp", "teams-meeting-copilot-restricted"}
+
+
 def test_every_rule_naming_a_function_names_an_existing_one() -> None:
-    assert len(RULES) == 23
+    assert len(RULES) >= 23, "the 23 rule ids of POLICY-PACK.md are a contract; the pack may add rules"
     for rule in RULES.values():
-        if rule.check is not None and rule.check.function is not None:
-            assert rule.check.function in CHECKS, rule.id
-    manual = sorted(r.id for r in RULES.values() if r.manual is not None)
-    assert manual == ["copilot-open-content-blocked", "copilot-web-search-disabled", "power-platform-ai-restricted",
-                      "purview-copilot-dlp", "teams-meeting-copilot-restricted"]
+        for check in (rule.check, rule.observed_by):
+            if check is not None and check.function is not None:
+                assert check.function in CHECKS, rule.id
+    manual = {r.id for r in RULES.values() if r.manual is not None}
+    assert manual >= CONTRACT_MANUAL and "teams-premium-ai-attested" in manual
 
 
 def test_every_catalog_entry_has_a_source_note() -> None:
@@ -885,3 +889,62 @@ def test_ai_app_catalog_with_invalid_pattern_is_error() -> None:
     out = CHECKS["ai_apps_no_org_data_access"](CheckInput(
         rule=rule, data=apps_data([CHATGPT]), catalogs=catalogs, params={}, approved_apps=[], today=TODAY))
     assert out.status is Status.ERROR
+
+
+# --------------------------------------------------------------------------- plans that need an attestation
+
+TEAMS_PREMIUM_SKU = "36a0f3b3-adb5-49ea-bf66-762134cf063a"
+TEAMSPRO_MGMT = "0504111f-feb8-4a3c-992a-70280f9a2869"
+
+
+def teams_premium_sku() -> dict[str, Any]:
+    return {"skuId": TEAMS_PREMIUM_SKU, "skuPartNumber": "Microsoft_Teams_Premium", "capabilityStatus": "Enabled",
+            "consumedUnits": 1, "prepaidUnits": {"enabled": 5, "suspended": 0, "warning": 0, "lockedOut": 0},
+            "servicePlans": [plan(TEAMSPRO_MGMT, "TEAMSPRO_MGMT"),
+                             plan("78b58230-ec7e-4309-913c-93a45cc4735b", "TEAMSPRO_WEBINAR")]}
+
+
+def attest_check(data: dict[str, Any]) -> CheckOutcome:
+    rule = RULES["teams-premium-ai-attested"]
+    assert rule.observed_by is not None and rule.observed_by.function is not None
+    return CHECKS[rule.observed_by.function](CheckInput(rule=rule, data=data, catalogs=CATALOGS,
+                                                        params=dict(rule.params), approved_apps=[], today=TODAY))
+
+
+def test_a_held_teams_premium_intelligent_plan_asks_for_an_attestation_not_a_fail() -> None:
+    data = {"subscribed_skus": [e5_sku(), teams_premium_sku()],
+            "users": [user("u1", [licence(TEAMS_PREMIUM_SKU)]), user("u2", [licence(E5_SKU)])]}
+    out = attest_check(data)
+    assert out.status is Status.MANUAL and ids(out) == ["TEAMSPRO_MGMT"] and "1 user" in out.message.en
+
+
+def test_teams_premium_with_the_intelligent_plan_switched_off_passes() -> None:
+    data = {"subscribed_skus": [teams_premium_sku()],
+            "users": [user("u1", [licence(TEAMS_PREMIUM_SKU, disabled=[TEAMSPRO_MGMT])])]}
+    out = attest_check(data)
+    assert out.status is Status.PASS and "0 in scope" in out.message.en
+
+
+def test_an_observed_manual_outcome_takes_the_attestation_and_keeps_what_graph_showed() -> None:
+    from m365audit.evaluate import evaluate, load_pack
+    from m365audit.models import Attestation, Snapshot, SourceResult
+
+    data = {"subscribed_skus": [teams_premium_sku()], "users": [user("u1", [licence(TEAMS_PREMIUM_SKU)])]}
+    snap = Snapshot(tenant_id="t", tenant_name="", collected_at=datetime(2026, 11, 28, tzinfo=timezone.utc),
+                    tool_version="test", sources={k: SourceResult(key=k, ok=True, url="/x", data=v)
+                                                  for k, v in data.items()})
+    shipped = load_pack()
+    only = shipped.model_copy(update={"rules": [r for r in shipped.rules if r.id == "teams-premium-ai-attested"]})
+    [unattested] = evaluate(snap, only, TODAY)
+    assert unattested.status is Status.MANUAL and unattested.attestation is None
+    assert [o.id for o in unattested.objects] == ["TEAMSPRO_MGMT"] and "check by hand" in unattested.message.en
+    attested = only.model_copy(update={"attestations": [Attestation(
+        rule="teams-premium-ai-attested", statement="Transcription and recap off in all meeting policies",
+        attested_by="fb@voorbeeld.nl", date=date(2026, 11, 1), expires=date(2027, 2, 1))]})
+    [finding] = evaluate(snap, attested, TODAY)
+    assert finding.status is Status.MANUAL and finding.attestation is not None
+    assert "1 user holds" in finding.message.en and "Attested until 2027-02-01" in finding.message.en
+    broken = snap.model_copy(update={"sources": {**snap.sources, "users": SourceResult(
+        key="users", ok=False, url="/x", error=SourceError(message="503", code="ServiceUnavailable"))}})
+    [error] = evaluate(broken, attested, TODAY)
+    assert error.status is Status.ERROR, "who holds the plan could not be read: not a manual, not a pass"

@@ -208,17 +208,25 @@ def _waived_message(underlying: Text, waiver: Waiver) -> Text:
 
 
 def manual_finding(rule: Rule, attestations: list[Attestation], today: date,
-                   rejected: Iterable[RejectedEntry] = ()) -> Finding:
-    """A rule Graph cannot observe: manual, with the current attestation when there is one."""
+                   rejected: Iterable[RejectedEntry] = (), observed: CheckOutcome | None = None) -> Finding:
+    """A rule Graph cannot observe: manual, with the current attestation when there is one.
+
+    ``observed`` is what an observed_by check saw when it could only say that a person must look (status manual,
+    e.g. a plan is held whose AI setting Graph does not show): its message and objects lead the finding.
+    """
     mine = sorted((a for a in attestations if a.rule == rule.id), key=lambda a: a.date, reverse=True)
     current = next((a for a in mine if a.date <= today <= a.expires), None)
-    base = {"rule_id": rule.id, "rule_version": rule.version, "status": Status.MANUAL, "severity": rule.severity,
-            "title": rule.title}
+    base: dict[str, Any] = {"rule_id": rule.id, "rule_version": rule.version, "status": Status.MANUAL,
+                            "severity": rule.severity, "title": rule.title}
+    seen = Text(en="Not observable through Graph.", nl="Niet waarneembaar via Graph.")
+    if observed is not None:
+        base.update(sources=list(rule.sources), objects=list(observed.objects))
+        seen = observed.message
     if current is not None:
         return Finding(**base, attestation=current, message=Text(
-            en=f"Not observable through Graph. Attested until {current.expires.isoformat()} by "
+            en=f"{seen.en} Attested until {current.expires.isoformat()} by "
                f"{current.attested_by}: {current.statement}",
-            nl=f"Niet waarneembaar via Graph. Verklaard tot {current.expires.isoformat()} door "
+            nl=f"{seen.nl} Verklaard tot {current.expires.isoformat()} door "
                f"{current.attested_by}: {current.statement}"))
     notes = [Text(en=f"Attestation expired on {a.expires.isoformat()} ({a.attested_by}).",
                   nl=f"Verklaring verlopen op {a.expires.isoformat()} ({a.attested_by}).")
@@ -227,6 +235,10 @@ def manual_finding(rule: Rule, attestations: list[Attestation], today: date,
                    nl=f"Verklaring gedateerd in de toekomst ({a.date.isoformat()}): telt niet.")
               for a in mine if a.date > today]
     notes += rejected_notes(rule, "attestations", rejected, True)
+    if observed is not None:
+        return Finding(**base, notes=notes, message=Text(
+            en=f"{seen.en} No current attestation: check by hand (see 'how to check').",
+            nl=f"{seen.nl} Geen geldige verklaring: handmatig controleren (zie 'controle')."))
     return Finding(**base, notes=notes, message=Text(
         en="Not observable through Graph and no current attestation: check by hand (see 'how to check').",
         nl="Niet waarneembaar via Graph en geen geldige verklaring: handmatig controleren (zie 'controle')."))
@@ -244,6 +256,12 @@ def evaluate(snapshot: Snapshot, pack: PolicyPack, today: date) -> list[Finding]
         if rule.manual is not None and not observed(rule, snapshot):
             findings.append(manual_finding(rule, pack.attestations, today, pack.rejected))
         else:
-            findings.append(apply_waivers(rule, run_check(rule, snapshot, pack, today), pack.waivers, today,
-                                          pack.rejected))
+            outcome = run_check(rule, snapshot, pack, today)
+            if outcome.status is Status.MANUAL and rule.manual is not None:  # seen, but only a person can judge
+                findings.append(manual_finding(rule, pack.attestations, today, pack.rejected, observed=outcome))
+                continue
+            if outcome.status is Status.MANUAL:  # a rule without a manual part cannot be left to a person
+                outcome = _error("The check answered 'manual' for a rule that has no manual part.",
+                                 "De controle gaf 'handmatig' voor een regel zonder handmatige controle.")
+            findings.append(apply_waivers(rule, outcome, pack.waivers, today, pack.rejected))
     return findings

@@ -10,6 +10,7 @@ from m365audit.evaluate.checks.intune import intune_setting_enforced
 from m365audit.evaluate.checks.licences import (
     ai_plans_in_catalog,
     copilot_subscriptions_absent,
+    plans_need_attestation,
     service_plans_not_assigned,
 )
 from m365audit.evaluate.checks.settings import copilot_policy_setting
@@ -32,5 +33,6 @@ CHECKS: dict[str, CheckFn] = {
         copilot_usage_none,
         audit_no_ai_interactions,
         copilot_policy_setting,
+        plans_need_attestation,
     )
 }

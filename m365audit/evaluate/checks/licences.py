@@ -17,13 +17,14 @@ from m365audit.evaluate.checks.base import (
     items_of,
     list_of,
     lowered,
+    outcome,
     param_of,
     passed,
     plural,
     str_list_param,
     str_of,
 )
-from m365audit.models import CheckOutcome, FindingObject
+from m365audit.models import CheckOutcome, FindingObject, Status
 
 # --------------------------------------------------------------------------- licences
 
@@ -222,4 +223,33 @@ def ai_plans_in_catalog(inp: CheckInput) -> CheckOutcome:
     return passed(
         f"{plural(len(ai_plans), 'serviceplan', 'serviceplannen')} met een AI-naam, alle geclassificeerd.",
         f"{plural(len(ai_plans), 'service plan', 'service plans')} with an AI-like name, all classified.",
+    )
+
+
+def plans_need_attestation(inp: CheckInput) -> CheckOutcome:
+    """Users holding a plan of the catalog plan_catalog make the rule manual (an attestation is needed); none: pass.
+
+    Such a plan can switch on generative AI through a setting Graph does not show, and it is also bought for other
+    features, so holding it is not a violation: whether the setting is off is for a person to attest.
+    """
+    catalog = param_of(inp, "plan_catalog", str)
+    plans = catalog_ids(inp, catalog, "id")
+    skus = _sku_index(inp, plans)
+    holders: dict[str, list[str]] = {}
+    for user in items_of(inp, "users"):
+        for name, _ in _held_plans(user, skus, plans).values():
+            holders.setdefault(name, []).append(_user_name(user))
+    if not holders:
+        return passed("0 in scope: geen gebruiker heeft een plan dat hier een verklaring vraagt.",
+                      "0 in scope: no user holds a plan that needs an attestation here.")
+    objects = [FindingObject(id=name, name=name, detail=f"held by {plural(len(users), 'user', 'users')}")
+               for name, users in sorted(holders.items())]
+    total = len({u for users in holders.values() for u in users})
+    return outcome(
+        Status.MANUAL,
+        f"{plural(total, 'gebruiker heeft', 'gebruikers hebben')} een plan met AI-functies die Graph niet toont:"
+        " een verklaring is nodig.",
+        f"{plural(total, 'user holds', 'users hold')} a plan with AI features that Graph does not show:"
+        " an attestation is needed.",
+        objects,
     )

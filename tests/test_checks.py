@@ -614,13 +614,17 @@ def choice(definition: str, value: str, children: list[Any] | None = None) -> di
         "choiceSettingValue": {"value": f"{definition}_{value}", "children": children or []}}}
 
 
-def target(kind: str, group: str | None = "grp") -> dict[str, Any]:
-    return {"id": "a", "target": {"@odata.type": f"#microsoft.graph.{kind}", "groupId": group}}
+def target(kind: str, group: str | None = "grp", filter_type: str = "none",
+           filter_id: str | None = None) -> dict[str, Any]:
+    """An assignment as Graph returns it: the filter fields are always present ('none' and null: no filter)."""
+    return {"id": "a", "target": {"@odata.type": f"#microsoft.graph.{kind}", "groupId": group,
+                                  "deviceAndAppManagementAssignmentFilterId": filter_id,
+                                  "deviceAndAppManagementAssignmentFilterType": filter_type}}
 
 
 def intune(pid: str, settings: list[Any], assignments: list[Any]) -> dict[str, Any]:
     return {"id": pid, "name": f"policy {pid}", "isAssigned": bool(assignments), "settings": settings,
-            "assignments": assignments}
+            "settingCount": len(settings), "assignments": assignments}
 
 
 def test_intune_assigned_compliant_policy_passes() -> None:
@@ -634,7 +638,7 @@ def test_intune_assigned_compliant_policy_passes() -> None:
 def test_intune_unassigned_policy_proves_nothing() -> None:
     out = run("endpoint-recall-disabled", {"intune_policies": [intune("p1", [choice(RECALL, "0")], [])]})
     assert out.status is Status.FAIL
-    assert "not assigned: proves nothing" in out.objects[0].detail
+    assert "no assignment that counts: proves nothing" in out.objects[0].detail
 
 
 def test_intune_exclusion_only_assignment_is_unassigned() -> None:
@@ -651,7 +655,7 @@ def test_intune_edge_matched_on_suffix_any_admx_version_and_nested() -> None:
     out = run("endpoint-edge-copilot-page-access-disabled", {"intune_policies": [
         intune("p1", [nested], [target("allDevicesAssignmentTarget", None)])]})
     assert out.status is Status.PASS
-    assert "assigned to allDevices" in out.objects[0].detail
+    assert "assigned to all devices" in out.objects[0].detail
 
 
 def test_intune_wrong_value_fails_and_an_opposite_assigned_policy_fails_by_default() -> None:
@@ -759,6 +763,13 @@ def test_audit_records_fail_grouped_per_user() -> None:
 def test_audit_record_without_type_counts() -> None:
     out = run("audit-no-ai-interactions", {"audit_ai_interactions": [audit_record(None)]})
     assert out.status is Status.FAIL
+
+
+def test_audit_records_only_of_a_type_nobody_asked_for_cannot_pass() -> None:
+    """Class 1: unknownFutureValue, or a new AI record type, is not proof of 'no AI interactions'."""
+    for kind in ("unknownFutureValue", "SharePointFileOperation", 7):
+        out = run("audit-no-ai-interactions", {"audit_ai_interactions": [audit_record(kind)]})  # type: ignore[arg-type]
+        assert out.status is Status.ERROR and "did not ask for" in out.message.en
 
 
 def test_audit_bad_shape_and_bad_param_are_error() -> None:

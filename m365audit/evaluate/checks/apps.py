@@ -82,21 +82,27 @@ def _accesses(inp: CheckInput) -> list[_Access]:
         if role is None:
             raise ShapeError(f"app role {role_id} is not defined on {resource.get('displayName')}: "
                              "cannot tell what it grants")
-        name = org.get((lowered(resource.get("appId")), role.lower(), "application"))
+        name = org.get((str_of(resource, "appId", "resource service principal").lower(), role.lower(), "application"))
         if name:
             found.append(_Access(str_of(assignment, "principalId", "app role assignment").lower(), name,
                                  str(resource.get("displayName") or resource.get("appId")), "application"))
+    known_sps = {str_of(sp, "id", "service principal").lower() for sp in items_of(inp, "service_principals")}
     for grant in items_of(inp, "delegated_grants"):
-        resource = resources.get(lowered(grant.get("resourceId")))
+        resource_id = str_of(grant, "resourceId", f"delegated grant {grant.get('id')}").lower()
+        resource = resources.get(resource_id)
         if resource is None:
+            if resource_id not in known_sps:
+                raise ShapeError(f"delegated grant {grant.get('id')} is on resource {resource_id}, which is not "
+                                 "among the service principals: cannot tell which API it opens")
             continue  # a grant on some other API (often the app's own): not Graph, SharePoint or Exchange
-        scope = grant.get("scope") or ""
+        scope = grant.get("scope")
         consent = grant.get("consentType")
         if not isinstance(scope, str) or consent not in ("AllPrincipals", "Principal"):
             raise ShapeError(f"delegated grant {grant.get('id')} has an unexpected scope or consentType")
         kind = "all users" if consent == "AllPrincipals" else "user"
         for scope_name in scope.split():
-            name = org.get((lowered(resource.get("appId")), scope_name.lower(), "delegated"))
+            name = org.get((str_of(resource, "appId", "resource service principal").lower(), scope_name.lower(),
+                            "delegated"))
             if name:
                 found.append(_Access(str_of(grant, "clientId", "delegated grant").lower(), name,
                                      str(resource.get("displayName") or resource.get("appId")), kind,
@@ -135,8 +141,13 @@ def _sp_object(sp: Obj, accesses: Iterable[_Access], extra: str = "") -> Finding
 
 
 def _publisher(sp: Obj) -> str:
+    """The verified publisher's name; null (not verified) is Graph's 'not set', any other shape is an error."""
     verified = sp.get("verifiedPublisher")
+    if verified is not None and not isinstance(verified, dict):
+        raise ShapeError(f"service principal {sp.get('appId')}: verifiedPublisher is not an object")
     name = verified.get("displayName") if isinstance(verified, dict) else None
+    if name is not None and not isinstance(name, str):
+        raise ShapeError(f"service principal {sp.get('appId')}: verifiedPublisher.displayName is not text")
     return str(name or sp.get("publisherName") or "")
 
 
@@ -149,8 +160,13 @@ def _search(pattern: str, text: str) -> bool:
 
 def _ai_match(sp: Obj, catalog: Sequence[Obj], microsoft: set[str]) -> str | None:
     """The catalog name of the AI app this service principal is, or None."""
-    app_id = lowered(sp.get("appId"))
-    third_party = lowered(sp.get("appOwnerOrganizationId")) not in microsoft
+    app_id = str_of(sp, "appId", f"service principal {sp.get('id')}").lower()
+    if not isinstance(sp.get("displayName"), str):
+        raise ShapeError(f"service principal {app_id}: displayName is missing or not text: cannot match it by name")
+    owner = sp.get("appOwnerOrganizationId")
+    if owner is not None and not isinstance(owner, str):
+        raise ShapeError(f"service principal {app_id}: appOwnerOrganizationId is not text")
+    third_party = lowered(owner) not in microsoft  # null (no owner tenant): not Microsoft, so the patterns apply
     for entry in catalog:
         label = f"{entry.get('name')} ({entry.get('vendor')})"
         if entry.get("app_id") and lowered(entry["app_id"]) == app_id:
@@ -204,9 +220,12 @@ def apps_tenant_wide_data_access_approved(inp: CheckInput) -> CheckOutcome:
     objects, ok = [], 0
     for client, accesses in sorted(by_client.items()):
         sp = _client(sps, client)
-        if lowered(sp.get("appOwnerOrganizationId")) in microsoft:
+        owner = sp.get("appOwnerOrganizationId")
+        if owner is not None and not isinstance(owner, str):
+            raise ShapeError(f"service principal {client}: appOwnerOrganizationId is not text")
+        if lowered(owner) in microsoft:
             continue
-        approval = approved.get(lowered(sp.get("appId")))
+        approval = approved.get(str_of(sp, "appId", f"service principal {client}").lower())
         if approval is not None and approval.review_by >= inp.today:
             ok += 1
             continue

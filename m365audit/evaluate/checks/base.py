@@ -111,8 +111,8 @@ def list_of(obj: Obj, field: str, where: str, required: bool = False) -> list[An
     return value
 
 
-def dicts_of(obj: Obj, field: str, where: str) -> list[Obj]:
-    values = list_of(obj, field, where)
+def dicts_of(obj: Obj, field: str, where: str, required: bool = False) -> list[Obj]:
+    values = list_of(obj, field, where, required)
     if not all(isinstance(v, dict) for v in values):
         raise ShapeError(f"{where}: '{field}' holds something other than objects")
     return values

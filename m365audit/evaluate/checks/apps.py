@@ -14,6 +14,7 @@ from m365audit.evaluate.checks.base import (
     catalog_of,
     dicts_of,
     failed,
+    guid_of,
     items_of,
     list_of,
     lowered,
@@ -38,9 +39,21 @@ class _Access:
 
 
 def _resources(inp: CheckInput) -> dict[str, Obj]:
-    """The Graph, SharePoint and Exchange service principals, keyed by object id (lower-cased)."""
-    resources = items_of(inp, "resource_permissions")
-    return {str_of(r, "id", "resource service principal").lower(): r for r in resources}
+    """The Graph, SharePoint and Exchange service principals, keyed by object id (lower-cased).
+
+    Each must be a resource the permission catalog knows: a resource under another appId would make every
+    permission on it count as nothing.
+    """
+    known = {str_of(e, "resource_app_id", "org-data-permissions").lower()
+             for e in catalog_of(inp, "org-data-permissions")}
+    resources = {}
+    for r in items_of(inp, "resource_permissions"):
+        app_id = guid_of(r, "appId", "resource service principal")
+        if app_id not in known:
+            raise ShapeError(f"resource service principal {r.get('displayName')!r} has appId {app_id}, which the "
+                             "catalog org-data-permissions does not know: cannot tell what its permissions reach")
+        resources[str_of(r, "id", "resource service principal").lower()] = r
+    return resources
 
 
 def _org_permissions(inp: CheckInput) -> dict[tuple[str, str, str], str]:
@@ -75,7 +88,7 @@ def _accesses(inp: CheckInput) -> list[_Access]:
         resource = resources.get(res_id)
         if resource is None:
             raise ShapeError(f"app role assignment {assignment.get('id')} is on an unknown resource")
-        role_id = str_of(assignment, "appRoleId", "app role assignment").lower()
+        role_id = guid_of(assignment, "appRoleId", "app role assignment")
         if role_id == "00000000-0000-0000-0000-000000000000":
             continue  # the default role: access to the app, no permission
         role = roles.get((res_id, role_id))
@@ -84,11 +97,11 @@ def _accesses(inp: CheckInput) -> list[_Access]:
                              "cannot tell what it grants")
         name = org.get((str_of(resource, "appId", "resource service principal").lower(), role.lower(), "application"))
         if name:
-            found.append(_Access(str_of(assignment, "principalId", "app role assignment").lower(), name,
+            found.append(_Access(guid_of(assignment, "principalId", "app role assignment"), name,
                                  str(resource.get("displayName") or resource.get("appId")), "application"))
     known_sps = {str_of(sp, "id", "service principal").lower() for sp in items_of(inp, "service_principals")}
     for grant in items_of(inp, "delegated_grants"):
-        resource_id = str_of(grant, "resourceId", f"delegated grant {grant.get('id')}").lower()
+        resource_id = guid_of(grant, "resourceId", f"delegated grant {grant.get('id')}")
         resource = resources.get(resource_id)
         if resource is None:
             if resource_id not in known_sps:
@@ -104,7 +117,7 @@ def _accesses(inp: CheckInput) -> list[_Access]:
             name = org.get((str_of(resource, "appId", "resource service principal").lower(), scope_name.lower(),
                             "delegated"))
             if name:
-                found.append(_Access(str_of(grant, "clientId", "delegated grant").lower(), name,
+                found.append(_Access(guid_of(grant, "clientId", "delegated grant"), name,
                                      str(resource.get("displayName") or resource.get("appId")), kind,
                                      str(grant.get("principalId") or "")))
     return found
@@ -160,7 +173,7 @@ def _search(pattern: str, text: str) -> bool:
 
 def _ai_match(sp: Obj, catalog: Sequence[Obj], microsoft: set[str]) -> str | None:
     """The catalog name of the AI app this service principal is, or None."""
-    app_id = str_of(sp, "appId", f"service principal {sp.get('id')}").lower()
+    app_id = guid_of(sp, "appId", f"service principal {sp.get('id')}")
     if not isinstance(sp.get("displayName"), str):
         raise ShapeError(f"service principal {app_id}: displayName is missing or not text: cannot match it by name")
     owner = sp.get("appOwnerOrganizationId")
@@ -225,7 +238,7 @@ def apps_tenant_wide_data_access_approved(inp: CheckInput) -> CheckOutcome:
             raise ShapeError(f"service principal {client}: appOwnerOrganizationId is not text")
         if lowered(owner) in microsoft:
             continue
-        approval = approved.get(str_of(sp, "appId", f"service principal {client}").lower())
+        approval = approved.get(guid_of(sp, "appId", f"service principal {client}"))
         if approval is not None and approval.review_by >= inp.today:
             ok += 1
             continue

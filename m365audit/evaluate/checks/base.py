@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -124,6 +125,17 @@ def str_of(obj: Obj, field: str, where: str) -> str:
     if not isinstance(value, str) or not value:
         raise ShapeError(f"{where}: '{field}' is missing or not a string")
     return value
+
+
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+
+
+def guid_of(obj: Obj, field: str, where: str) -> str:
+    """A required GUID field, lower-cased: an id that is no GUID identifies nothing and is malformed data."""
+    value = str_of(obj, field, where)
+    if not _GUID.match(value):
+        raise ShapeError(f"{where}: '{field}' is {value[:60]!r}, not a GUID")
+    return value.lower()
 
 
 def catalog_of(inp: CheckInput, name: str) -> list[Obj]:

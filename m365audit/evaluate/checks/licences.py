@@ -14,6 +14,7 @@ from m365audit.evaluate.checks.base import (
     catalog_of,
     dicts_of,
     failed,
+    guid_of,
     items_of,
     list_of,
     lowered,
@@ -44,8 +45,8 @@ def _usable(status: object, where: str) -> bool:
 
 
 def _plan_id(plan: Obj, where: str) -> str:
-    """A service plan's id, required: a plan without one could be any plan, a Copilot plan too."""
-    return str_of(plan, "servicePlanId", where).lower()
+    """A service plan's id, a required GUID: a plan without one could be any plan, a Copilot plan too."""
+    return guid_of(plan, "servicePlanId", where)
 
 
 def whole_number(value: object, where: str) -> int:
@@ -73,7 +74,7 @@ class _Sku:
 def _sku_index(inp: CheckInput, plans: Mapping[str, Obj]) -> dict[str, _Sku]:
     index = {}
     for sku in items_of(inp, "subscribed_skus"):
-        sku_id = str_of(sku, "skuId", "subscribed SKU").lower()
+        sku_id = guid_of(sku, "skuId", "subscribed SKU")
         part = str(sku.get("skuPartNumber") or sku_id)
         carried = {}
         for plan in dicts_of(sku, "servicePlans", f"SKU {part}", required=True):
@@ -98,7 +99,7 @@ def _held_plans(user: Obj, skus: Mapping[str, _Sku], plans: Mapping[str, Obj]) -
     held: dict[str, tuple[str, str]] = {}
     carried: set[str] = set()
     for licence in dicts_of(user, "assignedLicenses", where, required=True):
-        sku_id = str_of(licence, "skuId", f"{where} licence").lower()
+        sku_id = guid_of(licence, "skuId", f"{where} licence")
         sku = skus.get(sku_id)
         if sku is None:
             raise ShapeError(f"{where} holds a licence for SKU {sku_id}, which subscribedSkus does not list: "
@@ -172,7 +173,7 @@ def copilot_subscriptions_absent(inp: CheckInput) -> CheckOutcome:
                          f"{', '.join(UNIT_STATES)}")
     objects, in_scope = [], 0
     for sku in items_of(inp, "subscribed_skus"):
-        sku_id = str_of(sku, "skuId", "subscribed SKU")
+        sku_id = guid_of(sku, "skuId", "subscribed SKU")
         part = str(sku.get("skuPartNumber") or sku_id)
         sku_plans = dicts_of(sku, "servicePlans", f"SKU {part}", required=True)
         found = [p for p in sku_plans if _plan_id(p, f"SKU {part} service plan") in plans]
@@ -227,10 +228,10 @@ def ai_plans_in_catalog(inp: CheckInput) -> CheckOutcome:
     ai_plans: dict[str, tuple[str, list[str]]] = {}
     for sku in items_of(inp, "subscribed_skus"):
         part = str(sku.get("skuPartNumber") or sku.get("skuId"))
-        for plan in dicts_of(sku, "servicePlans", f"SKU {part}"):
+        for plan in dicts_of(sku, "servicePlans", f"SKU {part}", required=True):
             name = str_of(plan, "servicePlanName", f"SKU {part} service plan")
             if any(p.search(name) for p in patterns):
-                plan_id = str_of(plan, "servicePlanId", f"SKU {part} plan {name}").lower()
+                plan_id = _plan_id(plan, f"SKU {part} plan {name}")
                 ai_plans.setdefault(plan_id, (name, []))[1].append(part)
     unknown = [
         FindingObject(id=pid, name=name, detail=f"in {', '.join(parts)}: review and classify in a catalog")

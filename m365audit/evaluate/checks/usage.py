@@ -38,11 +38,11 @@ def _active_columns(row: Obj, where: str) -> dict[str, date]:
     if "Last Activity Date" not in columns:
         raise ShapeError(f"{where} has no 'Last Activity Date' column (activity in any app)")
     refresh, period = row.get("Report Refresh Date"), row.get("Report Period")
-    if not isinstance(refresh, str) or not isinstance(period, (str, int)) or isinstance(period, bool):
+    if not isinstance(refresh, str) or not isinstance(period, str):  # the CSV holds text in every cell
         raise ShapeError(f"{where}: 'Report Refresh Date' or 'Report Period' is missing: cannot tell the period")
-    if not str(period).strip().isdigit():
+    if not period.strip().isdigit():
         raise ShapeError(f"{where}: Report Period {period!r} is not a number of days")
-    start = date.fromordinal(_date(refresh, where).toordinal() - int(str(period)))
+    start = date.fromordinal(_date(refresh, where).toordinal() - int(period))
     for column, value in columns.items():
         if not isinstance(value, str):  # the CSV has text in every cell: empty is 'no activity', null is not
             raise ShapeError(f"{where}: {column!r} is {'missing' if value is None else type(value).__name__}, "

@@ -88,7 +88,7 @@ def _accesses(inp: CheckInput) -> list[_Access]:
         resource = resources.get(res_id)
         if resource is None:
             raise ShapeError(f"app role assignment {assignment.get('id')} is on an unknown resource")
-        role_id = guid_of(assignment, "appRoleId", "app role assignment")
+        role_id = str_of(assignment, "appRoleId", "app role assignment").lower()
         if role_id == "00000000-0000-0000-0000-000000000000":
             continue  # the default role: access to the app, no permission
         role = roles.get((res_id, role_id))
@@ -97,11 +97,11 @@ def _accesses(inp: CheckInput) -> list[_Access]:
                              "cannot tell what it grants")
         name = org.get((str_of(resource, "appId", "resource service principal").lower(), role.lower(), "application"))
         if name:
-            found.append(_Access(guid_of(assignment, "principalId", "app role assignment"), name,
+            found.append(_Access(str_of(assignment, "principalId", "app role assignment").lower(), name,
                                  str(resource.get("displayName") or resource.get("appId")), "application"))
     known_sps = {str_of(sp, "id", "service principal").lower() for sp in items_of(inp, "service_principals")}
     for grant in items_of(inp, "delegated_grants"):
-        resource_id = guid_of(grant, "resourceId", f"delegated grant {grant.get('id')}")
+        resource_id = str_of(grant, "resourceId", f"delegated grant {grant.get('id')}").lower()
         resource = resources.get(resource_id)
         if resource is None:
             if resource_id not in known_sps:
@@ -117,7 +117,7 @@ def _accesses(inp: CheckInput) -> list[_Access]:
             name = org.get((str_of(resource, "appId", "resource service principal").lower(), scope_name.lower(),
                             "delegated"))
             if name:
-                found.append(_Access(guid_of(grant, "clientId", "delegated grant"), name,
+                found.append(_Access(str_of(grant, "clientId", "delegated grant").lower(), name,
                                      str(resource.get("displayName") or resource.get("appId")), kind,
                                      str(grant.get("principalId") or "")))
     return found

@@ -131,6 +131,12 @@ class Condition(Frozen):
     value: CatalogRef | list[Scalar] | Scalar = Field(
         None, description="a literal (string, number, boolean, list of them) or {catalog: NAME, field: FIELD}")
     ignore_case: bool = False
+    known: CatalogRef | list[Scalar] | None = Field(
+        None, description="the values this rule classifies for an enum property (a list or catalog reference): "
+                          "any other value, or a list element outside it, means the item cannot be judged (error)")
+    when_null: bool | None = Field(
+        None, description="an explicit safe default: what the condition is when the value is missing or null; "
+                          "without it, missing or null means the item cannot be judged (error)")
 
 
 class ObjectSpec(Frozen):

@@ -654,13 +654,17 @@ def choice(definition: str, value: str, children: list[Any] | None = None) -> di
         "choiceSettingValue": {"value": f"{definition}_{value}", "children": children or []}}}
 
 
-def target(kind: str, group: str | None = "grp") -> dict[str, Any]:
-    return {"id": "a", "target": {"@odata.type": f"#microsoft.graph.{kind}", "groupId": group}}
+def target(kind: str, group: str | None = "grp", filter_type: str = "none",
+           filter_id: str | None = None) -> dict[str, Any]:
+    """An assignment as Graph returns it: the filter fields are always present ('none' and null: no filter)."""
+    return {"id": "a", "target": {"@odata.type": f"#microsoft.graph.{kind}", "groupId": group,
+                                  "deviceAndAppManagementAssignmentFilterId": filter_id,
+                                  "deviceAndAppManagementAssignmentFilterType": filter_type}}
 
 
 def intune(pid: str, settings: list[Any], assignments: list[Any]) -> dict[str, Any]:
     return {"id": pid, "name": f"policy {pid}", "isAssigned": bool(assignments), "settings": settings,
-            "assignments": assignments}
+            "settingCount": len(settings), "assignments": assignments}
 
 
 def test_intune_assigned_compliant_policy_passes() -> None:
@@ -674,7 +678,7 @@ def test_intune_assigned_compliant_policy_passes() -> None:
 def test_intune_unassigned_policy_proves_nothing() -> None:
     out = run("endpoint-recall-disabled", {"intune_policies": [intune("p1", [choice(RECALL, "0")], [])]})
     assert out.status is Status.FAIL
-    assert "not assigned: proves nothing" in out.objects[0].detail
+    assert "no assignment that counts: proves nothing" in out.objects[0].detail
 
 
 def test_intune_exclusion_only_assignment_is_unassigned() -> None:
@@ -691,7 +695,7 @@ def test_intune_edge_matched_on_suffix_any_admx_version_and_nested() -> None:
     out = run("endpoint-edge-copilot-page-access-disabled", {"intune_policies": [
         intune("p1", [nested], [target("allDevicesAssignmentTarget", None)])]})
     assert out.status is Status.PASS
-    assert "assigned to allDevices" in out.objects[0].detail
+    assert "assigned to all devices" in out.objects[0].detail
 
 
 def test_intune_wrong_value_fails_and_an_opposite_assigned_policy_fails_by_default() -> None:
@@ -799,6 +803,13 @@ def test_audit_records_fail_grouped_per_user() -> None:
 def test_audit_record_without_type_counts() -> None:
     out = run("audit-no-ai-interactions", {"audit_ai_interactions": [audit_record(None)]})
     assert out.status is Status.FAIL
+
+
+def test_audit_records_only_of_a_type_nobody_asked_for_cannot_pass() -> None:
+    """Class 1: unknownFutureValue, or a new AI record type, is not proof of 'no AI interactions'."""
+    for kind in ("unknownFutureValue", "SharePointFileOperation", 7):
+        out = run("audit-no-ai-interactions", {"audit_ai_interactions": [audit_record(kind)]})  # type: ignore[arg-type]
+        assert out.status is Status.ERROR and "did not ask for" in out.message.en
 
 
 def test_audit_bad_shape_and_bad_param_are_error() -> None:
@@ -948,3 +959,119 @@ def test_an_observed_manual_outcome_takes_the_attestation_and_keeps_what_graph_s
         key="users", ok=False, url="/x", error=SourceError(message="503", code="ServiceUnavailable"))}})
     [error] = evaluate(broken, attested, TODAY)
     assert error.status is Status.ERROR, "who holds the plan could not be read: not a manual, not a pass"
+
+
+# --------------------------------------------------------------------------- issue 13: narrowing, truncation, sums
+
+
+@pytest.mark.parametrize("member, value", [
+    ("platforms", {"includePlatforms": ["android"], "excludePlatforms": []}),
+    ("platforms", {"includePlatforms": ["all"], "excludePlatforms": ["iOS"]}),
+    ("locations", {"includeLocations": ["All"], "excludeLocations": ["AllTrusted"]}),
+    ("devices", {"deviceFilter": {"mode": "include", "rule": "device.isCompliant -eq False"}}),
+    ("insiderRiskLevels", "elevated"),
+    ("authenticationFlows", {"transferMethods": "deviceCodeFlow"}),
+    ("clientApplications", {"includeServicePrincipals": ["x"]}),
+    ("signInRiskLevels", ["high"]),
+    ("clientAppTypes", ["browser"]),
+    ("timeOfDay", {"from": "08:00"}),  # a member this check does not know narrows too
+    ("signInRiskLevels", "high"),      # a value of another shape cannot be proven harmless
+])
+def test_ca_every_set_condition_narrows_the_block(member: str, value: Any) -> None:
+    """Class 2: a block that only some sign-ins meet is not a block for everyone."""
+    policy = ca_policy("p1")
+    policy["conditions"][member] = value
+    out = run("ca-blocks-copilot-apps", {"conditional_access": [policy]})
+    assert out.status is Status.FAIL
+    assert "p1" in ids(out)
+
+
+def test_ca_application_filter_and_unknown_users_member_narrow() -> None:
+    filtered = ca_policy("p1")
+    filtered["conditions"]["applications"]["applicationFilter"] = {"mode": "exclude", "rule": "x"}
+    agents = ca_policy("p2")
+    agents["conditions"]["users"]["includeAgentIdentities"] = ["All"]
+    for policy in (filtered, agents):
+        assert run("ca-blocks-copilot-apps", {"conditional_access": [policy]}).status is Status.FAIL
+
+
+def test_ca_conditions_proven_harmless_still_count() -> None:
+    policy = ca_policy("p1")
+    policy["conditions"].update({"platforms": {"includePlatforms": ["all"], "excludePlatforms": []},
+                                 "locations": {"includeLocations": ["All"], "excludeLocations": []},
+                                 "devices": {"deviceFilter": None}, "insiderRiskLevels": None})
+    assert run("ca-blocks-copilot-apps", {"conditional_access": [policy]}).status is Status.PASS
+
+
+@pytest.mark.parametrize("assignment", [
+    target("allDevicesAssignmentTarget", None, "include", "f1"),
+    target("allDevicesAssignmentTarget", None, "exclude", "f1"),
+    target("groupAssignmentTarget", "grp", "none", "f1"),  # a filter id with type none: not proven unfiltered
+    target("configurationManagerCollectionAssignmentTarget", None),
+])
+def test_intune_filtered_or_unknown_assignment_does_not_enforce(assignment: dict[str, Any]) -> None:
+    """Class 2: an assignment filter (include or exclude) narrows the assignment: it does not count."""
+    out = run("endpoint-recall-disabled", {"intune_policies": [intune("p1", [choice(RECALL, "0")], [assignment])]})
+    assert out.status is Status.FAIL
+    assert "not counted" in out.objects[0].detail
+
+
+def test_intune_exclusion_narrows_every_assignment_and_groups_are_named_as_scope() -> None:
+    narrowed = intune("p1", [choice(RECALL, "0")], [target("allDevicesAssignmentTarget", None),
+                                                    target("exclusionGroupAssignmentTarget", "kiosk")])
+    out = run("endpoint-recall-disabled", {"intune_policies": [narrowed]})
+    assert out.status is Status.FAIL and "excludes group kiosk" in out.objects[0].detail
+    grouped = intune("p2", [choice(RECALL, "0")], [target("groupAssignmentTarget", "werkplekken")])
+    out = run("endpoint-recall-disabled", {"intune_policies": [grouped]})
+    assert out.status is Status.PASS and "assigned to group werkplekken" in out.objects[0].detail
+
+
+def test_intune_opposite_policy_with_a_filter_still_reaches_someone() -> None:
+    good = intune("p1", [choice(RECALL, "0")], [target("allDevicesAssignmentTarget", None)])
+    bad = intune("p2", [choice(RECALL, "1")], [target("allDevicesAssignmentTarget", None, "include", "f1")])
+    assert run("endpoint-recall-disabled", {"intune_policies": [good, bad]}).status is Status.FAIL
+
+
+def test_intune_nested_compliant_value_counts_but_a_truncated_policy_is_error() -> None:
+    """Class 3: a value inside a group setting counts; a settingCount that differs from what was read is error."""
+    nested = {"id": "0", "settingInstance": {
+        "@odata.type": "#microsoft.graph.deviceManagementConfigurationGroupSettingCollectionInstance",
+        "settingDefinitionId": "device_vendor_msft_policy_config_windowsai_group",
+        "groupSettingCollectionValue": [{"children": [choice(RECALL, "0")["settingInstance"]]}]}}
+    policy = intune("p1", [nested], [target("allDevicesAssignmentTarget", None)])
+    assert run("endpoint-recall-disabled", {"intune_policies": [policy]}).status is Status.PASS
+    for count in (2, None, -1, "1"):
+        out = run("endpoint-recall-disabled", {"intune_policies": [{**policy, "settingCount": count}]})
+        assert out.status is Status.ERROR and "settingCount" in out.message.en
+    cut = {**policy, "settings@odata.nextLink": "https://graph.microsoft.com/beta/next"}
+    assert run("endpoint-recall-disabled", {"intune_policies": [cut]}).status is Status.ERROR
+
+
+@pytest.mark.parametrize("units, consumed", [
+    ({"enabled": 5, "suspended": 0, "warning": -5, "lockedOut": 0}, 0),   # -5 would cancel 5 in a sum
+    ({"enabled": 0, "suspended": -1, "warning": 0, "lockedOut": 0}, 0),   # negative in a state not counted
+    ({"enabled": 0, "suspended": 0, "warning": 0}, 0),                    # lockedOut missing
+    ({"enabled": 0.5, "suspended": 0, "warning": 0, "lockedOut": 0}, 0),  # not a whole number
+    ({"enabled": 0, "suspended": 0, "warning": 0, "lockedOut": 0}, -3),   # consumed cannot be negative
+    ({"enabled": 0, "suspended": 0, "warning": 0, "lockedOut": 0}, None),
+])
+def test_copilot_units_cannot_cancel_and_impossible_numbers_are_error(units: dict[str, Any], consumed: Any) -> None:
+    """Class 4: a negative, fractional or missing count is malformed data naming the SKU, never a pass."""
+    sku = {**copilot_sku(), "prepaidUnits": units, "consumedUnits": consumed}
+    out = run("copilot-subscriptions-absent", {"subscribed_skus": [sku]})
+    assert out.status is Status.ERROR and "Microsoft_365_Copilot" in out.message.en
+
+
+def test_copilot_units_param_must_name_real_states() -> None:
+    out = run("copilot-subscriptions-absent", {"subscribed_skus": [copilot_sku(enabled=25)]},
+              params={"unit_states": ["enabeld"]})
+    assert out.status is Status.ERROR
+
+
+def test_licence_status_or_sku_that_is_not_classified_is_error() -> None:
+    """Class 1: an unknown capabilityStatus, or a licence for a SKU that subscribedSkus does not list."""
+    out = run("copilot-plans-not-assigned", plans_data([user("u1", [licence(COPILOT_SKU)])],
+                                                       [copilot_sku(status="unknownFutureValue"), e5_sku()]))
+    assert out.status is Status.ERROR and "capabilityStatus" in out.message.en
+    out = run("copilot-plans-not-assigned", plans_data([user("u1", [licence("0b0b0b0b-0000-4000-8000-000000000000")])]))
+    assert out.status is Status.ERROR and "subscribedSkus does not list" in out.message.en

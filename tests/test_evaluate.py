@@ -53,20 +53,20 @@ def cond(path: str, op: str, value: Any = None, ignore_case: bool = False) -> Co
     ({"a": "Enabled"}, cond("a", "eq", "enabled", ignore_case=True), True),
     ({"a": "Enabled"}, cond("a", "eq", "enabled"), False),
     ({"a": 1}, cond("a", "ne", 2), True),
-    ({}, cond("a", "ne", 2), True),
+    ({}, cond("a", "ne", 2), None),
     ({"a": "x"}, cond("a", "in", ["x", "y"]), True),
-    ({}, cond("a", "in", ["x"]), False),
+    ({}, cond("a", "in", ["x"]), None),
     ({"a": "z"}, cond("a", "not_in", ["x", "y"]), True),
-    ({}, cond("a", "not_in", ["x"]), True),
+    ({}, cond("a", "not_in", ["x"]), None),
     ({"a": ["x", "y"]}, cond("a", "contains", "y"), True),
     ({"a": ["X"]}, cond("a", "contains", "x", ignore_case=True), True),
-    ({}, cond("a", "contains", "y"), False),
+    ({}, cond("a", "contains", "y"), None),
     ({"a": ["x"]}, cond("a", "not_contains", "y"), True),
-    ({}, cond("a", "not_contains", "y"), True),
+    ({}, cond("a", "not_contains", "y"), None),
     ({"a": ["p2", "q"]}, cond("a", "contains_any", CatalogRef(catalog="plans", field="id")), True),
     ({"a": ["q"]}, cond("a", "contains_any", CatalogRef(catalog="plans", field="id")), False),
     ({"a": ["q"]}, cond("a", "contains_none", ["p1"]), True),
-    ({}, cond("a", "contains_none", ["p1"]), True),
+    ({}, cond("a", "contains_none", ["p1"]), None),
     ({"a": "M365_COPILOT_APPS"}, cond("a", "matches", "copilot", ignore_case=True), True),
     ({"a": "M365_COPILOT_APPS"}, cond("a", "matches", "copilot"), False),
     ({"a": "SPE_E5"}, cond("a", "matches_any", ["COPILOT", "^SPE"]), True),
@@ -75,18 +75,23 @@ def cond(path: str, op: str, value: Any = None, ignore_case: bool = False) -> Co
     ({"a": None}, cond("a", "exists"), False),
     ({}, cond("a", "absent"), True),
     ({"a": []}, cond("a", "empty"), True),
-    ({}, cond("a", "empty"), True),
+    ({}, cond("a", "empty"), None),
     ({"a": [1]}, cond("a", "not_empty"), True),
-    ({}, cond("a", "not_empty"), False),
+    ({}, cond("a", "not_empty"), None),
     ({"a": 5}, cond("a", "gt", 4), True),
     ({"a": 4}, cond("a", "ge", 4), True),
     ({"a": 3}, cond("a", "lt", 4), True),
     ({"a": 5}, cond("a", "le", 4), False),
-    ({}, cond("a", "gt", 4), False),
+    ({}, cond("a", "gt", 4), None),
     ({"a": {"b": [{"c": 1}, {"c": 2}]}}, cond("a.b[].c", "contains", 2), True),
 ], ids=lambda v: repr(v)[:40])
-def test_operator_table(item: dict[str, Any], condition: Condition, expected: bool) -> None:
-    assert holds(condition, item, CATALOGS) is expected
+def test_operator_table(item: dict[str, Any], condition: Condition, expected: bool | None) -> None:
+    """None: the condition cannot be decided (a missing value is not a quiet true or false)."""
+    if expected is None:
+        with pytest.raises(TypeMismatch, match="missing or null"):
+            holds(condition, item, CATALOGS)
+    else:
+        assert holds(condition, item, CATALOGS) is expected
 
 
 @pytest.mark.parametrize("item, condition", [
@@ -254,10 +259,65 @@ NULL_VALUES: dict[str, Any] = {
 
 @pytest.mark.parametrize("op", OPERATORS)
 @pytest.mark.parametrize("item", [{}, {"a": None}], ids=["missing", "null"])
-def test_a_missing_or_null_path_is_true_only_for_the_documented_operators(op: str, item: dict[str, Any]) -> None:
-    """Semantics 6: only ne, not_in, not_contains, contains_none, absent and empty can be true of null."""
-    null_true = {"ne", "not_in", "not_contains", "contains_none", "absent", "empty"}
-    assert holds(cond("a", op, NULL_VALUES[op]), item, CATALOGS) is (op in null_true)
+def test_a_missing_or_null_path_decides_only_presence_operators(op: str, item: dict[str, Any]) -> None:
+    """Semantics 6: exists and absent judge presence; every other operator cannot judge a missing value."""
+    if op in ("exists", "absent"):
+        assert holds(cond("a", op, NULL_VALUES[op]), item, CATALOGS) is (op == "absent")
+    else:
+        with pytest.raises(TypeMismatch, match="missing or null"):
+            holds(cond("a", op, NULL_VALUES[op]), item, CATALOGS)
+        for default in (True, False):  # an explicit safe default decides it
+            declared = Condition(path="a", op=op, value=NULL_VALUES[op], when_null=default)  # type: ignore[arg-type]
+            assert holds(declared, item, CATALOGS) is default
+
+
+@pytest.mark.parametrize("item, expected", [
+    ({"state": "draft"}, False), ({"state": "READY"}, True), ({"state": "unknownFutureValue"}, None),
+    ({"state": 3}, None), ({"state": ["ready"]}, None), ({}, None), ({"state": None}, None),
+])
+def test_known_values_make_an_unclassified_enum_undecidable(item: dict[str, Any], expected: bool | None) -> None:
+    """Class 1: a value the rule does not classify cannot prove an item out of scope."""
+    condition = Condition(path="state", op="in", value=["ready", "limitExceeded"], ignore_case=True,
+                          known=["draft", "ready", "obsolete", "limitExceeded"])
+    if expected is None:
+        with pytest.raises(TypeMismatch):
+            holds(condition, item, CATALOGS)
+    else:
+        assert holds(condition, item, CATALOGS) is expected
+    outcome = run_declarative(Check(where=[condition], expect="none"), [{"id": "c1", **item}], CATALOGS)
+    assert outcome.status is {None: Status.ERROR, True: Status.FAIL, False: Status.PASS}[expected]
+    if expected is None:
+        assert outcome.objects[0].id == "c1" and "state" in outcome.message.en and "state" in outcome.message.nl
+
+
+def test_known_applies_to_every_element_of_a_list() -> None:
+    condition = Condition(path="[a, b]", op="contains_any", value=["some", "all"], known=["none", "some", "all"])
+    assert holds(condition, {"a": "none", "b": "all"}, CATALOGS) is True
+    for bad in ({"a": "none"}, {"a": "none", "b": "everyone"}, {"a": "none", "b": 1}):
+        with pytest.raises(TypeMismatch):
+            holds(condition, bad, CATALOGS)
+
+
+@pytest.mark.parametrize("expect, items, status", [
+    ("none", [{"id": "1", "s": "ready"}, {"id": "2"}], Status.FAIL),    # a proven hit stands
+    ("none", [{"id": "1", "s": "draft"}, {"id": "2"}], Status.ERROR),   # nothing proven, one undecided
+    ("all", [{"id": "1", "s": "draft"}, {"id": "2"}], Status.FAIL),
+    ("all", [{"id": "1", "s": "ready"}, {"id": "2"}], Status.ERROR),
+    ("any", [{"id": "1", "s": "ready"}, {"id": "2"}], Status.PASS),
+    ("any", [{"id": "1", "s": "draft"}, {"id": "2"}], Status.ERROR),
+])
+def test_an_undecided_item_blocks_only_the_verdicts_it_could_change(expect: str, items: list[Any],
+                                                                      status: Status) -> None:
+    check = Check(expect=expect, conditions=[cond("s", "eq", "ready")])  # type: ignore[arg-type]
+    outcome = run_declarative(check, items, CATALOGS)
+    assert outcome.status is status
+    if status is not Status.ERROR:
+        assert "1 more could not be judged" in outcome.message.en
+
+
+def test_a_where_condition_that_is_false_puts_the_item_out_of_scope_whatever_else_is_unknown() -> None:
+    check = Check(where=[cond("kind", "eq", "custom"), cond("s", "eq", "ready")], expect="none")
+    assert run_declarative(check, [{"kind": "microsoft"}], CATALOGS).status is Status.PASS
 
 
 def test_the_operator_table_in_the_docs_lists_exactly_the_operators_of_the_engine() -> None:

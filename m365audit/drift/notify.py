@@ -85,7 +85,7 @@ def is_teams(url: str) -> bool:
 def generic_body(report: DriftReport, run_dir: str) -> dict[str, Any]:
     """A stable JSON document for any receiver: headline, regressions, and every summary line."""
     return {
-        "event": "m365audit.drift.nights", "schema_version": 1, "tenant_id": report.tenant_id,
+        "event": "m365audit.drift", "schema_version": 1, "tenant_id": report.tenant_id,
         "tenant_name": report.tenant_name, "old_run": report.old_run.run_id, "new_run": report.new_run.run_id,
         "verdict": report.new_run.verdict, "run_dir": run_dir, "headline": headline(report),
         "regressions": [{"rule_id": r.rule_id, "severity": r.severity.value, "kind": r.kind,

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
-from m365audit.evaluate.operators import TypeMismatch, compile_condition, search
+from m365audit.evaluate.operators import TypeMismatch, Unknown, Verdict, compile_condition, search
 from m365audit.evidence import ItemsError, PagedItems, is_list
 from m365audit.models import (
     Attestation,
@@ -63,49 +63,98 @@ def run_declarative(check: Check, data: Any, catalogs: dict[str, list[Any]]) -> 
     where = [compile_condition(c, catalogs) for c in check.where]
     conditions = [compile_condition(c, catalogs) for c in check.conditions]
     keep_failing = check.expect == "all"  # keep only the items the finding will name: memory follows the finding
-    satisfying: list[Any] = []
-    failing: list[Any] = []
+    hits: list[Any] = []  # none: in scope and satisfying; all: in scope and not satisfying; any: satisfying
+    unknown: list[tuple[Any, Unknown]] = []
     n = k = 0
     try:
         for it in items:
-            if all(t(it) for t in where):
+            scope = all3(t(it) for t in where)
+            if scope is False:
+                continue
+            sat = all3(t(it) for t in conditions)
+            if scope is True:
                 n += 1
-                if all(t(it) for t in conditions):
-                    k += 1
-                    if not keep_failing:
-                        satisfying.append(it)
-                elif keep_failing:
-                    failing.append(it)
-    except TypeMismatch as exc:
-        return _error(str(exc), str(exc))
+                k += sat is True
+            hit = all3((scope, not3(sat) if keep_failing else sat))
+            if hit is True:
+                hits.append(it)
+            elif isinstance(hit, Unknown):
+                unknown.append((it, hit))
     except ItemsError as exc:
         return _error(f"The stored data can no longer be read: {exc} ({exc.hint})",
                       f"De opgeslagen gegevens zijn niet meer leesbaar: {exc} ({exc.hint})")
-    if n == 0 and check.expect != "any":
+    return _verdict(check, n, k, hits, unknown)
+
+
+def all3(verdicts: Iterable[Verdict]) -> Verdict:
+    """Three-valued AND: False if any is False, else Unknown (the first) if any is, else True."""
+    first: Unknown | None = None
+    for v in verdicts:
+        if v is False:
+            return False
+        if isinstance(v, Unknown) and first is None:
+            first = v
+    return True if first is None else first
+
+
+def not3(verdict: Verdict) -> Verdict:
+    return verdict if isinstance(verdict, Unknown) else not verdict
+
+
+def _verdict(check: Check, n: int, k: int, hits: list[Any], unknown: list[tuple[Any, Unknown]]) -> CheckOutcome:
+    """pass, fail or error from the decided items; an undecided item blocks every verdict it could change."""
+    if unknown and not hits:  # none/all: a hit is a proven fail; any: a hit is a proven pass
+        return _cannot_judge(check, unknown)
+    extra_en = extra_nl = ""
+    if unknown:  # the verdict stands whatever the undecided items hold; say they exist
+        extra_en = f" {len(unknown)} more could not be judged: {_reasons(check, unknown, 'en')}."
+        extra_nl = f" Nog {len(unknown)} niet te beoordelen: {_reasons(check, unknown, 'nl')}."
+    if n == 0 and not hits and check.expect != "any":
         return CheckOutcome(status=Status.PASS, message=Text(
             en="0 in scope: the source was read completely and holds nothing this rule applies to.",
             nl="0 binnen bereik: de bron is volledig gelezen en bevat niets waarop deze regel van toepassing is."))
     if check.expect == "all":
-        if not failing:
+        if not hits:
             return CheckOutcome(status=Status.PASS, message=Text(
                 en=f"All {n} in scope meet the rule.", nl=f"Alle {n} binnen bereik voldoen aan de regel."))
-        return CheckOutcome(status=Status.FAIL, objects=[_describe(check, it) for it in failing], message=Text(
-            en=f"{len(failing)} of {n} in scope do not meet the rule.",
-            nl=f"{len(failing)} van {n} binnen bereik voldoen niet aan de regel."))
+        return CheckOutcome(status=Status.FAIL, objects=[_describe(check, it) for it in hits], message=Text(
+            en=f"{len(hits)} of {n} in scope do not meet the rule.{extra_en}",
+            nl=f"{len(hits)} van {n} binnen bereik voldoen niet aan de regel.{extra_nl}"))
     if check.expect == "any":
-        if k:
-            return CheckOutcome(status=Status.PASS, objects=[_describe(check, it) for it in satisfying],
-                                message=Text(en=f"{k} of {n} in scope meet the rule.",
-                                             nl=f"{k} van {n} binnen bereik voldoen aan de regel."))
+        if hits:
+            return CheckOutcome(status=Status.PASS, objects=[_describe(check, it) for it in hits],
+                                message=Text(en=f"{k} of {n} in scope meet the rule.{extra_en}",
+                                             nl=f"{k} van {n} binnen bereik voldoen aan de regel.{extra_nl}"))
         return CheckOutcome(status=Status.FAIL, message=Text(
             en=f"None of the {n} in scope meets the rule.", nl=f"Geen van de {n} binnen bereik voldoet aan de regel."))
-    if not k:
+    if not hits:
         return CheckOutcome(status=Status.PASS, message=Text(
             en=f"None of the {n} in scope matches what must not exist.",
             nl=f"Geen van de {n} binnen bereik voldoet aan wat niet mag bestaan."))
-    return CheckOutcome(status=Status.FAIL, objects=[_describe(check, it) for it in satisfying], message=Text(
-        en=f"{k} of {n} in scope match what must not exist.",
-        nl=f"{k} van {n} binnen bereik voldoen aan wat niet mag bestaan."))
+    return CheckOutcome(status=Status.FAIL, objects=[_describe(check, it) for it in hits], message=Text(
+        en=f"{len(hits)} of {n} in scope match what must not exist.{extra_en}",
+        nl=f"{len(hits)} van {n} binnen bereik voldoen aan wat niet mag bestaan.{extra_nl}"))
+
+
+def _reasons(check: Check, unknown: list[tuple[Any, Unknown]], lang: str) -> str:
+    shown = []
+    for it, why in unknown[:3]:
+        obj = _describe(check, it)
+        label = f"{obj.name} ({obj.id})" if obj.name else obj.id
+        shown.append(f"{label}: {why.text(lang)}")
+    return "; ".join(shown) + (" …" if len(unknown) > 3 else "")
+
+
+def _cannot_judge(check: Check, unknown: list[tuple[Any, Unknown]]) -> CheckOutcome:
+    """error: some item's scope or verdict hangs on a value that is missing, null, mistyped or unclassified."""
+    objects = [_describe(check, it).model_copy(update={"detail": why.text("en")}) for it, why in unknown]
+    return CheckOutcome(status=Status.ERROR, objects=objects, message=Text(
+        en=f"Cannot judge {len(unknown)} item(s): a property this rule reads is missing, null, of another type or "
+           f"holds a value the rule does not classify ({_reasons(check, unknown, 'en')}). This is not a pass: "
+           "check the data, or classify the new value in the rule (see docs/rules.md, 'Semantics').",
+        nl=f"{len(unknown)} item(s) niet te beoordelen: een eigenschap die deze regel leest ontbreekt, is null, heeft "
+           f"een ander type of een waarde die de regel niet kent ({_reasons(check, unknown, 'nl')}). Dit is geen "
+           "'voldoet': controleer de gegevens, of deel de nieuwe waarde in bij de regel (zie docs/rules.md)."))
 
 
 def _error(en: str, nl: str) -> CheckOutcome:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -74,7 +75,6 @@ def _regex(value: Any, op: str, pattern: Any, flags: int) -> bool:
         raise TypeMismatch(f"'{op}': invalid regular expression '{pattern}': {exc}") from exc
 
 
-NULL_TRUE_OPERATORS = frozenset({"ne", "not_in", "not_contains", "contains_none", "absent", "empty"})
 SCALAR_OPERATORS = frozenset({"eq", "ne", "in", "not_in"})
 
 
@@ -162,31 +162,89 @@ def resolve_value(value: Any, catalogs: dict[str, list[Any]]) -> Any:
     return value
 
 
-Test = Callable[[Any], bool]
+@dataclass(frozen=True)
+class Unknown:
+    """A condition that cannot be decided for one item: the property and why. The item cannot be judged."""
+
+    path: str
+    kind: str  # "missing" (absent or null), "unclassified" (a value outside `known`) or "type" (a mismatch)
+    detail: str = ""
+
+    def text(self, lang: str = "en") -> str:
+        """E.g. "state: 'unknownFutureValue' is not a value this rule classifies (known: draft, ready)"."""
+        if self.kind == "missing":
+            return f"{self.path}: " + ("ontbreekt of is null" if lang == "nl" else "is missing or null")
+        if self.kind == "unclassified":
+            return f"{self.path}: {self.detail} " + ("is geen waarde die deze regel kent" if lang == "nl"
+                                                      else "is not a value this rule classifies")
+        return f"{self.path}: " + ("ander type dan verwacht, " if lang == "nl" else "") + self.detail
+
+
+Verdict = bool | Unknown
+"""True, False, or Unknown: a missing, null, mistyped or unclassified value decides nothing."""
+
+Test = Callable[[Any], Verdict]
+
+PRESENCE_OPERATORS = frozenset({"exists", "absent"})
+"""The operators that judge presence itself: for them a missing or null value is an answer, not an unknown."""
+
+
+def _key(value: Any, fold: bool) -> tuple[str | None, Any]:
+    """A hashable, kind-tagged key, so that True never equals 1 and '1' never equals 1."""
+    return _kind(value), _fold(value, fold) if _kind(value) else repr(value)
+
+
+def known_values(cond: Condition, catalogs: dict[str, list[Any]]) -> list[Any] | None:
+    """The condition's `known` list, with a catalog reference resolved; None when the rule declares none."""
+    if cond.known is None:
+        return None
+    known = resolve_value(cond.known, catalogs)
+    return list(known) if isinstance(known, list) else [known]
 
 
 def compile_condition(cond: Condition, catalogs: dict[str, list[Any]]) -> Test:
-    """One condition as a function of an item; the value is resolved (and folded) once, not per item."""
+    """One condition as a three-valued function of an item (docs/rules.md, 'Semantics'), resolved once.
+
+    Missing or null is Unknown unless the operator judges presence (exists, absent) or the rule declares
+    `when_null`; a value (or list element) outside `known` is Unknown; a type the operator cannot judge is Unknown.
+    """
     get, value, fold = _compiled(cond.path), resolve_value(cond.value, catalogs), cond.ignore_case
     fn = _specialised(cond.op, value, fold) or OPERATOR_TABLE[cond.op]
-    null_true, wanted = cond.op in NULL_TRUE_OPERATORS, _kinds(value)
+    wanted, presence = _kinds(value), cond.op in PRESENCE_OPERATORS
     scalar = cond.op in SCALAR_OPERATORS
+    declared = known_values(cond, catalogs)
+    known = None if declared is None else frozenset(_key(k, fold) for k in declared)
+    shown = "" if declared is None else ", ".join(map(str, declared))
 
-    def test(item: Any) -> bool:
+    def test(item: Any) -> Verdict:
         try:
             actual = get(item)
         except jmespath.exceptions.JMESPathError as exc:
-            raise TypeMismatch(f"type mismatch at '{cond.path}': {str(exc).splitlines()[0]}") from exc
+            return Unknown(cond.path, "type", f"type mismatch at '{cond.path}': {str(exc).splitlines()[0]}")
         if actual is None:
-            return null_true and fn(actual, value, fold)
+            if presence:
+                return fn(actual, value, fold)
+            return cond.when_null if cond.when_null is not None else Unknown(cond.path, "missing")
+        if known is not None:
+            for element in actual if isinstance(actual, list) else [actual]:
+                if element is None and not presence:
+                    return cond.when_null if cond.when_null is not None else Unknown(cond.path, "missing")
+                if _key(element, fold) not in known:
+                    return Unknown(cond.path, "unclassified", f"{json_text(element)} (known: {shown})")
         try:
             if scalar:
                 _same_kind(actual, wanted, cond.op)
             return fn(actual, value, fold)
         except TypeMismatch as exc:
-            raise TypeMismatch(f"type mismatch at '{cond.path}': {exc}") from exc
+            return Unknown(cond.path, "type", f"type mismatch at '{cond.path}': {exc}")
 
     return test
+
+
+def json_text(value: Any, limit: int = 60) -> str:
+    """A value as a short JSON-like text for a message: 'unknownFutureValue', 3, ["x"]."""
+    text = f"'{value}'" if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _specialised(op: str, value: Any, fold: bool) -> Callable[[Any, Any, bool], bool] | None:
@@ -206,8 +264,11 @@ def _specialised(op: str, value: Any, fold: bool) -> Callable[[Any, Any, bool], 
 
 
 def holds(cond: Condition, item: Any, catalogs: dict[str, list[Any]]) -> bool:
-    """Whether one condition holds for one item; raises TypeMismatch instead of guessing."""
-    return compile_condition(cond, catalogs)(item)
+    """Whether one condition holds for one item; raises TypeMismatch (with the reason) when it cannot be decided."""
+    result = compile_condition(cond, catalogs)(item)
+    if isinstance(result, Unknown):
+        raise TypeMismatch(result.detail if result.kind == "type" else result.text())
+    return result
 
 
 # --------------------------------------------------------------------------- declarative checks

@@ -95,12 +95,46 @@ def _condition_problems(where: str, cond: Condition, catalogs: dict[str, list[An
     problem = _value_problem(cond, values)
     if problem:
         return [*problems, (f"{where}.value" if cond.value is not None else f"{where}.op", problem)]
+    problems += _known_problems(where, cond, catalogs, values)
     if cond.op in REGEX_OPERATORS:
         for v in values if values is not None else [cond.value]:
             try:
                 re.compile(str(v))
             except re.error as exc:
                 problems.append((f"{where}.value", f"invalid regular expression '{v}': {exc}"))
+    return problems
+
+
+COMPARED_OPERATORS = ("eq", "ne", "in", "not_in", "contains", "not_contains", "contains_any", "contains_none")
+
+
+def _known_problems(where: str, cond: Condition, catalogs: dict[str, list[Any]],
+                    values: list[Any] | None) -> list[tuple[str, str]]:
+    """`known` lists (or names a catalog of) the values the rule classifies; what it compares with is among them."""
+    problems: list[tuple[str, str]] = []
+    if cond.when_null is not None and cond.op in ("exists", "absent"):
+        problems.append((f"{where}.when_null", f"'{cond.op}' already judges a missing value; remove when_null"))
+    if cond.known is None:
+        return problems
+    known: list[Any] | None
+    if isinstance(cond.known, CatalogRef):
+        resolved, problem, at = _resolve(Condition(path=cond.path, op="in", value=cond.known), catalogs)
+        if problem:
+            return [*problems, (f"{where}.known.{at.removeprefix('value.')}" if "." in at else f"{where}.known",
+                                problem)]
+        known = resolved
+    else:
+        known = cond.known if isinstance(cond.known, list) else None
+    if not known:
+        return [*problems, (f"{where}.known", "needs a non-empty list of the values the rule classifies")]
+    if cond.op in COMPARED_OPERATORS:
+        fold = cond.ignore_case
+        keys = {(type(k), k.casefold() if fold and isinstance(k, str) else k) for k in known}
+        compared = values if values is not None else [cond.value]
+        missing = [v for v in compared if (type(v), v.casefold() if fold and isinstance(v, str) else v) not in keys]
+        if missing:
+            problems.append((f"{where}.value", f"{describe(missing[0])} is not in 'known': a value the rule does not "
+                                               "classify can never match (add it to known)"))
     return problems
 
 

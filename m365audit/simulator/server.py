@@ -299,7 +299,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 def main(argv: list[str] | None = None) -> None:
     """Serve a generated tenant until stdin closes (prints 'READY <url>' first), or --export it."""
-    parser = argparse.ArgumentParser(prog="python -m m365audit.simulator.server", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m m365audit.simulator", description=main.__doc__)
     for f in fields(TenantSpec):
         if f.type in ("int", "int | None"):
             parser.add_argument(f"--{f.name.replace('_', '-')}", type=int, default=f.default)

@@ -226,7 +226,9 @@ class SimTenant:
     def _intune_assignment(self, k: int, _: int) -> dict[str, Any]:
         target = "allLicensedUsersAssignmentTarget" if k == 0 else "allDevicesAssignmentTarget"
         return {"id": f"{self.policy_ids[k]}_all", "source": "direct", "sourceId": self.policy_ids[k],
-                "target": {"@odata.type": f"#microsoft.graph.{target}"}}
+                "target": {"@odata.type": f"#microsoft.graph.{target}",
+                           "deviceAndAppManagementAssignmentFilterId": None,
+                           "deviceAndAppManagementAssignmentFilterType": "none"}}
 
     # ------------------------------------------------------------------ evidence of use
 

@@ -13,6 +13,7 @@ from m365audit.evaluate.checks.base import (
     catalog_of,
     dicts_of,
     failed,
+    guid_of,
     items_of,
     list_of,
     lowered,
@@ -38,9 +39,21 @@ class _Access:
 
 
 def _resources(inp: CheckInput) -> dict[str, Obj]:
-    """The Graph, SharePoint and Exchange service principals, keyed by object id (lower-cased)."""
-    resources = items_of(inp, "resource_permissions")
-    return {str_of(r, "id", "resource service principal").lower(): r for r in resources}
+    """The Graph, SharePoint and Exchange service principals, keyed by object id (lower-cased).
+
+    Each must be a resource the permission catalog knows: a resource under another appId would make every
+    permission on it count as nothing.
+    """
+    known = {str_of(e, "resource_app_id", "org-data-permissions").lower()
+             for e in catalog_of(inp, "org-data-permissions")}
+    resources = {}
+    for r in items_of(inp, "resource_permissions"):
+        app_id = guid_of(r, "appId", "resource service principal")
+        if app_id not in known:
+            raise ShapeError(f"resource service principal {r.get('displayName')!r} has appId {app_id}, which the "
+                             "catalog org-data-permissions does not know: cannot tell what its permissions reach")
+        resources[str_of(r, "id", "resource service principal").lower()] = r
+    return resources
 
 
 def _org_permissions(inp: CheckInput) -> dict[tuple[str, str, str], str]:
@@ -82,21 +95,27 @@ def _accesses(inp: CheckInput) -> list[_Access]:
         if role is None:
             raise ShapeError(f"app role {role_id} is not defined on {resource.get('displayName')}: "
                              "cannot tell what it grants")
-        name = org.get((lowered(resource.get("appId")), role.lower(), "application"))
+        name = org.get((str_of(resource, "appId", "resource service principal").lower(), role.lower(), "application"))
         if name:
             found.append(_Access(str_of(assignment, "principalId", "app role assignment").lower(), name,
                                  str(resource.get("displayName") or resource.get("appId")), "application"))
+    known_sps = {str_of(sp, "id", "service principal").lower() for sp in items_of(inp, "service_principals")}
     for grant in items_of(inp, "delegated_grants"):
-        resource = resources.get(lowered(grant.get("resourceId")))
+        resource_id = str_of(grant, "resourceId", f"delegated grant {grant.get('id')}").lower()
+        resource = resources.get(resource_id)
         if resource is None:
+            if resource_id not in known_sps:
+                raise ShapeError(f"delegated grant {grant.get('id')} is on resource {resource_id}, which is not "
+                                 "among the service principals: cannot tell which API it opens")
             continue  # a grant on some other API (often the app's own): not Graph, SharePoint or Exchange
-        scope = grant.get("scope") or ""
+        scope = grant.get("scope")
         consent = grant.get("consentType")
         if not isinstance(scope, str) or consent not in ("AllPrincipals", "Principal"):
             raise ShapeError(f"delegated grant {grant.get('id')} has an unexpected scope or consentType")
         kind = "all users" if consent == "AllPrincipals" else "user"
         for scope_name in scope.split():
-            name = org.get((lowered(resource.get("appId")), scope_name.lower(), "delegated"))
+            name = org.get((str_of(resource, "appId", "resource service principal").lower(), scope_name.lower(),
+                            "delegated"))
             if name:
                 found.append(_Access(str_of(grant, "clientId", "delegated grant").lower(), name,
                                      str(resource.get("displayName") or resource.get("appId")), kind,
@@ -135,8 +154,13 @@ def _sp_object(sp: Obj, accesses: Iterable[_Access], extra: str = "") -> Finding
 
 
 def _publisher(sp: Obj) -> str:
+    """The verified publisher's name; null (not verified) is Graph's 'not set', any other shape is an error."""
     verified = sp.get("verifiedPublisher")
+    if verified is not None and not isinstance(verified, dict):
+        raise ShapeError(f"service principal {sp.get('appId')}: verifiedPublisher is not an object")
     name = verified.get("displayName") if isinstance(verified, dict) else None
+    if name is not None and not isinstance(name, str):
+        raise ShapeError(f"service principal {sp.get('appId')}: verifiedPublisher.displayName is not text")
     return str(name or sp.get("publisherName") or "")
 
 
@@ -149,8 +173,10 @@ def _search(pattern: str, text: str) -> bool:
 
 def _ai_match(sp: Obj, catalog: Sequence[Obj], microsoft: Callable[[Obj], bool]) -> str | None:
     """The catalog name of the AI app this service principal is, or None (names only match third-party apps)."""
-    app_id = lowered(sp.get("appId"))
-    third_party = not microsoft(sp)
+    app_id = guid_of(sp, "appId", f"service principal {sp.get('id')}")
+    if not isinstance(sp.get("displayName"), str):
+        raise ShapeError(f"service principal {app_id}: displayName is missing or not text: cannot match it by name")
+    third_party = not microsoft(sp)  # null owner and an unknown app id: not Microsoft, so the patterns apply
     for entry in catalog:
         label = f"{entry.get('name')} ({entry.get('vendor')})"
         if entry.get("app_id") and lowered(entry["app_id"]) == app_id:
@@ -206,7 +232,7 @@ def apps_tenant_wide_data_access_approved(inp: CheckInput) -> CheckOutcome:
         sp = _client(sps, client)
         if microsoft(sp):
             continue
-        approval = approved.get(lowered(sp.get("appId")))
+        approval = approved.get(guid_of(sp, "appId", f"service principal {client}"))
         if approval is not None and approval.review_by >= inp.today:
             ok += 1
             continue

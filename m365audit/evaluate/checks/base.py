@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -111,8 +112,8 @@ def list_of(obj: Obj, field: str, where: str, required: bool = False) -> list[An
     return value
 
 
-def dicts_of(obj: Obj, field: str, where: str) -> list[Obj]:
-    values = list_of(obj, field, where)
+def dicts_of(obj: Obj, field: str, where: str, required: bool = False) -> list[Obj]:
+    values = list_of(obj, field, where, required)
     if not all(isinstance(v, dict) for v in values):
         raise ShapeError(f"{where}: '{field}' holds something other than objects")
     return values
@@ -124,6 +125,17 @@ def str_of(obj: Obj, field: str, where: str) -> str:
     if not isinstance(value, str) or not value:
         raise ShapeError(f"{where}: '{field}' is missing or not a string")
     return value
+
+
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+
+
+def guid_of(obj: Obj, field: str, where: str) -> str:
+    """A required GUID field, lower-cased: an id that is no GUID identifies nothing and is malformed data."""
+    value = str_of(obj, field, where)
+    if not _GUID.match(value):
+        raise ShapeError(f"{where}: '{field}' is {value[:60]!r}, not a GUID")
+    return value.lower()
 
 
 def catalog_of(inp: CheckInput, name: str) -> list[Obj]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from m365audit.evaluate.checks.base import (
     CheckInput,
     Obj,
@@ -32,20 +35,79 @@ def _ca_lists(policy: Obj, part: str) -> Obj:
     return section
 
 
+def _unset(value: Any) -> bool:
+    """Graph's 'not set' for a condition: null, an empty list, or an object whose members are all not set."""
+    if value is None or value == []:
+        return True
+    if isinstance(value, dict):
+        return all(_unset(v) for k, v in value.items() if not str(k).startswith("@odata."))
+    return False
+
+
+def _strings(value: Any) -> list[str] | None:
+    """A list of strings, lower-cased; None when it is anything else (the condition cannot be proven harmless)."""
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return [v.lower() for v in value]
+    return None
+
+
+def _all_and_nothing_excluded(value: Any, include: str, exclude: str) -> bool:
+    """platforms/locations that include 'all' and exclude nothing: set, but narrowing nothing."""
+    if not isinstance(value, dict):
+        return False
+    included, excluded = _strings(value.get(include)), value.get(exclude)
+    rest = {k: v for k, v in value.items() if k not in (include, exclude) and not str(k).startswith("@odata.")}
+    return included is not None and "all" in included and _unset(excluded) and _unset(rest)
+
+
+# conditionalAccessConditionSet members the check proves harmless when set: the member -> the proof
+_HARMLESS: dict[str, Callable[[Any], bool]] = {
+    "clientAppTypes": lambda v: (types := _strings(v)) is not None and "all" in types,
+    "platforms": lambda v: _all_and_nothing_excluded(v, "includePlatforms", "excludePlatforms"),
+    "locations": lambda v: _all_and_nothing_excluded(v, "includeLocations", "excludeLocations"),
+}
+_HANDLED = frozenset({"applications", "users"})  # read by the check itself: who and which apps
+
+
 def _ca_narrowing(policy: Obj) -> list[str]:
-    """Conditions that make a block apply to only some sign-ins (so it is not a block for everyone)."""
+    """Every condition that makes a block apply to only some sign-ins (so it is not a block for everyone).
+
+    Each member of conditionalAccessConditionSet that is set narrows unless the check proves it does not
+    (clientAppTypes with 'all', platforms or locations that include all and exclude nothing); null or empty is
+    not set. A member this check does not know narrows too: a new kind of condition never counts as harmless.
+    """
     conditions = policy["conditions"]
     found = []
-    client_types = [lowered(t) for t in list_of(conditions, "clientAppTypes", "CA conditions")]
-    if client_types and "all" not in client_types:
-        found.append(f"client apps {', '.join(client_types)} only")
-    for field in ("signInRiskLevels", "userRiskLevels", "servicePrincipalRiskLevels"):
-        if list_of(conditions, field, "CA conditions"):
-            found.append(f"{field} set")
-    for field in ("platforms", "locations", "devices", "insiderRiskLevels"):
-        if conditions.get(field) not in (None, [], {}):
-            found.append(f"{field} condition")
+    for key, value in conditions.items():
+        if key in _HANDLED or str(key).startswith("@odata.") or _unset(value):
+            continue
+        proof = _HARMLESS.get(key)
+        if proof is None or not proof(value):
+            found.append(f"{key} condition" if key in _KNOWN_CONDITIONS
+                         else f"condition {key!r} this check does not know")
+    apps = conditions["applications"]
+    for key, value in apps.items():
+        if key not in ("includeApplications", "excludeApplications") and not str(key).startswith("@odata.") \
+                and not _unset(value):
+            found.append(f"applications.{key} set")
     return found
+
+
+_KNOWN_CONDITIONS = frozenset({
+    "clientAppTypes", "platforms", "locations", "devices", "signInRiskLevels", "userRiskLevels",
+    "servicePrincipalRiskLevels", "insiderRiskLevels", "clientApplications", "authenticationFlows",
+})
+
+
+_USERS_READ = frozenset({"includeUsers", "excludeUsers", "excludeGroups", "excludeRoles",
+                         "excludeGuestsOrExternalUsers"})
+_USERS_WIDENING = frozenset({"includeGroups", "includeRoles", "includeGuestsOrExternalUsers"})  # moot with All
+
+
+def _users_narrowing(users: Obj) -> list[str]:
+    """A member of conditions.users the check does not read (beyond inclusions, moot with All) narrows."""
+    return [f"users.{k} this check does not know" for k, v in users.items()
+            if k not in _USERS_READ | _USERS_WIDENING and not str(k).startswith("@odata.") and not _unset(v)]
 
 
 def ca_blocks_copilot_apps(inp: CheckInput) -> CheckOutcome:
@@ -68,7 +130,7 @@ def ca_blocks_copilot_apps(inp: CheckInput) -> CheckOutcome:
             continue
         users = _ca_lists(policy, "users")
         why = [] if "all" in {lowered(u) for u in list_of(users, "includeUsers", name)} else ["not for all users"]
-        why += _ca_narrowing(policy)
+        why += _ca_narrowing(policy) + _users_narrowing(users)
         state = policy.get("state")
         if state != "enabled":
             why.insert(0, "report-only" if state == "enabledForReportingButNotEnforced" else f"state {state}")
@@ -81,7 +143,7 @@ def ca_blocks_copilot_apps(inp: CheckInput) -> CheckOutcome:
         for field, label in (("excludeUsers", "user"), ("excludeGroups", "group"), ("excludeRoles", "role")):
             residual += [FindingObject(id=str(x), name=f"excluded {label}", detail=f"excluded from '{name}'")
                          for x in list_of(users, field, name)]
-        if users.get("excludeGuestsOrExternalUsers"):
+        if not _unset(users.get("excludeGuestsOrExternalUsers")):
             residual.append(FindingObject(id="guests-or-external-users", name="excluded guests or external users",
                                           detail=f"excluded from '{name}'"))
     missing = [FindingObject(id=t, name=str(targets[t].get("name") or t),

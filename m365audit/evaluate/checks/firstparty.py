@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from m365audit.evaluate.checks.base import CheckInput, Obj, catalog_of, lowered
+from m365audit.evaluate.checks.base import CheckInput, Obj, ShapeError, catalog_of, lowered
 
 OWNER_TENANTS = "microsoft-tenant-ids"
 FIRST_PARTY_CATALOGS = ("microsoft-first-party-apps", "copilot-first-party-apps")
@@ -24,7 +24,9 @@ def microsoft_owned(inp: CheckInput) -> Callable[[Obj], bool]:
     tenants.discard("")
 
     def test(sp: Obj) -> bool:
-        owner = lowered(sp.get("appOwnerOrganizationId"))
-        return bool(owner) and owner in tenants or lowered(sp.get("appId")) in app_ids
+        owner = sp.get("appOwnerOrganizationId")
+        if owner is not None and not isinstance(owner, str):
+            raise ShapeError(f"service principal {sp.get('appId')}: appOwnerOrganizationId is not text")
+        return bool(owner) and lowered(owner) in tenants or lowered(sp.get("appId")) in app_ids
 
     return test

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from m365audit.evaluate.checks.base import (
@@ -43,19 +44,68 @@ def _configured(node: Any) -> Iterable[tuple[str, str]]:
             yield from _configured(child)
 
 
-def _assigned_to(policy: Obj, where: str) -> list[str]:
-    """Who an Intune policy is assigned to; exclusion targets assign it to no one."""
-    targets = []
+_EVERYONE = {"#microsoft.graph.alllicensedusersassignmenttarget": "all users",
+             "#microsoft.graph.alldevicesassignmenttarget": "all devices"}
+_GROUP = "#microsoft.graph.groupassignmenttarget"
+_EXCLUSION = "#microsoft.graph.exclusiongroupassignmenttarget"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whom an Intune policy enforces for: the assignments that count, and why the others do not."""
+
+    enforcing: list[str]  # "all devices", "all users", "group <id>"
+    narrowed: list[str]  # assignments that do not count (filter, unknown target) and exclusions that narrow them
+    reaches_someone: bool  # any assignment that is not an exclusion: a policy setting the opposite value counts
+
+
+def assignment_scope(policy: Obj, where: str) -> Scope:
+    """All users, all devices and groups count; a filter (include or exclude) or an unknown target makes that
+    assignment not count, and an exclusion group narrows every assignment of the policy (docs/rules.md)."""
+    counted: list[str] = []
+    narrowed: list[str] = []
     for assignment in dicts_of(policy, "assignments", where):
         target = assignment.get("target")
-        kind = target.get("@odata.type") if isinstance(target, dict) else None
-        if not isinstance(kind, str):
+        if not isinstance(target, dict) or not isinstance(target.get("@odata.type"), str):
             raise ShapeError(f"{where}: an assignment has no target type")
-        if "exclusion" in kind.lower():
+        kind = str(target["@odata.type"]).lower()
+        group = target.get("groupId")
+        if kind in (_GROUP, _EXCLUSION) and (not isinstance(group, str) or not group):
+            raise ShapeError(f"{where}: a group assignment has no groupId")
+        label = f"group {group}" if kind in (_GROUP, _EXCLUSION) else _EVERYONE.get(kind, kind.rsplit(".", 1)[-1])
+        if kind == _EXCLUSION:
+            narrowed.append(f"excludes {label}")
             continue
-        group = target.get("groupId") if isinstance(target, dict) else None
-        targets.append(f"group {group}" if group else kind.rsplit(".", 1)[-1].replace("AssignmentTarget", ""))
-    return targets
+        filter_type = target.get("deviceAndAppManagementAssignmentFilterType")
+        filter_id = target.get("deviceAndAppManagementAssignmentFilterId")
+        if filter_type != "none" or filter_id is not None:
+            shown = filter_type if isinstance(filter_type, str) else "missing" if filter_type is None else "unreadable"
+            narrowed.append(f"{label} with assignment filter ({shown}"
+                            + (f" {filter_id})" if isinstance(filter_id, str) else ")"))
+        elif kind in _EVERYONE or kind == _GROUP:
+            counted.append(label)
+        else:
+            narrowed.append(f"{label}: an assignment target this check does not know")
+    reaches = bool(counted) or any(not n.startswith("excludes ") for n in narrowed)
+    if any(n.startswith("excludes ") for n in narrowed):
+        return Scope([], narrowed + [f"{c} (narrowed by the exclusion)" for c in counted], reaches)
+    return Scope(counted, narrowed, reaches)
+
+
+def _settings(policy: Obj, name: str) -> list[Any]:
+    """The policy's settings, all of them: a settingCount that differs, or a next link, is a truncated read."""
+    settings = list_of(policy, "settings", name, required=True)
+    count = policy.get("settingCount")
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        raise ShapeError(f"Intune policy {name!r}: settingCount is {count!r}, not a whole number: "
+                         "cannot tell whether every setting was read")
+    if count != len(settings):
+        raise ShapeError(f"Intune policy {name!r}: settingCount is {count}, {len(settings)} settings were read: "
+                         "the settings are truncated")
+    cut = [k for k in policy if isinstance(k, str) and k.endswith("@odata.nextLink")]
+    if cut:
+        raise ShapeError(f"Intune policy {name!r}: {cut[0]} is set: an expanded collection was cut short")
+    return settings
 
 
 def intune_setting_enforced(inp: CheckInput) -> CheckOutcome:
@@ -79,8 +129,9 @@ def intune_setting_enforced(inp: CheckInput) -> CheckOutcome:
         name = str(policy.get("name") or policy.get("id"))
         if "assignments" not in policy or "settings" not in policy:
             raise ShapeError(f"Intune policy {name!r} has no 'settings' or 'assignments' list")
-        targets = _assigned_to(policy, f"Intune policy {name!r}")
-        for definition, value in _configured(list_of(policy, "settings", name)):
+        scope = assignment_scope(policy, f"Intune policy {name!r}")
+        targets = scope.enforcing
+        for definition, value in _configured(_settings(policy, name)):
             key = _setting_key(definition)
             if key not in wanted:
                 continue
@@ -88,11 +139,15 @@ def intune_setting_enforced(inp: CheckInput) -> CheckOutcome:
             obj = FindingObject(id=str(policy.get("id")), name=name, detail=(
                 f"{definition} = {value.rsplit('_', 1)[-1]}"
                 f" ({'compliant' if compliant else 'not compliant'}); "
-                + (f"assigned to {', '.join(targets)}" if targets else "not assigned: proves nothing")))
-            if not targets:
-                others.append(obj)
+                + (f"assigned to {', '.join(targets)}" if targets
+                   else "no assignment that counts" + (": proves nothing" if compliant else ""))
+                + (f"; not counted: {', '.join(scope.narrowed)}" if scope.narrowed else "")))
+            if compliant and targets:
+                good.setdefault(key, []).append(obj)
+            elif not compliant and scope.reaches_someone:  # filtered or narrowed, it still reaches someone
+                bad.setdefault(key, []).append(obj)
             else:
-                (good if compliant else bad).setdefault(key, []).append(obj)
+                others.append(obj)
     enforcing = [o for objs in good.values() for o in objs]
     opposite = [o for objs in bad.values() for o in objs]
     if enforcing and not (fail_on_opposite and opposite):

@@ -14,6 +14,7 @@ from m365audit.evaluate.checks.base import (
     catalog_of,
     dicts_of,
     failed,
+    guid_of,
     items_of,
     list_of,
     lowered,
@@ -28,12 +29,33 @@ from m365audit.models import CheckOutcome, FindingObject, Status
 
 # --------------------------------------------------------------------------- licences
 
+_USABLE = frozenset({"enabled", "warning"})  # Warning is the grace period: still usable
 _NOT_USABLE = frozenset({"suspended", "lockedout", "deleted", "disabled"})
+UNIT_STATES = ("enabled", "suspended", "warning", "lockedOut")  # prepaidUnits (graph-surface.md §2.1)
 
 
-def _usable(status: object) -> bool:
-    """Enabled and Warning (grace period) are usable; an absent or unknown status counts as usable."""
-    return lowered(status) not in _NOT_USABLE
+def _usable(status: object, where: str) -> bool:
+    """Enabled and Warning (grace period) are usable; Suspended, LockedOut, Deleted are not; anything else is error."""
+    if lowered(status) in _USABLE:
+        return True
+    if lowered(status) in _NOT_USABLE:
+        return False
+    shown = "missing" if status is None else repr(status)
+    raise ShapeError(f"{where}: capabilityStatus is {shown}, not a status this check classifies "
+                     "(Enabled, Warning, Suspended, LockedOut, Deleted)")
+
+
+def _plan_id(plan: Obj, where: str) -> str:
+    """A service plan's id, a required GUID: a plan without one could be any plan, a Copilot plan too."""
+    return guid_of(plan, "servicePlanId", where)
+
+
+def whole_number(value: object, where: str) -> int:
+    """A count from Graph: a non-negative whole number, or the data is malformed (one value must not cancel another)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        shown = "missing" if value is None else repr(value)
+        raise ShapeError(f"{where} is {shown}, not a whole number of zero or more: malformed data")
+    return value
 
 
 def _user_name(user: Obj) -> str:
@@ -53,15 +75,16 @@ class _Sku:
 def _sku_index(inp: CheckInput, plans: Mapping[str, Obj]) -> dict[str, _Sku]:
     index = {}
     for sku in items_of(inp, "subscribed_skus"):
-        sku_id = str_of(sku, "skuId", "subscribed SKU").lower()
+        sku_id = guid_of(sku, "skuId", "subscribed SKU")
         part = str(sku.get("skuPartNumber") or sku_id)
         carried = {}
-        for plan in dicts_of(sku, "servicePlans", f"SKU {part}"):
-            plan_id = lowered(plan.get("servicePlanId"))
+        for plan in dicts_of(sku, "servicePlans", f"SKU {part}", required=True):
+            plan_id = _plan_id(plan, f"SKU {part} service plan")
             if plan_id in plans:
                 carried[plan_id] = str(plan.get("servicePlanName") or plans[plan_id].get("name") or plan_id)
         status = sku.get("capabilityStatus")
-        index[sku_id] = _Sku(part, _usable(status), lowered(status) == "warning", carried)
+        usable = _usable(status, f"SKU {part}") if carried else False  # a SKU without catalog plans grants none
+        index[sku_id] = _Sku(part, usable, lowered(status) == "warning", carried)
     return index
 
 
@@ -74,13 +97,15 @@ def _held_plans(user: Obj, skus: Mapping[str, _Sku], plans: Mapping[str, Obj]) -
     counts on its own when no licence of the tenant carries the plan (fail closed).
     """
     where = f"user {_user_name(user)}"
-    if "assignedLicenses" not in user and "assignedPlans" not in user:
-        raise ShapeError(f"{where} has neither assignedLicenses nor assignedPlans ($select missing?)")
     held: dict[str, tuple[str, str]] = {}
     carried: set[str] = set()
-    for licence in dicts_of(user, "assignedLicenses", where):
-        sku = skus.get(lowered(licence.get("skuId")))
-        if sku is None or not sku.plans:
+    for licence in dicts_of(user, "assignedLicenses", where, required=True):
+        sku_id = guid_of(licence, "skuId", f"{where} licence")
+        sku = skus.get(sku_id)
+        if sku is None:
+            raise ShapeError(f"{where} holds a licence for SKU {sku_id}, which subscribedSkus does not list: "
+                             "cannot tell which plans it carries")
+        if not sku.plans:
             continue
         carried.update(sku.plans)
         if not sku.usable:
@@ -90,12 +115,12 @@ def _held_plans(user: Obj, skus: Mapping[str, _Sku], plans: Mapping[str, Obj]) -
             if plan_id not in disabled:
                 held[plan_id] = (name, sku.part + (" (grace period)" if sku.grace else ""))
     statuses: dict[str, list[object]] = {}
-    for entry in dicts_of(user, "assignedPlans", where):
-        plan_id = lowered(entry.get("servicePlanId"))
+    for entry in dicts_of(user, "assignedPlans", where, required=True):
+        plan_id = _plan_id(entry, f"{where} assigned plan")
         if plan_id in plans:
             statuses.setdefault(plan_id, []).append(entry.get("capabilityStatus"))
     for plan_id, found in statuses.items():
-        usable = any(_usable(s) for s in found)
+        usable = any([_usable(s, f"{where} assigned plan {plan_id}") for s in found])
         if plan_id in held and not usable:
             del held[plan_id]
         elif plan_id not in carried and usable:
@@ -143,27 +168,32 @@ def copilot_subscriptions_absent(inp: CheckInput) -> CheckOutcome:
     plans = catalog_ids(inp, param_of(inp, "plan_catalog", str), "id")
     sku_ids = catalog_ids(inp, param_of(inp, "sku_catalog", str), "id")
     states = str_list_param(inp, "unit_states")
+    unknown_states = [st for st in states if st not in UNIT_STATES]
+    if unknown_states:
+        raise ShapeError(f"parameter 'unit_states' names {unknown_states[0]!r}; prepaidUnits has "
+                         f"{', '.join(UNIT_STATES)}")
     objects, in_scope = [], 0
     for sku in items_of(inp, "subscribed_skus"):
-        sku_id = str_of(sku, "skuId", "subscribed SKU")
+        sku_id = guid_of(sku, "skuId", "subscribed SKU")
         part = str(sku.get("skuPartNumber") or sku_id)
-        sku_plans = dicts_of(sku, "servicePlans", f"SKU {part}")
-        found = [p for p in sku_plans if lowered(p.get("servicePlanId")) in plans]
+        sku_plans = dicts_of(sku, "servicePlans", f"SKU {part}", required=True)
+        found = [p for p in sku_plans if _plan_id(p, f"SKU {part} service plan") in plans]
         if not found and sku_id.lower() not in sku_ids:
             continue
         in_scope += 1
         units = sku.get("prepaidUnits")
         if not isinstance(units, dict):
             raise ShapeError(f"SKU {part}: 'prepaidUnits' is missing or not an object")
-        counts = {s: units.get(s, 0) for s in states}
-        if not all(isinstance(n, int) and not isinstance(n, bool) for n in counts.values()):
-            raise ShapeError(f"SKU {part}: prepaidUnits {states} are not all whole numbers")
-        if sum(counts.values()) > 0:
+        # every state is read and checked, not only those counted: a negative number elsewhere is malformed data
+        all_counts = {st: whole_number(units.get(st), f"SKU {part}: prepaidUnits.{st}") for st in UNIT_STATES}
+        consumed = whole_number(sku.get("consumedUnits"), f"SKU {part}: consumedUnits")
+        counts = {st: all_counts[st] for st in states}
+        if any(n > 0 for n in counts.values()):  # no sum: one number cannot cancel another
             names = ", ".join(str(p.get("servicePlanName") or p.get("servicePlanId")) for p in found)
             units_text = ", ".join(f"{n} {s}" for s, n in counts.items())
             objects.append(FindingObject(
                 id=sku_id, name=part,
-                detail=f"prepaid units: {units_text}; consumed: {sku.get('consumedUnits', '?')}; "
+                detail=f"prepaid units: {units_text}; consumed: {consumed}; "
                        f"Copilot plans: {names or 'SKU listed in the Copilot SKU catalog'}",
             ))
     if not in_scope:
@@ -199,10 +229,10 @@ def ai_plans_in_catalog(inp: CheckInput) -> CheckOutcome:
     ai_plans: dict[str, tuple[str, list[str]]] = {}
     for sku in items_of(inp, "subscribed_skus"):
         part = str(sku.get("skuPartNumber") or sku.get("skuId"))
-        for plan in dicts_of(sku, "servicePlans", f"SKU {part}"):
+        for plan in dicts_of(sku, "servicePlans", f"SKU {part}", required=True):
             name = str_of(plan, "servicePlanName", f"SKU {part} service plan")
             if any(p.search(name) for p in patterns):
-                plan_id = str_of(plan, "servicePlanId", f"SKU {part} plan {name}").lower()
+                plan_id = _plan_id(plan, f"SKU {part} plan {name}")
                 ai_plans.setdefault(plan_id, (name, []))[1].append(part)
     unknown = [
         FindingObject(id=pid, name=name, detail=f"in {', '.join(parts)}: review and classify in a catalog")

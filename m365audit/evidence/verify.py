@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from m365audit.evidence.files import MANIFEST, SEAL, run_dirs, run_files, seal_line, sha256_file
+from m365audit.evidence.files import MANIFEST, SEAL, run_dirs, run_files, safe_name, seal_line, sha256_file
 
 # --------------------------------------------------------------------------- verify
 
@@ -45,8 +45,13 @@ def _load_manifest(run: Path, report: VerifyReport) -> dict[str, Any] | None:
     return manifest
 
 
-def verify_run(run: Path, previous: Path | None = None, check_link: bool = False) -> VerifyReport:
-    """Every file hashed against the manifest: changed, missing and extra files; optionally the chain link."""
+def verify_run(run: Path, previous: Path | None = None, check_link: bool = False,
+               tenant_folder: str | None = None) -> VerifyReport:
+    """Every file hashed against the manifest: changed, missing and extra files; optionally the chain link.
+
+    With tenant_folder (verify --chain), the manifest's tenant id must be the tenant of that folder: a run
+    copied or moved in from another tenant's history is not evidence about this one.
+    """
     report = VerifyReport(run)
     manifest = _load_manifest(run, report)
     if manifest is None:
@@ -62,9 +67,22 @@ def verify_run(run: Path, previous: Path | None = None, check_link: bool = False
             report.problems.append(f"changed: {rel}")
     if manifest.get("run_id") not in (None, run.name):
         report.problems.append(f"renamed: the manifest belongs to run {manifest.get('run_id')}")
+    if tenant_folder is not None:
+        report.problems.extend(_tenant_problems(manifest, tenant_folder))
     if check_link:
         report.problems.extend(_link_problems(manifest, previous))
     return report
+
+
+def _tenant_problems(manifest: dict[str, Any], tenant_folder: str) -> list[str]:
+    """A run belongs to the tenant whose folder holds it (the folder name is safe_name of the tenant id)."""
+    tenant = manifest.get("tenant_id")
+    if not isinstance(tenant, str) or not tenant:
+        return [f"tenant: the manifest names no tenant, so it cannot be shown to belong to {tenant_folder}"]
+    if safe_name(tenant) != tenant_folder:
+        return [f"tenant: the manifest belongs to tenant {safe_name(tenant)}, not to {tenant_folder} "
+                f"(a run of another tenant was copied or moved here)"]
+    return []
 
 
 def _link_problems(manifest: dict[str, Any], previous: Path | None) -> list[str]:
@@ -87,7 +105,7 @@ def verify_chain(tenant_dir: Path) -> list[VerifyReport]:
     reports: list[VerifyReport] = []
     previous: Path | None = None
     for run in run_dirs(tenant_dir):
-        report = verify_run(run, previous, check_link=True)
+        report = verify_run(run, previous, check_link=True, tenant_folder=tenant_dir.resolve().name)
         reports.append(report)
         if (run / MANIFEST).is_file():
             previous = run

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
+from m365audit.audit import AuditOptions, run_audit
 from m365audit.cli import cli
 from m365audit.evidence import MANIFEST, RunFolder, new_run_id, verify_chain
-from tests.conftest import FIXED_NOW
+from tests.conftest import FIXED_NOW, TENANTS
 
 TENANT = "11111111-2222-3333-4444-555555555555"
 OTHER = "99999999-8888-7777-6666-555555555555"
@@ -66,3 +69,41 @@ def test_a_manifest_without_tenant_id_fails_the_chain(tmp_path: Path) -> None:
     [report] = verify_chain(run.parent)
     assert report.problems == [f"tenant: the manifest names no tenant, so it cannot be shown to belong to {TENANT}"]
     assert (run / MANIFEST).is_file()
+
+
+# --------------------------------------------------------------------------- evaluate --output
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One audit of the example tenant (replayed), sealed; tests copy it before touching it."""
+    result = asyncio.run(run_audit(AuditOptions(reports=tmp_path_factory.mktemp("reports"),
+                                                replay=TENANTS / "gemeente-voorbeeld", now=FIXED_NOW)))
+    return result.run_dir
+
+
+@pytest.mark.parametrize("inside", [".", "reeval", "exchanges/new", "policy/pack/x/y", "../20261128T021500Z-9"])
+def test_evaluate_output_inside_a_sealed_run_is_refused_before_anything_is_written(
+        real_run: Path, tmp_path: Path, inside: str) -> None:
+    tenant = tmp_path / "reports" / real_run.parent.name
+    run = tenant / real_run.name
+    shutil.copytree(real_run, run)
+    before = sorted(p.relative_to(tenant).as_posix() for p in tenant.rglob("*"))
+    result = CliRunner().invoke(cli, ["evaluate", str(run), "--output", str(run / inside)])
+    assert result.exit_code == 2, result.output
+    assert "Hint:" in result.output
+    assert "inside the sealed run" in result.output or "named like a run" in result.output
+    assert sorted(p.relative_to(tenant).as_posix() for p in tenant.rglob("*")) == before
+    assert all(r.ok for r in verify_chain(tenant))
+
+
+def test_evaluate_output_through_a_symlink_into_a_run_is_refused(real_run: Path, tmp_path: Path) -> None:
+    (tmp_path / "link").symlink_to(real_run, target_is_directory=True)
+    result = CliRunner().invoke(cli, ["evaluate", str(real_run), "--output", str(tmp_path / "link" / "again")])
+    assert result.exit_code == 2 and not (real_run / "again").exists()
+
+
+def test_evaluate_output_outside_the_runs_is_written(real_run: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["evaluate", str(real_run), "--output", str(tmp_path / "evaluations" / "today")])
+    assert result.exit_code in (0, 1, 3), result.output
+    assert (tmp_path / "evaluations" / "today" / "report.html").is_file()

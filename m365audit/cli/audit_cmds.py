@@ -156,6 +156,8 @@ def evaluate_cmd(run_dir: Path, policies: Path | None, local: Path | None, lang:
     from m365audit.evidence import read_snapshot
     from m365audit.report import findings_document, verdict
 
+    if output is not None:
+        refuse_sealed_output(output)
     snapshot_file = run_dir / "snapshot.json"
     if not snapshot_file.is_file():
         raise AuditError(f"{run_dir} has no snapshot.json", hint="give a run folder: reports/<tenant>/<run-id>")
@@ -186,6 +188,23 @@ def evaluate_cmd(run_dir: Path, policies: Path | None, local: Path | None, lang:
     from m365audit.audit import EXIT_BY_VERDICT
 
     sys.exit(EXIT_BY_VERDICT[result])
+
+
+def refuse_sealed_output(output: Path) -> None:
+    """evaluate --output never writes into a sealed run (nor makes a run-named folder among a tenant's runs)."""
+    from m365audit.errors import UsageError
+    from m365audit.evidence import sealed_run_around
+
+    sealed = sealed_run_around(output)
+    if sealed is None:
+        return
+    if not any((sealed / name).exists() for name in ("manifest.json", "manifest.sha256")):
+        raise UsageError(f"--output {output} is named like a run among the runs of {sealed.parent}",
+                         hint="verify --chain would count it as a run without manifest; give a folder outside "
+                              "reports/<tenant>/, e.g. --output evaluations/<date>")
+    raise UsageError(f"--output {output} is inside the sealed run {sealed}",
+                     hint="a run folder never changes after its manifest is written; give a folder outside "
+                          "reports/<tenant>/<run-id>/, e.g. --output evaluations/<date>")
 
 
 def _write_evaluation(output: Path, run_dir: Path, snapshot: Any, findings: list[Any], pack: Any, lang: Lang,

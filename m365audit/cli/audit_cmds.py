@@ -71,8 +71,10 @@ def audit(replay: Path | None, policies: Path | None, local: Path | None, report
     """Audit a tenant (or replay a recording) and write a dated, hash-chained run folder."""
     from m365audit.audit import AuditOptions, run_audit
     from m365audit.cli.progress import for_cli
+    from m365audit.drift import check_urls
     from m365audit.graph import CredentialSettings
 
+    check_urls(notify)  # exit 2 before any config, lock or evidence
     if config is not None:
         _audit_config(config, quiet)
     options = AuditOptions(

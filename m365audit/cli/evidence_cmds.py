@@ -34,6 +34,8 @@ def verify(run_dir: Path, chain: bool) -> None:
             click.echo(f"TAMPERED {report.run}")
             for problem in report.problems:
                 click.echo(f"  {problem}")
+        for note in report.notes:
+            click.echo(f"  note: {note}")
     sys.exit(EXIT_FAIL if bad else EXIT_PASS)
 
 

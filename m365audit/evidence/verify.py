@@ -18,6 +18,8 @@ class VerifyReport:
 
     run: Path
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """Worth knowing, not tampering (an unfinished prune, a signature not checked for want of a key)."""
 
     @property
     def ok(self) -> bool:

@@ -41,6 +41,7 @@ from m365audit.evidence import (
     ExchangeStore,
     RecordedExchange,
     RunFolder,
+    Signer,
     interrupted_runs,
     moved,
     new_run_id,
@@ -111,6 +112,8 @@ class AuditOptions:
     """Webhook URLs that get the drift summary when tonight has regressions (notify.py)."""
     notify_secret: str | None = field(default=None, repr=False)
     """HMAC key for generic webhooks, from the environment only (never printed)."""
+    sign_key: Signer | None = field(default=None, repr=False)
+    """--sign-key: the Ed25519 key that signs the manifest (manifest.sig); loaded before the run starts."""
 
 
 @dataclass(repr=False)
@@ -250,7 +253,7 @@ async def run_audit(options: AuditOptions) -> AuditResult:
             "collector": {"auth": "replay" if options.replay is not None else options.credential.method,
                           "client_id": options.credential.client_id, "app_roles": roles},
             "reports_pseudonymised": pseudonymiser is not None,
-        })
+        }, signer=options.sign_key)
     except BaseException:
         folder.discard()
         raise

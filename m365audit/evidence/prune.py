@@ -15,6 +15,7 @@ from typing import Any
 from m365audit.errors import RunFolderError, UsageError
 from m365audit.evidence.files import MANIFEST, RUN_ID, latest_run, runs, sha256_file
 from m365audit.evidence.lock import TenantLock
+from m365audit.evidence.signing import PublicKeys
 from m365audit.evidence.verify import VerifyReport, verify_chain
 
 LEDGER = "pruned.json"
@@ -200,14 +201,14 @@ def tenant_dirs(reports: Path, tenant: str | None) -> list[Path]:
         if reports.is_dir() else []
 
 
-def verify_chain_with_ledger(tenant_dir: Path) -> list[VerifyReport]:
+def verify_chain_with_ledger(tenant_dir: Path, keys: PublicKeys | None = None) -> list[VerifyReport]:
     """Like evidence.verify_chain, but a gap before the oldest run is accepted when pruned.json covers it exactly.
 
     The ledger must itself be a chain (each entry links to the one before), and its last entry for a run that is
     gone must be the run the oldest remaining run links to, with the same manifest SHA-256. Entries whose run is
     still there (a prune was interrupted before it removed them) must match that run's manifest.
     """
-    reports = verify_chain(tenant_dir)
+    reports = verify_chain(tenant_dir, keys)
     ledger = read_ledger(tenant_dir)
     present = {r.run.name: r for r in reports}
     gone = [e for e in ledger if e.get("run_id") not in present]

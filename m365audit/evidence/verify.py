@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from m365audit.evidence.files import MANIFEST, SEAL, run_dirs, run_files, safe_name, seal_line, sha256_file
+from m365audit.evidence.signing import SIGNATURE, PublicKeys, signature_check
 
 # --------------------------------------------------------------------------- verify
 
@@ -48,18 +49,25 @@ def _load_manifest(run: Path, report: VerifyReport) -> dict[str, Any] | None:
 
 
 def verify_run(run: Path, previous: Path | None = None, check_link: bool = False,
-               tenant_folder: str | None = None) -> VerifyReport:
+               tenant_folder: str | None = None, keys: PublicKeys | None = None,
+               require_signature: bool = False) -> VerifyReport:
     """Every file hashed against the manifest: changed, missing and extra files; optionally the chain link.
 
     With tenant_folder (verify --chain), the manifest's tenant id must be the tenant of that folder: a run
-    copied or moved in from another tenant's history is not evidence about this one.
+    copied or moved in from another tenant's history is not evidence about this one. manifest.sig, when present,
+    must sign this manifest; with keys (verify --key) it must be a valid signature by one of them, and a run
+    that must be signed (require_signature) and is not is reported.
     """
     report = VerifyReport(run)
     manifest = _load_manifest(run, report)
     if manifest is None:
         return report
     recorded: dict[str, str] = {str(k): str(v) for k, v in manifest["files"].items()}
-    present = set(run_files(run)) - {MANIFEST, SEAL}
+    present = set(run_files(run)) - {MANIFEST, SEAL, SIGNATURE}
+    problems, notes = signature_check(run, keys, require_signature or keys is not None and previous is None
+                                      and not check_link)
+    report.problems.extend(problems)
+    report.notes.extend(notes)
     for rel in sorted(set(recorded) - present):
         report.problems.append(f"missing: {rel}")
     for rel in sorted(present - set(recorded)):
@@ -102,12 +110,21 @@ def _link_problems(manifest: dict[str, Any], previous: Path | None) -> list[str]
     return []
 
 
-def verify_chain(tenant_dir: Path) -> list[VerifyReport]:
-    """Verify every run of a tenant and every link between consecutive runs; a run without manifest is reported."""
+def verify_chain(tenant_dir: Path, keys: PublicKeys | None = None) -> list[VerifyReport]:
+    """Verify every run of a tenant and every link between consecutive runs; a run without manifest is reported.
+
+    With keys, the newest run and every run from the oldest signed one on must carry a valid signature: the runs
+    before that are anchored by the signed manifests, which hold the hash of the manifest before them.
+    """
     reports: list[VerifyReport] = []
     previous: Path | None = None
-    for run in run_dirs(tenant_dir):
-        report = verify_run(run, previous, check_link=True, tenant_folder=tenant_dir.resolve().name)
+    folders = run_dirs(tenant_dir)
+    complete = [r for r in folders if (r / MANIFEST).is_file()]
+    signed = [i for i, r in enumerate(complete) if (r / SIGNATURE).exists()]
+    must_sign = set(complete[min(signed):] if signed else complete[-1:]) if keys is not None else set()
+    for run in folders:
+        report = verify_run(run, previous, check_link=True, tenant_folder=tenant_dir.resolve().name, keys=keys,
+                            require_signature=run in must_sign)
         reports.append(report)
         if (run / MANIFEST).is_file():
             previous = run

@@ -284,3 +284,15 @@ def test_prune_killed_with_sigkill_is_finished_by_the_next_prune(kill_at: int, t
     assert len(runs(tenant)) == 5 - PRUNED and len(read_ledger(tenant)) == PRUNED
     verified = CliRunner().invoke(cli, ["verify", "--chain", str(tenant)])
     assert verified.exit_code == 0 and "note:" not in verified.output, verified.output
+
+
+def test_prune_removes_a_linked_run_without_touching_what_it_links_to(tmp_path: Path) -> None:
+    tenant = history(tmp_path / "reports")
+    oldest = runs(tenant)[0]
+    target = tmp_path / "elsewhere" / oldest.name
+    target.parent.mkdir()
+    shutil.move(str(oldest), target)
+    oldest.symlink_to(target, target_is_directory=True)
+    assert len(prune_tenant(tenant, KEEP_DAYS, now=FIXED_NOW)) == PRUNED
+    assert not oldest.is_symlink() and (target / MANIFEST).is_file() and len(list(target.rglob("*"))) > 3
+    assert all(r.ok for r in verify_chain_with_ledger(tenant))

@@ -124,6 +124,10 @@ def _remove(tenant_dir: Path, run: Path) -> None:
 
 
 def _delete_tree(top: Path) -> None:
+    """Bottom-up, one file at a time; links are removed, never followed (a linked 'run' keeps its target)."""
+    if top.is_symlink():
+        fs_step("unlink", top)
+        return
     for root, dirs, files in os.walk(top, topdown=False):
         for name in files:
             fs_step("unlink", Path(root) / name)
@@ -147,7 +151,7 @@ def finish_interrupted(tenant_dir: Path, ledger: list[dict[str, Any]]) -> None:
                 raise RunFolderError(f"{leftover} is not recorded in {LEDGER}; prune deletes only what it recorded",
                                      hint="if it is a run, move it back into the tenant folder and run "
                                           "`m365audit verify --chain`")
-            if leftover.is_dir() and not leftover.is_symlink():
+            if leftover.is_dir():
                 _delete_tree(leftover)
             else:
                 fs_step("unlink", leftover)

@@ -118,3 +118,39 @@ def test_a_run_folder_whose_snapshot_is_damaged_is_refused_with_a_hint(tmp_path:
     with pytest.raises(UsageError, match="cannot replay .*snapshot.json:1: not valid JSON") as caught:
         tenant_metadata(tmp_path)
     assert "verify" in (caught.value.hint or "")
+
+
+@pytest.mark.parametrize("body_file", ["../secret.txt", "sub/../../secret.txt", "/etc/hostname", "C:\\secret.txt",
+                                       "..\\secret.txt", 7, ""])
+def test_a_body_file_outside_the_recording_is_refused_naming_the_exchange(tmp_path: Path, body_file: Any) -> None:
+    (tmp_path / "secret.txt").write_text("not Graph")
+    write(tmp_path, "020-users.json", "GET", "/v1.0/users", body_file=body_file)
+    with pytest.raises(UsageError) as caught:
+        ReplayTransport.from_folder(tmp_path)
+    assert "020-users.json" in caught.value.message and caught.value.exit_code == 2
+    assert "inside the recording" in caught.value.message
+
+
+def test_a_body_file_symlink_pointing_out_is_refused_and_one_pointing_in_is_served(tmp_path: Path) -> None:
+    (tmp_path / "secret.txt").write_text("not Graph")
+    write(tmp_path, "010-a.json", "GET", "/v1.0/a", body_file="010.body")
+    (tmp_path / "exchanges" / "010.body").symlink_to(tmp_path / "secret.txt")
+    with pytest.raises(UsageError) as caught:
+        ReplayTransport.from_folder(tmp_path)
+    assert "010-a.json" in caught.value.message and "outside" in caught.value.message
+    (tmp_path / "exchanges" / "010.body").unlink()
+    (tmp_path / "exchanges" / "real.body").write_bytes(b'{"value":[]}')
+    (tmp_path / "exchanges" / "010.body").symlink_to("real.body")
+    assert get(ReplayTransport.from_folder(tmp_path), "https://graph.microsoft.com/v1.0/a").json() == {"value": []}
+
+
+def test_record_from_a_hostile_recording_reads_nothing_outside_it(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from m365audit.cli import cli
+
+    (tmp_path / "secret.txt").write_text('{"value": [{"id": "leaked"}]}')
+    write(tmp_path, "010-organization.json", "GET", "/v1.0/organization", body_file="../secret.txt")
+    result = CliRunner().invoke(cli, ["record", str(tmp_path / "out"), "--from", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert "010-organization.json" in result.output and not (tmp_path / "out").exists()

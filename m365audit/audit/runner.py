@@ -26,9 +26,11 @@ from m365audit.drift import (
     DriftReport,
     NotifyRecord,
     alert,
+    check_urls,
     compare_with_previous,
     current_run,
     drift_bytes,
+    failed_record,
     record_bytes,
     refresh_index,
 )
@@ -39,6 +41,7 @@ from m365audit.evidence import (
     ExchangeStore,
     RecordedExchange,
     RunFolder,
+    Signer,
     interrupted_runs,
     moved,
     new_run_id,
@@ -109,6 +112,8 @@ class AuditOptions:
     """Webhook URLs that get the drift summary when tonight has regressions (notify.py)."""
     notify_secret: str | None = field(default=None, repr=False)
     """HMAC key for generic webhooks, from the environment only (never printed)."""
+    sign_key: Signer | None = field(default=None, repr=False)
+    """--sign-key: the Ed25519 key that signs the manifest (manifest.sig); loaded before the run starts."""
 
 
 @dataclass(repr=False)
@@ -169,6 +174,7 @@ def write_outputs(folder: RunFolder, snapshot: Snapshot, findings: list[Finding]
 
 async def run_audit(options: AuditOptions) -> AuditResult:
     """Collect, evaluate and write one run folder; a failure leaves no run that looks complete."""
+    check_urls(options.notify)  # before any lock or evidence: a bad webhook URL is a usage error (exit 2)
     pack = load_pack(options.policies, options.local)
     started = options.now or datetime.now(timezone.utc)
     today = options.as_of or started.date()
@@ -228,8 +234,11 @@ async def run_audit(options: AuditOptions) -> AuditResult:
                                  drift_context(drift, options.lang, drift_warning), pseudonymiser)
         if drift is not None:
             folder.write("drift.json", drift_bytes(drift))
-        alerts = await alert(drift, options.notify, options.notify_secret,
-                             str(options.reports / safe_name(snapshot.tenant_id) / folder.run_id))
+        try:
+            alerts = await alert(drift, options.notify, options.notify_secret,
+                                 str(options.reports / safe_name(snapshot.tenant_id) / folder.run_id))
+        except Exception as exc:  # the alert code failing in any way never costs the night's evidence
+            alerts = failed_record(options.notify, exc)
         if alerts is not None:
             folder.write("notify.json", record_bytes(alerts))
         run_dir = folder.finalise(snapshot.tenant_id, {
@@ -244,7 +253,7 @@ async def run_audit(options: AuditOptions) -> AuditResult:
             "collector": {"auth": "replay" if options.replay is not None else options.credential.method,
                           "client_id": options.credential.client_id, "app_roles": roles},
             "reports_pseudonymised": pseudonymiser is not None,
-        })
+        }, signer=options.sign_key)
     except BaseException:
         folder.discard()
         raise

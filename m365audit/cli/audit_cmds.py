@@ -63,17 +63,29 @@ if TYPE_CHECKING:
 @click.option("--notify", "notify", multiple=True, metavar="URL",
               help="POST the drift summary here when tonight has regressions (repeatable; Teams Workflows URLs get "
                    "an Adaptive Card; generic ones are HMAC-signed with $M365AUDIT_NOTIFY_SECRET when it is set).")
+@click.option("--sign-key", "sign_key", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              envvar="M365AUDIT_SIGN_KEY", help="Sign each manifest with this Ed25519 private key (PEM, PKCS#8; "
+                                                "`m365audit keygen`): manifest.sig, checked by verify --key.")
 @pseudonymise_options
 def audit(replay: Path | None, policies: Path | None, local: Path | None, reports: Path, lang: str, auth: str,
           graph_url: str, tenant_id: str | None, client_id: str | None, certificate: Path | None, concurrency: int,
           timeout: float, audit_wait: float, as_of: datetime | None, quiet: bool, notify: tuple[str, ...] = (),
-          config: Path | None = None, pseudonymise: bool = False, pseudonym_key_file: Path | None = None) -> None:
+          config: Path | None = None, pseudonymise: bool = False, pseudonym_key_file: Path | None = None,
+          sign_key: Path | None = None) -> None:
     """Audit a tenant (or replay a recording) and write a dated, hash-chained run folder."""
     from m365audit.audit import AuditOptions, run_audit
     from m365audit.cli.progress import for_cli
+    from m365audit.drift import check_urls
+    from m365audit.errors import UsageError
+    from m365audit.evidence import load_signer
     from m365audit.graph import CredentialSettings
 
+    check_urls(notify)  # exit 2 before any config, lock or evidence
+    signer = load_signer(sign_key) if sign_key is not None else None  # a wrong key: exit 2 before any evidence
     if config is not None:
+        if signer is not None:
+            raise UsageError("--sign-key cannot be combined with --config yet",
+                             hint="audit each tenant with its own command line to sign its runs")
         _audit_config(config, quiet)
     options = AuditOptions(
         reports=reports, policies=policies, local=local, replay=replay, lang=as_lang(lang),
@@ -83,7 +95,7 @@ def audit(replay: Path | None, policies: Path | None, local: Path | None, report
         notify=notify, notify_secret=notify_secret(),
         progress=None if replay is not None else for_cli(sys.stderr, quiet),
         device_code_prompt=device_code_prompt(as_lang(lang)),
-        pseudonym_key=pseudonym_key(pseudonymise, pseudonym_key_file))
+        pseudonym_key=pseudonym_key(pseudonymise, pseudonym_key_file), sign_key=signer)
     result = run_coro(run_audit(options))
     _print_summary(result.snapshot.tenant_name, result.snapshot.tenant_id, result.run_dir.name,
                    _for_print(result.findings, result.snapshot, options.pseudonym_key), result.verdict, lang, quiet)
@@ -92,6 +104,8 @@ def audit(replay: Path | None, policies: Path | None, local: Path | None, report
         click.echo(f"Report:     {result.run_dir / 'report.html'}")
         click.echo(f"Manifest:   {(result.run_dir / 'manifest.sha256').read_text().split()[0]} "
                    "(sha256; keep it outside the reports folder: it anchors the hash chain)")
+        if signer is not None:
+            click.echo(f"Signed:     manifest.sig, key {signer.fingerprint} (verify --key KEY.pub)")
     print_drift(result, lang, quiet)
     if result.unmatched:
         click.echo(f"Warning: {len(result.unmatched)} request(s) had no recorded answer and count as errors: "
@@ -156,6 +170,8 @@ def evaluate_cmd(run_dir: Path, policies: Path | None, local: Path | None, lang:
     from m365audit.evidence import read_snapshot
     from m365audit.report import findings_document, verdict
 
+    if output is not None:
+        refuse_sealed_output(output)
     snapshot_file = run_dir / "snapshot.json"
     if not snapshot_file.is_file():
         raise AuditError(f"{run_dir} has no snapshot.json", hint="give a run folder: reports/<tenant>/<run-id>")
@@ -186,6 +202,23 @@ def evaluate_cmd(run_dir: Path, policies: Path | None, local: Path | None, lang:
     from m365audit.audit import EXIT_BY_VERDICT
 
     sys.exit(EXIT_BY_VERDICT[result])
+
+
+def refuse_sealed_output(output: Path) -> None:
+    """evaluate --output never writes into a sealed run (nor makes a run-named folder among a tenant's runs)."""
+    from m365audit.errors import UsageError
+    from m365audit.evidence import sealed_run_around
+
+    sealed = sealed_run_around(output)
+    if sealed is None:
+        return
+    if not any((sealed / name).exists() for name in ("manifest.json", "manifest.sha256")):
+        raise UsageError(f"--output {output} is named like a run among the runs of {sealed.parent}",
+                         hint="verify --chain would count it as a run without manifest; give a folder outside "
+                              "reports/<tenant>/, e.g. --output evaluations/<date>")
+    raise UsageError(f"--output {output} is inside the sealed run {sealed}",
+                     hint="a run folder never changes after its manifest is written; give a folder outside "
+                          "reports/<tenant>/<run-id>/, e.g. --output evaluations/<date>")
 
 
 def _write_evaluation(output: Path, run_dir: Path, snapshot: Any, findings: list[Any], pack: Any, lang: Lang,

@@ -17,12 +17,16 @@ if TYPE_CHECKING:
 @click.command()
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--chain", is_flag=True, help="RUN_DIR is a tenant folder: verify every run and every link.")
-def verify(run_dir: Path, chain: bool) -> None:
-    """Check a run folder against its manifest (and the hash chain): exit 0 intact, 1 tampered."""
+@click.option("--key", "key_files", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="Ed25519 public key (PEM, KEY.pub from keygen; repeatable): manifest.sig must be a valid "
+                   "signature by it (with --chain: the newest run and every run from the first signed one on).")
+def verify(run_dir: Path, chain: bool, key_files: tuple[Path, ...] = ()) -> None:
+    """Check a run folder against its manifest (and the hash chain, and signatures): exit 0 intact, 1 tampered."""
+    from m365audit.evidence import load_public_keys, verify_run
     from m365audit.evidence import verify_chain_with_ledger as verify_chain
-    from m365audit.evidence import verify_run
 
-    reports = verify_chain(run_dir) if chain else [verify_run(run_dir)]
+    keys = load_public_keys(key_files) if key_files else None
+    reports = verify_chain(run_dir, keys) if chain else [verify_run(run_dir, keys=keys)]
     if chain and not reports:
         raise AuditError(f"{run_dir} holds no complete runs", hint="give reports/<tenant>/ with --chain")
     bad = 0
@@ -34,9 +38,23 @@ def verify(run_dir: Path, chain: bool) -> None:
             click.echo(f"TAMPERED {report.run}")
             for problem in report.problems:
                 click.echo(f"  {problem}")
+        for note in report.notes:
+            click.echo(f"  note: {note}")
     sys.exit(EXIT_FAIL if bad else EXIT_PASS)
 
 
+
+
+@click.command()
+@click.argument("out", type=click.Path(path_type=Path, dir_okay=False))
+def keygen(out: Path) -> None:
+    """Make an Ed25519 key pair for --sign-key: OUT (private, mode 600) and OUT.pub (public, for verify --key)."""
+    from m365audit.evidence import generate_key_pair
+
+    fingerprint = generate_key_pair(out)
+    click.echo(f"Private key: {out} (for audit --sign-key; keep it on the audit host only, readable by the audit user)")
+    click.echo(f"Public key:  {out}.pub (for verify --key; keep a copy away from the audit host)")
+    click.echo(f"Fingerprint: {fingerprint}")
 
 
 @click.command()

@@ -9,7 +9,7 @@ import click
 from m365audit import __version__
 from m365audit.cli.audit_cmds import audit, evaluate_cmd
 from m365audit.cli.base import AuditGroup
-from m365audit.cli.evidence_cmds import drift_cmd, history_cmd, prune, record, verify
+from m365audit.cli.evidence_cmds import drift_cmd, history_cmd, keygen, prune, record, verify
 from m365audit.cli.pack_cmds import explain, permissions, rules, schema, validate
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ def cli(debug: bool) -> None:
 
 
 for _command in (audit, evaluate_cmd, validate, rules, explain, schema, verify, permissions, record, prune, drift_cmd,
-                 history_cmd):
+                 history_cmd, keygen):
     cli.add_command(_command)
 
 

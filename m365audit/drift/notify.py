@@ -17,6 +17,7 @@ import httpx
 
 from m365audit.drift.nights import ALERT_KINDS, DriftReport
 from m365audit.drift.text import headline, summary_lines
+from m365audit.errors import UsageError
 from m365audit.models import Frozen
 
 SECRET_ENV = "M365AUDIT_NOTIFY_SECRET"
@@ -71,9 +72,51 @@ class NotifyRecord(Frozen):
 
 def redact(url: str) -> str:
     """scheme://host/… : webhook paths and queries carry tokens (Teams 'sig=') and are never written down."""
-    parts = urlsplit(url)
-    port = f":{parts.port}" if parts.port else ""  # user:password@ is never kept
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""  # user:password@ is never kept
+    except ValueError:  # not a URL check_urls would let through; still never raise while recording a failure
+        return shown(url)
     return f"{parts.scheme}://{parts.hostname or ''}{port}{'/…' if parts.path.strip('/') or parts.query else ''}"
+
+
+SHOWN_CHARS = re.compile(r"[^A-Za-z0-9._\-\[\]:]")
+
+
+def shown(url: str) -> str:
+    """scheme://host/… for any string, even one that is no URL: never credentials, never raw control bytes."""
+    scheme, sep, rest = url.partition("://")
+    host = re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")[2] if sep else ""
+    scheme, host = SHOWN_CHARS.sub("?", scheme[:16]), SHOWN_CHARS.sub("?", host[:100])
+    return f"{scheme}://{host}/…" if sep else "(not a URL)"
+
+
+def url_problem(url: str) -> str | None:
+    """Why a --notify URL cannot be used, or None: http(s), a host, a valid port, no spaces, no user:password@."""
+    if not url or any(ch.isspace() or ord(ch) < 0x20 or 0x7f <= ord(ch) < 0xa0 for ch in url):
+        return "it is empty or contains spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number from 0 to 65535
+    except ValueError:
+        return "it cannot be read as a URL (check the host and the port)"
+    if parts.scheme.lower() not in ("http", "https"):
+        return "only http:// and https:// URLs can be notified"
+    if "@" in parts.netloc:
+        return "it carries a user name or password (user:password@host); those would be written down"
+    if not parts.hostname:
+        return "it has no host"
+    return None
+
+
+def check_urls(urls: tuple[str, ...] | list[str], option: str = "--notify") -> None:
+    """Refuse unusable webhook URLs when a command starts (exit 2), naming each only as scheme://host/…."""
+    for url in urls:
+        problem = url_problem(url)
+        if problem is not None:
+            raise UsageError(f"{option} {shown(url)}: {problem}",
+                             hint="give an http:// or https:// URL with a host and no spaces; the receiver's token "
+                                  "belongs in its path or query, which are never printed or recorded")
 
 
 def is_teams(url: str) -> bool:
@@ -151,6 +194,25 @@ def _wait(response: httpx.Response | None, attempt: int, backoff: float) -> floa
 
 
 async def deliver_one(client: httpx.AsyncClient, url: str, report: DriftReport, settings: NotifySettings) -> Delivery:
+    """One webhook's outcome; a failure of any kind (not only HTTP) is a failed delivery, never an exception."""
+    try:
+        return await _deliver(client, url, report, settings)
+    except Exception as exc:  # a bug or a surprise in the alert code must not cost the run (issue 13)
+        return failed_delivery(url, exc)
+
+
+def failed_delivery(url: str, exc: BaseException) -> Delivery:
+    """A delivery that failed inside m365audit (not at the receiver): what went wrong, without the URL's secrets."""
+    try:
+        target, form = redact(url), "teams" if is_teams(url) else "generic"
+    except Exception:
+        target, form = shown(url), "generic"
+    return Delivery(target=target, url_sha256=hashlib.sha256(url.encode("utf-8", "replace")).hexdigest()[:16],
+                    form=form, ok=False, attempts=0,
+                    error=f"not sent: internal error {type(exc).__name__}: {_scrub(str(exc), url)[:300]}")
+
+
+async def _deliver(client: httpx.AsyncClient, url: str, report: DriftReport, settings: NotifySettings) -> Delivery:
     """POST with bounded retries on network errors, 408/429/5xx; other 4xx are permanent."""
     data, headers, signed = _request(url, report, settings)
     status: int | None = None
@@ -177,7 +239,8 @@ async def deliver_one(client: httpx.AsyncClient, url: str, report: DriftReport, 
 
 def _scrub(text: str, url: str) -> str:
     """Exception texts may quote the URL (whole or in part); keep its secrets out."""
-    return URL_IN_TEXT.sub(lambda m: redact(m.group(0)), text.replace(url, redact(url)))
+    scrubbed = URL_IN_TEXT.sub(lambda m: redact(m.group(0)), text.replace(url, redact(url)) if url else text)
+    return "".join(ch if ch.isprintable() else "?" for ch in scrubbed)
 
 
 async def notify(report: DriftReport | None, settings: NotifySettings) -> NotifyRecord:
@@ -201,5 +264,14 @@ async def alert(report: DriftReport | None, urls: tuple[str, ...], secret: str |
     """What the runner calls: None when no --notify URL was given, else the record for notify.json."""
     if not urls:
         return None
-    return await notify(report, NotifySettings(urls=urls, secret=secret, run_dir=run_dir, attempts=ATTEMPTS,
-                                               backoff=BACKOFF, timeout=TIMEOUT))
+    try:
+        return await notify(report, NotifySettings(urls=urls, secret=secret, run_dir=run_dir, attempts=ATTEMPTS,
+                                                   backoff=BACKOFF, timeout=TIMEOUT))
+    except Exception as exc:  # never raise into the run: the alert is recorded as failed instead
+        return failed_record(urls, exc)
+
+
+def failed_record(urls: tuple[str, ...], exc: BaseException) -> NotifyRecord:
+    """notify.json when the alert code itself failed: every URL recorded as not delivered, the run kept."""
+    return NotifyRecord(alert=True, reason=f"the alert could not be prepared ({type(exc).__name__}); see deliveries",
+                        deliveries=[failed_delivery(url, exc) for url in urls])

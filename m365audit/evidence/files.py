@@ -75,3 +75,19 @@ def latest_run(tenant_dir: Path) -> Path | None:
     """The newest complete run of a tenant, or None."""
     found = runs(tenant_dir)
     return found[-1] if found else None
+
+
+def sealed_run_around(path: Path) -> Path | None:
+    """The sealed run folder that holds path (or is path): any ancestor with a manifest or a seal; else None.
+
+    A sealed run never changes, so nothing may be written inside it. Symlinks are resolved first, so a link
+    into a run does not slip past; a folder named like a run beside the runs of a tenant counts as well
+    (verify --chain would report it as a run without manifest).
+    """
+    here = path.expanduser().resolve()
+    for folder in (here, *here.parents):
+        if (folder / MANIFEST).exists() or (folder / SEAL).exists():
+            return folder
+    if RUN_ID.match(here.name) and runs(here.parent):
+        return here
+    return None

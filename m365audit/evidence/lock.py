@@ -31,8 +31,8 @@ class TenantLock:
     The file always names the holder (pid, host, run), so a refused run can say who holds it.
     """
 
-    def __init__(self, tenant_dir: Path, run_id: str = "") -> None:
-        self.path = tenant_dir / LOCK
+    def __init__(self, tenant_dir: Path, run_id: str = "", name: str = LOCK) -> None:
+        self.path = tenant_dir / name
         self.run_id = run_id
         self._fd: int | None = None
 
@@ -88,7 +88,7 @@ class TenantLock:
         pid = holder.get("pid")
         if not isinstance(pid, int) or holder.get("host") not in (None, socket.gethostname()) or process_alive(pid):
             return False
-        stale = self.path.with_name(f"{LOCK}.stale-{os.getpid()}")
+        stale = self.path.with_name(f"{self.path.name}.stale-{os.getpid()}")
         try:
             os.rename(self.path, stale)  # of two takers, only one wins the rename
             stale.unlink()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,10 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from m365audit.errors import RunFolderError, UsageError
-from m365audit.evidence.files import MANIFEST, runs, sha256_file
+from m365audit.evidence.files import MANIFEST, RUN_ID, latest_run, runs, sha256_file
+from m365audit.evidence.lock import TenantLock
+from m365audit.evidence.signing import PublicKeys
 from m365audit.evidence.verify import VerifyReport, verify_chain
 
 LEDGER = "pruned.json"
+TRASH = ".pruning"
+"""Runs being deleted: out of the chain (one rename), recorded in the ledger, removed file by file."""
 
 
 @dataclass(frozen=True)
@@ -57,40 +61,129 @@ def read_ledger(tenant_dir: Path) -> list[dict[str, Any]]:
 
 def prune_tenant(tenant_dir: Path, keep_days: int, now: datetime | None = None,
                  dry_run: bool = False) -> list[Pruned]:
-    """Delete the runs older than keep_days (never the newest run), recording each in pruned.json first."""
+    """Delete the runs older than keep_days (never the newest run), recording each in pruned.json first.
+
+    Safe against kill -9 at any point, and idempotent: the ledger is replaced atomically before anything is
+    deleted; each run then leaves the chain in one atomic rename (into .pruning/) before its files are removed.
+    A rerun first finishes what an interrupted prune recorded, and never records a run twice.
+    """
     if keep_days < 1:
         raise UsageError("--keep-days must be at least 1", hint="the newest run is always kept anyway")
     now = now or datetime.now(timezone.utc)
     cutoff = now - timedelta(days=keep_days)
     with _ledger_lock(tenant_dir):
-        found = runs(tenant_dir)
+        ledger = read_ledger(tenant_dir)
+        if not dry_run:
+            finish_interrupted(tenant_dir, ledger)
+        recorded = {e.get("run_id") for e in ledger}
+        found = [r for r in runs(tenant_dir) if r.name not in recorded]
         old = [r for r in found[:-1] if run_time(r) < cutoff]
         entries = [_entry(r, now) for r in old]
         if dry_run or not entries:
             return entries
-        ledger = read_ledger(tenant_dir) + [e.as_dict() for e in entries]
-        tmp = tenant_dir / (LEDGER + ".tmp")
-        tmp.write_text(json.dumps({"schema_version": 1, "pruned": ledger}, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(tenant_dir / LEDGER)  # the ledger is written before anything is deleted
+        _write_ledger(tenant_dir, ledger + [e.as_dict() for e in entries])  # before anything is deleted
         for run in old:
-            shutil.rmtree(run)
+            _remove(tenant_dir, run)
     return entries
+
+
+def fs_step(op: str, path: Path, target: Path | None = None, data: bytes = b"") -> None:
+    """Every change prune makes on disk, one step at a time (the tests interrupt prune at each of them)."""
+    if op == "write":
+        with path.open("wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    elif op == "replace" and target is not None:
+        os.replace(path, target)
+    elif op == "rename" and target is not None:
+        os.rename(path, target)
+    elif op == "unlink":
+        os.unlink(path)
+    elif op == "rmdir":
+        os.rmdir(path)
+    else:
+        raise ValueError(f"unknown step {op}")
+
+
+def _write_ledger(tenant_dir: Path, ledger: list[dict[str, Any]]) -> None:
+    tmp = tenant_dir / (LEDGER + ".tmp")
+    data = json.dumps({"schema_version": 1, "pruned": ledger}, indent=2).encode() + b"\n"
+    fs_step("write", tmp, data=data)
+    fs_step("replace", tmp, tenant_dir / LEDGER)
+
+
+def _remove(tenant_dir: Path, run: Path) -> None:
+    """Out of the chain in one atomic rename, then deleted file by file (a kill leaves it in .pruning/)."""
+    trash = tenant_dir / TRASH
+    trash.mkdir(exist_ok=True)
+    fs_step("rename", run, trash / run.name)
+    _delete_tree(trash / run.name)
+    with contextlib.suppress(OSError):
+        fs_step("rmdir", trash)  # only when empty
+
+
+def _delete_tree(top: Path) -> None:
+    """Bottom-up, one file at a time; links are removed, never followed (a linked 'run' keeps its target)."""
+    if top.is_symlink():
+        fs_step("unlink", top)
+        return
+    for root, dirs, files in os.walk(top, topdown=False):
+        for name in files:
+            fs_step("unlink", Path(root) / name)
+        for name in dirs:
+            path = Path(root) / name
+            fs_step("unlink" if path.is_symlink() else "rmdir", path)
+    fs_step("rmdir", top)
+
+
+def finish_interrupted(tenant_dir: Path, ledger: list[dict[str, Any]]) -> None:
+    """Complete a prune that was killed: delete what pruned.json records and is still (partly) on disk.
+
+    Only runs the ledger names are touched, and a run still in place only when its manifest is the one the ledger
+    recorded (or is already gone): anything else is left alone and reported.
+    """
+    names = {str(e.get("run_id")) for e in ledger if RUN_ID.match(str(e.get("run_id")))}
+    trash = tenant_dir / TRASH
+    if trash.is_dir():
+        for leftover in sorted(trash.iterdir()):
+            if leftover.name not in names:
+                raise RunFolderError(f"{leftover} is not recorded in {LEDGER}; prune deletes only what it recorded",
+                                     hint="if it is a run, move it back into the tenant folder and run "
+                                          "`m365audit verify --chain`")
+            if leftover.is_dir():
+                _delete_tree(leftover)
+            else:
+                fs_step("unlink", leftover)
+    newest = latest_run(tenant_dir)
+    for entry in ledger:
+        run = tenant_dir / str(entry.get("run_id"))
+        if run.name not in names or not run.is_dir():
+            continue
+        manifest = run / MANIFEST
+        if run == newest or (manifest.is_file() and sha256_file(manifest) != entry.get("manifest_sha256")):
+            raise RunFolderError(f"{run} is in {LEDGER} but is not the run recorded there (or is the newest run); "
+                                 "nothing more is deleted", hint="run `m365audit verify --chain` on the tenant folder")
+        _remove(tenant_dir, run)
+    if trash.is_dir():
+        with contextlib.suppress(OSError):
+            fs_step("rmdir", trash)
 
 
 @contextmanager
 def _ledger_lock(tenant_dir: Path) -> Iterator[None]:
-    """One prune per tenant at a time (audits need no lock: the newest run, which they link to, is never pruned)."""
-    lock = tenant_dir / (LEDGER + ".lock")
+    """One prune per tenant at a time: a flock the OS releases when a prune is killed (audits need no lock: the
+    newest run, which they link to, is never pruned)."""
+    lock = TenantLock(tenant_dir, "prune", name=LEDGER + ".lock")
     try:
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileExistsError:
-        raise RunFolderError(f"another prune of {tenant_dir.name} is running (lock file {lock})",
-                             hint="wait for it; if none is running, remove the lock file") from None
-    os.close(fd)
+        lock.acquire(0.0)
+    except RunFolderError:
+        raise RunFolderError(f"another prune of {tenant_dir.name} is running (lock file {lock.path})",
+                             hint="wait for it; a prune that was killed releases the lock by itself") from None
     try:
         yield
     finally:
-        lock.unlink(missing_ok=True)
+        lock.release()
 
 
 def _entry(run: Path, now: datetime) -> Pruned:
@@ -112,18 +205,31 @@ def tenant_dirs(reports: Path, tenant: str | None) -> list[Path]:
         if reports.is_dir() else []
 
 
-def verify_chain_with_ledger(tenant_dir: Path) -> list[VerifyReport]:
+def verify_chain_with_ledger(tenant_dir: Path, keys: PublicKeys | None = None) -> list[VerifyReport]:
     """Like evidence.verify_chain, but a gap before the oldest run is accepted when pruned.json covers it exactly.
 
-    The ledger must itself be a chain (each entry links to the one before), and its last entry must be the
-    run the oldest remaining run links to, with the same manifest SHA-256.
+    The ledger must itself be a chain (each entry links to the one before), and its last entry for a run that is
+    gone must be the run the oldest remaining run links to, with the same manifest SHA-256. Entries whose run is
+    still there (a prune was interrupted before it removed them) must match that run's manifest.
     """
-    reports = verify_chain(tenant_dir)
+    reports = verify_chain(tenant_dir, keys)
     ledger = read_ledger(tenant_dir)
+    present = {r.run.name: r for r in reports}
+    gone = [e for e in ledger if e.get("run_id") not in present]
+    for entry in ledger:
+        report = present.get(str(entry.get("run_id")))
+        if report is None:
+            continue
+        manifest = report.run / MANIFEST
+        if manifest.is_file() and sha256_file(manifest) != entry.get("manifest_sha256"):
+            report.problems.append(f"chain: {LEDGER} records this run with another manifest SHA-256")
+        else:
+            report.notes.append(f"{LEDGER} records this run as pruned: a prune was interrupted; run "
+                                "`m365audit prune` again to finish it")
     first = next((r for r in reports if (r.run / MANIFEST).is_file()), None)
     if first is not None and (ledger or _links_back(first.run)):
         first.problems[:] = [p for p in first.problems if not p.startswith(FIRST_LINK_PROBLEM)]
-        first.problems.extend(_first_link_problems(first.run, ledger))
+        first.problems.extend(_first_link_problems(first.run, ledger, gone))
     return reports
 
 
@@ -138,20 +244,21 @@ def _links_back(run: Path) -> bool:
         return False
 
 
-def _first_link_problems(first: Path, ledger: list[dict[str, Any]]) -> list[str]:
+def _first_link_problems(first: Path, ledger: list[dict[str, Any]], gone: list[dict[str, Any]]) -> list[str]:
     try:
         manifest = json.loads((first / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []  # verify_run has reported the manifest already
     want_id, want_sha = manifest.get("previous_run_id"), manifest.get("previous_manifest_sha256")
-    if want_sha is None:
-        return [] if not ledger else ["chain: pruned.json lists runs, but the oldest run links to none"]
-    if not ledger:
-        return [f"chain: the previous run {want_id} is missing and pruned.json does not record it"]
     problems = [f"chain: pruned.json entry {b.get('run_id')} does not link to {a.get('run_id')}"
                 for a, b in zip(ledger, ledger[1:], strict=False)
                 if b.get("previous_manifest_sha256") != a.get("manifest_sha256")]
-    last = ledger[-1]
+    if want_sha is None:
+        extra = ["chain: pruned.json lists runs before the oldest run, but it links to none"] if gone else []
+        return problems + extra
+    if not gone:
+        return problems + [f"chain: the previous run {want_id} is missing and pruned.json does not record it"]
+    last = gone[-1]
     if last.get("run_id") != want_id or last.get("manifest_sha256") != want_sha:
         problems.append(f"chain: the oldest run links to {want_id}, which pruned.json does not record with "
                         f"that manifest SHA-256")

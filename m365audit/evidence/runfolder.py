@@ -28,6 +28,7 @@ from m365audit.evidence.files import (
     write_new,
 )
 from m365audit.evidence.lock import TenantLock, process_alive
+from m365audit.evidence.signing import SIGNATURE, Signer
 
 # --------------------------------------------------------------------------- run folders
 
@@ -78,8 +79,11 @@ class RunFolder:
         with path.open("xb") as f:
             yield f
 
-    def finalise(self, tenant: str, manifest: dict[str, Any]) -> Path:
-        """Hash every file, chain to the previous run, write manifest.json last and rename into place."""
+    def finalise(self, tenant: str, manifest: dict[str, Any], signer: Signer | None = None) -> Path:
+        """Hash every file, chain to the previous run, write manifest.json last and rename into place.
+
+        With a signer, manifest.sig (an Ed25519 signature over manifest.json) is written beside the seal.
+        """
         tenant_dir = self.reports / safe_name(tenant)
         try:
             self._lock(tenant_dir, wait=FINALISE_WAIT)
@@ -100,6 +104,8 @@ class RunFolder:
             data = json.dumps(manifest, indent=2, ensure_ascii=False).encode() + b"\n"
             write_new(self.tmp / MANIFEST, data)
             write_new(self.tmp / SEAL, seal_line(hashlib.sha256(data).hexdigest()).encode())
+            if signer is not None:
+                write_new(self.tmp / SIGNATURE, signer.signature_file(data))
             os.rename(self.tmp, final)
         finally:
             self.release()

@@ -9,10 +9,10 @@ from m365audit.graph.credentials import (
     PlaceholderCredential,
     build_credential,
 )
-from m365audit.graph.replay import ReplayTransport, recorded_paths, tenant_metadata
+from m365audit.graph.replay import ReplayTransport, body_file_path, recorded_paths, tenant_metadata
 
 __all__ = [
     "AUTH_METHODS", "DELEGATED_METHODS", "GRAPH_ROOT", "CredentialSettings", "DeviceCodePrompt", "GraphSession",
-    "PlaceholderCredential", "ReplayTransport", "build_credential", "current_source", "recorded_paths",
-    "tenant_metadata",
+    "PlaceholderCredential", "ReplayTransport", "body_file_path", "build_credential", "current_source",
+    "recorded_paths", "tenant_metadata",
 ]

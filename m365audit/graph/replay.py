@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -60,6 +60,31 @@ def _split(url: str) -> tuple[str | None, str, tuple[tuple[str, str], ...]]:
     return host, path, query
 
 
+def body_file_path(exchange_file: Path, body_file: object) -> Path:
+    """Where an exchange's body_file is, refused (exit 2, naming the exchange) unless it stays inside the recording.
+
+    A recording is hostile input: a relative path only, no '..', and no symlink whose target lies outside the
+    folder of the exchange file (else replay or `record --from` would read, and a fixture would share, any file).
+    """
+    folder = exchange_file.parent
+    name = body_file if isinstance(body_file, str) else None
+    pure = PurePosixPath(name) if name else None
+    if (name is None or pure is None or pure.is_absolute() or PureWindowsPath(name).is_absolute()
+            or ".." in pure.parts or ".." in PureWindowsPath(name).parts or "\x00" in name):
+        raise UsageError(f"{exchange_file}: its body_file {ascii(body_file)} does not stay inside the recording",
+                         hint="a body_file is a file name beside the exchange file (FIXTURES.md); "
+                              "no absolute path, no '..'")
+    path = folder / name
+    try:
+        inside = path.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):  # a symlink loop
+        inside = False
+    if not inside:
+        raise UsageError(f"{exchange_file}: its body_file {ascii(body_file)} is a link that points outside "
+                         f"the recording", hint="replace the link by the file itself (FIXTURES.md)")
+    return path
+
+
 def load_exchange(file: Path) -> Recorded:
     """Read one exchange file; a malformed one is a clear error naming the file."""
     try:
@@ -70,7 +95,7 @@ def load_exchange(file: Path) -> Recorded:
         body_path = None
         body = b""
         if "body_file" in response:
-            body_path = file.parent / response["body_file"]
+            body_path = body_file_path(file, response["body_file"])
             if not body_path.is_file():
                 raise FileNotFoundError(f"its body_file {response['body_file']} is missing")
         elif "body_text" in response:

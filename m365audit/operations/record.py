@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from m365audit.errors import UsageError
+from m365audit.graph import body_file_path
 
 GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 EMAIL = re.compile(r"[A-Za-z0-9._%+'#-]+(?:@|%40)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
@@ -155,7 +156,7 @@ def read_exchanges(path: Path) -> list[Exchange]:
             body = resp["body"]
         else:
             text = (resp["body_text"] if "body_text" in resp
-                    else (folder / resp["body_file"]).read_bytes().decode("utf-8", errors="replace"))
+                    else body_file_path(file, resp["body_file"]).read_bytes().decode("utf-8", errors="replace"))
             try:
                 body = json.loads(text)
             except ValueError:

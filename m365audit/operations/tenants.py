@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from m365audit.drift import check_urls
 from m365audit.errors import EXIT_ENVIRONMENT, EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, EXIT_USAGE, AuditError, UsageError
 from m365audit.graph import AUTH_METHODS, CredentialSettings
 
@@ -141,6 +142,7 @@ def _tenant(raw: dict[str, Any], base: Path, path: Path, index: int) -> TenantCo
     if not isinstance(notify, list) or not all(isinstance(n, str) for n in notify):
         raise UsageError(f"{where}: notify must be a list of strings",
                          hint='e.g. notify = ["https://example.invalid/webhook"]')
+    check_urls(notify, f"{where}: notify")
 
     def folder(key: str) -> Path | None:
         value = raw.get(key)

@@ -8,11 +8,12 @@ from m365audit.graph.credentials import (
     DeviceCodePrompt,
     PlaceholderCredential,
     build_credential,
+    check_tenant_id,
 )
 from m365audit.graph.replay import ReplayTransport, recorded_paths, tenant_metadata
 
 __all__ = [
     "AUTH_METHODS", "DELEGATED_METHODS", "GRAPH_ROOT", "CredentialSettings", "DeviceCodePrompt", "GraphSession",
-    "PlaceholderCredential", "ReplayTransport", "build_credential", "current_source", "recorded_paths",
-    "tenant_metadata",
+    "PlaceholderCredential", "ReplayTransport", "build_credential", "check_tenant_id", "current_source",
+    "recorded_paths", "tenant_metadata",
 ]

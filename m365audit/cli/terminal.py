@@ -46,11 +46,20 @@ class SafeFormatter(logging.Formatter):
 
 
 class StderrHandler(logging.Handler):
-    """Writes to the current sys.stderr (click's test runner replaces it), through SafeFormatter."""
+    """Writes to the current sys.stderr (click's test runner replaces it), through SafeFormatter.
+
+    Libraries' warnings (azure-identity logs every failed sign-in) are left out unless --debug: the error itself
+    is shown once, as one line with its hint.
+    """
 
     def __init__(self, level: int = logging.WARNING) -> None:
         super().__init__(level)
         self.setFormatter(SafeFormatter("m365audit: %(levelname)s: %(name)s: %(message)s"))
+        self.debug = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ours = record.name == "m365audit" or record.name.startswith("m365audit.")
+        return (self.debug or ours or record.levelno >= logging.ERROR) and bool(super().filter(record))
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -66,6 +75,7 @@ def install_log_handler(debug: bool = False) -> None:
         root.addHandler(StderrHandler())
     if debug:
         logging.getLogger("m365audit").setLevel(logging.DEBUG)
-        for handler in root.handlers:
-            if isinstance(handler, StderrHandler):
-                handler.setLevel(logging.DEBUG)
+    for handler in root.handlers:
+        if isinstance(handler, StderrHandler):
+            handler.debug = debug
+            handler.setLevel(logging.DEBUG if debug else logging.WARNING)

@@ -245,3 +245,41 @@ def test_entra_error_codes_get_their_own_hint(code: str, names: str) -> None:
 
     error = sign_in_error(ClientAuthenticationError(f"Authentication failed: {code}: something\nTrace ID: x"))
     assert names in (error.hint or "") and error.message.count("\n") == 0
+
+
+def test_a_real_ctrl_c_during_an_audit_exits_130_and_leaves_nothing(tmp_path: Path) -> None:
+    """SIGINT to a running audit (a replayed answer that takes a minute): exit 130, one line, no run, no lock."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    tenant = tmp_path / "slow"
+    shutil.copytree(ROOT / "fixtures" / "tenants" / "gemeente-voorbeeld", tenant)
+    users = tenant / "exchanges" / "030-users-page-1.json"
+    doc = json.loads(users.read_text(encoding="utf-8"))
+    users.write_text(json.dumps({**doc, "delay_ms": 600_000}), encoding="utf-8")
+    reports = tmp_path / "reports"
+    proc = subprocess.Popen([sys.executable, "-m", "m365audit", "audit", "--replay", str(tenant), "--reports",
+                             str(reports)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 120  # a guard against a hang, not a measurement
+        while not list((reports / ".incomplete").glob("*/exchanges/*.json")) and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, (out, err)
+    lines = err.splitlines()
+    assert len(lines) == 2 and lines[0] == "Error: interrupted (Ctrl-C)" and lines[1].startswith("Hint: "), err
+    assert list((reports / ".incomplete").iterdir()) == [], "the unfinished run is gone"
+    from m365audit.evidence.lock import TenantLock
+
+    for tenant_dir in (p for p in reports.iterdir() if not p.name.startswith(".")):
+        lock = TenantLock(tenant_dir)
+        lock.acquire(0.0)  # RunFolderError if the interrupted run still held it
+        lock.release()

@@ -172,7 +172,7 @@ def test_a_credential_that_cannot_sign_in_is_an_auth_error() -> None:
 
     with pytest.raises(AuthError) as caught:
         asyncio.run(go())
-    assert "AADSTS7000215" in caught.value.message and caught.value.hint and "AZURE_CLIENT_ID" in caught.value.hint
+    assert "AADSTS7000215" in caught.value.message and caught.value.hint and "AZURE_CLIENT_SECRET" in caught.value.hint
 
 
 def test_every_source_names_a_permission_and_a_graph_version() -> None:

@@ -149,3 +149,45 @@ def test_only_the_cli_prints() -> None:
                         or base == "sys" and name == "exit" or base == "click" and name == "echo":
                     offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(f)}")
     assert offenders == []
+
+
+WRITERS = {("base.py", "echo"), ("base.py", "echo_json"), ("terminal.py", "emit")}
+"""The functions of cli/ that may write to a stream directly: the echo wrapper (clean()) and the log handler."""
+
+
+def _raw_writes(path: Path) -> list[str]:
+    """click.echo/secho, print() and sys.stdout/stderr writes outside the echo wrapper of cli/base.py."""
+    found = []
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    allowed = {id(n) for func in ast.walk(tree) if isinstance(func, ast.FunctionDef)
+               and (path.name, func.name) in WRITERS for n in ast.walk(func)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "click" and \
+                {a.name for a in node.names} & {"echo", "secho"}:
+            found.append(f"{path.name}:{node.lineno}: from click import echo")
+        if not isinstance(node, ast.Call) or id(node) in allowed:
+            continue
+        f = node.func
+        name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
+        base = ast.unparse(f.value) if isinstance(f, ast.Attribute) else ""
+        if (base == "click" and name in ("echo", "secho")) or (name == "print" and not base) \
+                or (base in ("sys.stdout", "sys.stderr") and name in ("write", "writelines")):
+            found.append(f"{path.name}:{node.lineno}: {ast.unparse(f)}")
+    return sorted(set(found))
+
+
+def test_the_cli_prints_only_through_its_echo_wrapper() -> None:
+    """Tenant strings are hostile: every line the CLI prints passes clean() (cli/terminal.py)."""
+    offenders = [p for path in _modules() if _package_of(path) == "cli" for p in _raw_writes(path)]
+    assert offenders == []
+
+
+def test_the_echo_check_sees_a_raw_echo() -> None:
+    probe = PACKAGE / "cli" / "_probe_echo.py"
+    probe.write_text('"""Probe."""\nimport click\nimport sys\n\n\ndef f() -> None:\n    click.echo("x")\n'
+                     '    sys.stderr.write("y")\n')
+    try:
+        found = _raw_writes(probe)
+    finally:
+        probe.unlink()
+    assert len(found) == 2

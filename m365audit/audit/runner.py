@@ -59,6 +59,7 @@ from m365audit.graph import (
     PlaceholderCredential,
     ReplayTransport,
     build_credential,
+    check_tenant_id,
     recorded_paths,
     tenant_metadata,
 )
@@ -174,6 +175,7 @@ def write_outputs(folder: RunFolder, snapshot: Snapshot, findings: list[Finding]
 
 async def run_audit(options: AuditOptions) -> AuditResult:
     """Collect, evaluate and write one run folder; a failure leaves no run that looks complete."""
+    check_tenant_id(options.credential.tenant_id)  # it names the tenant's folder and lock: checked before either
     check_urls(options.notify)  # before any lock or evidence: a bad webhook URL is a usage error (exit 2)
     pack = load_pack(options.policies, options.local)
     started = options.now or datetime.now(timezone.utc)

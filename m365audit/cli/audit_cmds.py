@@ -14,6 +14,8 @@ from m365audit.cli.base import (
     as_lang,
     as_of_date,
     device_code_prompt,
+    echo,
+    echo_json,
     lang_option,
     local_option,
     notify_secret,
@@ -100,15 +102,15 @@ def audit(replay: Path | None, policies: Path | None, local: Path | None, report
     _print_summary(result.snapshot.tenant_name, result.snapshot.tenant_id, result.run_dir.name,
                    _for_print(result.findings, result.snapshot, options.pseudonym_key), result.verdict, lang, quiet)
     if not quiet:
-        click.echo(f"Run folder: {result.run_dir}")
-        click.echo(f"Report:     {result.run_dir / 'report.html'}")
-        click.echo(f"Manifest:   {(result.run_dir / 'manifest.sha256').read_text().split()[0]} "
+        echo(f"Run folder: {result.run_dir}")
+        echo(f"Report:     {result.run_dir / 'report.html'}")
+        echo(f"Manifest:   {(result.run_dir / 'manifest.sha256').read_text().split()[0]} "
                    "(sha256; keep it outside the reports folder: it anchors the hash chain)")
         if signer is not None:
             click.echo(f"Signed:     manifest.sig, key {signer.fingerprint} (verify --key KEY.pub)")
     print_drift(result, lang, quiet)
     if result.unmatched:
-        click.echo(f"Warning: {len(result.unmatched)} request(s) had no recorded answer and count as errors: "
+        echo(f"Warning: {len(result.unmatched)} request(s) had no recorded answer and count as errors: "
                    + "; ".join(result.unmatched[:3]), err=True)
     sys.exit(result.exit_code)
 
@@ -133,7 +135,7 @@ def _audit_config(config: Path, quiet: bool) -> None:
     loaded = load_config(config)
     outcomes = run_coro(audit_all(loaded))
     for line in summary_table(outcomes)[(1 if quiet else 0):]:
-        click.echo(line)
+        echo(line)
     sys.exit(worst([o.exit_code for o in outcomes]))
 
 
@@ -143,12 +145,12 @@ def _print_summary(tenant_name: str, tenant_id: str, run_id: str, findings: list
 
     c = counts(findings)
     line = " · ".join(f"{k} {v}" for k, v in c.items())
-    click.echo(f"{VERDICT_TEXT[verdict]}: {tenant_name or tenant_id} run {run_id}: {line}")
+    echo(f"{VERDICT_TEXT[verdict]}: {tenant_name or tenant_id} run {run_id}: {line}")
     if quiet:
         return
     for f in ordered(findings):
         if f.status.value in ("fail", "error", "waived"):
-            click.echo(f"  {f.status.value.upper():6} {f.severity.value:8} {f.rule_id}: {f.message.get(as_lang(lang))}")
+            echo(f"  {f.status.value.upper():6} {f.severity.value:8} {f.rule_id}: {f.message.get(as_lang(lang))}")
 
 
 @click.command("evaluate")
@@ -183,7 +185,7 @@ def evaluate_cmd(run_dir: Path, policies: Path | None, local: Path | None, lang:
     key = pseudonym_key(pseudonymise, pseudonym_key_file)
     pack = load_pack(policies, local)
     for rejected in pack.rejected:
-        click.echo(f"Warning: not applied (covers nothing): {rejected.problem}", err=True)
+        echo(f"Warning: not applied (covers nothing): {rejected.problem}", err=True)
     findings = evaluate(snapshot, pack, as_of_date(as_of) or datetime.now(timezone.utc).date())
     result = verdict(findings)
     if output is not None:
@@ -194,11 +196,11 @@ def evaluate_cmd(run_dir: Path, policies: Path | None, local: Path | None, lang:
 
         view = Pseudonymiser(key, snapshot).snapshot(snapshot) if key else snapshot
         doc = findings_document(view, shown, run_dir.name, as_lang(lang), pseudonymised=key is not None)
-        click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        echo_json(json.dumps(doc, indent=2, ensure_ascii=False))
     else:
         _print_summary(snapshot.tenant_name, snapshot.tenant_id, run_dir.name, shown, result, lang, False)
         if output is not None:
-            click.echo(f"Report:     {output / 'report.html'}")
+            echo(f"Report:     {output / 'report.html'}")
     from m365audit.audit import EXIT_BY_VERDICT
 
     sys.exit(EXIT_BY_VERDICT[result])
@@ -246,17 +248,17 @@ def print_drift(result: Any, lang: str, quiet: bool) -> None:
 
     drift = result.drift
     if drift is not None and (drift.alert or not quiet):
-        click.echo(headline(drift))
+        echo(headline(drift))
         for line in summary_lines(drift, as_lang(lang)):
             if not quiet or line.startswith("REGRESSION"):
-                click.echo(f"  {line}")
+                echo(f"  {line}")
     record = result.notify
     for d in record.deliveries if record is not None else []:
         if d.ok:
             if not quiet:
-                click.echo(f"Notified {d.target} ({d.form}, HTTP {d.status}, {d.attempts} attempt(s))")
+                echo(f"Notified {d.target} ({d.form}, HTTP {d.status}, {d.attempts} attempt(s))")
         else:
-            click.echo(f"Warning: alert to {d.target} NOT delivered after {d.attempts} attempt(s): {d.error}; "
+            echo(f"Warning: alert to {d.target} NOT delivered after {d.attempts} attempt(s): {d.error}; "
                        f"recorded in notify.json (the verdict is unchanged)", err=True)
     for warning in result.warnings:
-        click.echo(f"Warning: {warning}", err=True)
+        echo(f"Warning: {warning}", err=True)

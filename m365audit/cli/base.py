@@ -11,12 +11,28 @@ from typing import IO, TYPE_CHECKING, Any
 
 import click
 
+from m365audit.cli.terminal import clean, json_safe
 from m365audit.errors import AuditError
 
 if TYPE_CHECKING:
     from m365audit.models import Lang
 
 LANGS = ("nl", "en")
+EXIT_INTERRUPTED = 130
+"""What a shell reports for a command stopped with Ctrl-C (128 + SIGINT); no run folder is left looking complete."""
+
+
+def echo(text: str = "", *, err: bool = False, nl: bool = True, multiline: bool = False) -> None:
+    """The only way the CLI writes to stdout or stderr: every text passes clean() (tenant strings are hostile).
+
+    One line per call unless ``multiline`` (JSON, the schema, a list of policy-file problems).
+    """
+    click.echo(clean(text, multiline=multiline), err=err, nl=nl)
+
+
+def echo_json(text: str) -> None:
+    """A JSON document on stdout: control characters inside its strings escaped (json_safe), never removed."""
+    click.echo(json_safe(text))
 
 
 class AuditClickError(click.ClickException):
@@ -26,11 +42,14 @@ class AuditClickError(click.ClickException):
         super().__init__(error.message)
         self.exit_code = error.exit_code  # type: ignore[misc]  # click keeps it per class; ours is per error
         self.hint = error.hint
+        self.problems: list[str] = list(getattr(error, "problems", None) or [])
 
     def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"Error: {self.message}", err=True)
+        lines = self.problems or [self.message]  # a PolicyFileError lists one problem a line
+        for n, line in enumerate(lines):
+            echo(f"Error: {line}" if n == 0 else line, err=True)
         if self.hint:
-            click.echo(f"Hint: {self.hint}", err=True)
+            echo(f"Hint: {self.hint}", err=True)
 
 
 EXIT_BROKEN_PIPE = 141
@@ -47,6 +66,12 @@ class AuditGroup(click.Group):
             if ctx.params.get("debug"):
                 raise
             raise AuditClickError(exc) from exc
+        except KeyboardInterrupt:  # Ctrl-C (asyncio.run turns SIGINT into this after cancelling the run)
+            if ctx.params.get("debug"):
+                raise
+            echo("Error: interrupted (Ctrl-C)", err=True)
+            echo("Hint: run the command again; an interrupted audit leaves no run folder and no lock behind", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
         except BrokenPipeError:  # `m365audit … | head`: the reader left; nothing to tell it, and the run is written
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
             ctx.exit(EXIT_BROKEN_PIPE)
@@ -122,5 +147,5 @@ def device_code_prompt(lang: str) -> Callable[[str, str], None]:
     def show(verification_uri: str, user_code: str) -> None:
         text = (f"Meld u aan: open {verification_uri} en voer de code {user_code} in" if lang == "nl" else
                 f"To sign in, open {verification_uri} and enter the code {user_code}")
-        click.echo(text, err=True)
+        echo(text, err=True)
     return show

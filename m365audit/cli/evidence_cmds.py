@@ -8,7 +8,16 @@ from typing import TYPE_CHECKING
 
 import click
 
-from m365audit.cli.base import as_lang, device_code_prompt, lang_option, policies_option, reports_option, run_coro
+from m365audit.cli.base import (
+    as_lang,
+    device_code_prompt,
+    echo,
+    echo_json,
+    lang_option,
+    policies_option,
+    reports_option,
+    run_coro,
+)
 from m365audit.errors import EXIT_FAIL, EXIT_PASS, AuditError
 
 if TYPE_CHECKING:
@@ -32,14 +41,14 @@ def verify(run_dir: Path, chain: bool, key_files: tuple[Path, ...] = ()) -> None
     bad = 0
     for report in reports:
         if report.ok:
-            click.echo(f"OK       {report.run}")
+            echo(f"OK       {report.run}")
         else:
             bad += 1
-            click.echo(f"TAMPERED {report.run}")
+            echo(f"TAMPERED {report.run}")
             for problem in report.problems:
-                click.echo(f"  {problem}")
+                echo(f"  {problem}")
         for note in report.notes:
-            click.echo(f"  note: {note}")
+            echo(f"  note: {note}")
     sys.exit(EXIT_FAIL if bad else EXIT_PASS)
 
 
@@ -87,9 +96,9 @@ def record(out_dir: Path, source: Path | None, policies: Path | None, auth: str,
                 device_code_prompt=device_code_prompt("en"),
                 credential=CredentialSettings(method=auth, tenant_id=tenant_id, client_id=client_id))))
             summary = pseudonymise(result.run_dir, out_dir)
-    click.echo(f"Wrote {summary.exchanges} exchanges to {summary.out}: {summary.people} names and addresses and "
+    echo(f"Wrote {summary.exchanges} exchanges to {summary.out}: {summary.people} names and addresses and "
                f"{summary.domains} domains pseudonymised; tenant id {summary.tenant_id}")
-    click.echo("Check before sharing: free text (descriptions, policy names) is kept as Graph sent it.")
+    echo("Check before sharing: free text (descriptions, policy names) is kept as Graph sent it.")
 
 
 @click.command()
@@ -105,9 +114,9 @@ def prune(keep_days: int, tenant: str | None, reports: Path, dry_run: bool) -> N
     for folder in tenant_dirs(reports, tenant):
         for entry in prune_tenant(folder, keep_days, dry_run=dry_run):
             total += 1
-            click.echo(f"{'would remove' if dry_run else 'removed'} {folder.name}/{entry.run_id} "
+            echo(f"{'would remove' if dry_run else 'removed'} {folder.name}/{entry.run_id} "
                        f"(manifest sha256 {entry.manifest_sha256[:16]})")
-    click.echo(f"{total} run(s) {'would be ' if dry_run else ''}pruned; the newest run of every tenant is kept")
+    echo(f"{total} run(s) {'would be ' if dry_run else ''}pruned; the newest run of every tenant is kept")
 
 
 
@@ -137,11 +146,11 @@ def drift_cmd(old_run: str | None, new_run: str | None, tenant: str | None, repo
         old_dir, new_dir = resolve_pair(reports, tenant, old_run, new_run)
     report = compare(load_run(old_dir), load_run(new_dir))
     if as_json:
-        click.echo(report.model_dump_json(indent=2))
+        echo_json(report.model_dump_json(indent=2))
     else:
-        click.echo(headline(report))
+        echo(headline(report))
         for line in summary_lines(report, as_lang(lang)):
-            click.echo(f"  {line}")
+            echo(f"  {line}")
     sys.exit(EXIT_FAIL if exit_code and report.alert else EXIT_PASS)
 
 
@@ -160,11 +169,11 @@ def history_cmd(tenant: str | None, reports: Path, lang: str, write_html: bool) 
     for tenant_dir in tenants:
         history = tenant_history(tenant_dir)
         name = tenant_name(tenant_dir)
-        click.echo(f"{tenant_dir.name}" + (f"  {name}" if name else ""))
+        echo(f"{tenant_dir.name}" + (f"  {name}" if name else ""))
         for run in history:
             c = run.counts
             news = "-" if run.regressions is None else str(run.regressions)
-            click.echo(f"  {run.run_id:<20} {run.verdict:<6} fail {c['fail']:>3}  error {c['error']:>3}  "
+            echo(f"  {run.run_id:<20} {run.verdict:<6} fail {c['fail']:>3}  error {c['error']:>3}  "
                        f"waived {c['waived']:>3}  manual {c['manual']:>3}  pass {c['pass']:>3}  regressions {news}")
         if write_html:
-            click.echo(f"  index: {write_index(tenant_dir, as_lang(lang))}")
+            echo(f"  index: {write_index(tenant_dir, as_lang(lang))}")

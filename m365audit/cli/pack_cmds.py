@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from m365audit.cli.base import as_lang, lang_option, local_option, policies_option
+from m365audit.cli.base import as_lang, echo, echo_json, lang_option, local_option, policies_option
 from m365audit.errors import UsageError
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ def validate(folder: Path | None, local: Path | None) -> None:
 
     pack = load_pack(folder, local, strict=True)
     manual = sum(1 for r in pack.rules if r.manual)
-    click.echo(f"OK: {len(pack.rules)} rules ({manual} manual), {len(pack.catalogs)} catalogs, "
+    echo(f"OK: {len(pack.rules)} rules ({manual} manual), {len(pack.catalogs)} catalogs, "
                f"{len(pack.waivers)} waivers, {len(pack.attestations)} attestations, "
                f"{len(pack.approved_apps)} approved apps; digest {pack.digest[:16]}")
 
@@ -39,7 +39,7 @@ def rules(policies: Path | None, lang: str) -> None:
     width = max(len(r.id) for r in pack.rules)
     for r in pack.rules:
         sources = ",".join(r.sources) if r.sources else ("(handmatig)" if lang == "nl" else "(manual)")
-        click.echo(f"{r.id:<{width}}  {r.severity.value:<8}  {r.title.get(as_lang(lang))}  [{sources}]")
+        echo(f"{r.id:<{width}}  {r.severity.value:<8}  {r.title.get(as_lang(lang))}  [{sources}]")
 
 
 @click.command()
@@ -62,30 +62,30 @@ def explain(rule_id: str, policies: Path | None, local: Path | None, lang: str) 
         raise UsageError(f"unknown rule '{rule_id}'" + (f" (did you mean '{guess[0]}'?)" if guess else ""),
                          hint="`m365audit rules` lists them")
     L, nl = as_lang(lang), lang == "nl"
-    click.echo(f"{rule.id} ({'versie' if nl else 'version'} {rule.version}, {'ernst' if nl else 'severity'} "
+    echo(f"{rule.id} ({'versie' if nl else 'version'} {rule.version}, {'ernst' if nl else 'severity'} "
                f"{rule.severity.value})")
-    click.echo(rule.title.get(L))
-    click.echo("")
-    click.echo(("Waarom: " if nl else "Why: ") + rule.rationale.get(L))
-    click.echo(("Herstel: " if nl else "How to fix: ") + rule.remediation.get(L))
+    echo(rule.title.get(L))
+    echo("")
+    echo(("Waarom: " if nl else "Why: ") + rule.rationale.get(L))
+    echo(("Herstel: " if nl else "How to fix: ") + rule.remediation.get(L))
     if rule.manual:
-        click.echo(("Waar: " if nl else "Where: ") + rule.manual.where.get(L))
-        click.echo(("Controle: " if nl else "How to check: ") + rule.manual.how.get(L))
+        echo(("Waar: " if nl else "Where: ") + rule.manual.where.get(L))
+        echo(("Controle: " if nl else "How to check: ") + rule.manual.how.get(L))
     for key in rule.sources:
         s = SOURCES[key]
-        click.echo(f"{'Bron' if nl else 'Source'} {key}: {s.url.split('?')[0]} ({s.version}) "
+        echo(f"{'Bron' if nl else 'Source'} {key}: {s.url.split('?')[0]} ({s.version}) "
                    f"{'vereist' if nl else 'needs'} {(' of ' if nl else ' or ').join(s.permissions)}")
     check = rule.active_check
     if check is not None and check.function:
         from m365audit.evaluate import CHECKS
 
         where = CHECKS[check.function].__module__.replace(".", "/") + ".py"
-        click.echo(f"{'Controle in code' if nl else 'Checked in code'}: {where} {check.function}")
+        echo(f"{'Controle in code' if nl else 'Checked in code'}: {where} {check.function}")
     params = rule_params(rule, pack)
     if params:
-        click.echo("Parameters: " + ", ".join(f"{k}={v}" for k, v in params.items()))
+        echo("Parameters: " + ", ".join(f"{k}={v}" for k, v in params.items()))
     for ref in rule.references:
-        click.echo(f"{'Referentie' if nl else 'Reference'}: {ref.label}" + (f" <{ref.url}>" if ref.url else ""))
+        echo(f"{'Referentie' if nl else 'Reference'}: {ref.label}" + (f" <{ref.url}>" if ref.url else ""))
 
 
 @click.command()
@@ -97,7 +97,7 @@ def schema(output: Path | None) -> None:
 
     text = json.dumps(pack_schema(), indent=2, ensure_ascii=False) + "\n"
     if output is None:
-        click.echo(text, nl=False)
+        echo(text, nl=False, multiline=True)
     else:
         output.write_text(text, encoding="utf-8")
 
@@ -120,15 +120,16 @@ def permissions(policies: Path | None, fmt: str, app_id: str, principal_id: str)
 
     reqs = requirements(load_pack(policies))
     if fmt == "manifest":
-        click.echo(json.dumps(manifest_fragment(reqs), indent=2))
+        echo_json(json.dumps(manifest_fragment(reqs), indent=2))
     elif fmt == "az":
         for line in az_commands(reqs, app_id):
-            click.echo(line)
+            echo(line)
     elif fmt == "az-managed-identity":
         for line in az_managed_identity_commands(reqs, principal_id):
-            click.echo(line)
+            echo(line)
     else:
         for line in table(reqs):
-            click.echo(line)
-        click.echo("\nDelegated only (--auth device-code): CopilotPolicySettings.Read. Deliberately never: "
+            echo(line)
+        echo()
+        echo("Delegated only (--auth device-code): CopilotPolicySettings.Read. Deliberately never: "
                    "AiEnterpriseInteraction.Read.All (it reads prompts, i.e. resident data).")

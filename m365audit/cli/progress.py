@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import IO
 
+from m365audit.cli.terminal import clean
 from m365audit.evidence import RecordedExchange
 
 
@@ -48,7 +49,7 @@ class Progress:
         if self.quiet:
             return
         self._clear()
-        self.stream.write(text + "\n")
+        self.stream.write(clean(text) + "\n")  # the progress line's own colour codes are the only escapes
         self.stream.flush()
 
     def begin(self, sources: int) -> None:

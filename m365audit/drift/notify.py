@@ -19,6 +19,7 @@ from m365audit.drift.nights import ALERT_KINDS, DriftReport
 from m365audit.drift.text import headline, summary_lines
 from m365audit.errors import UsageError
 from m365audit.models import Frozen
+from m365audit.report import md_escape
 
 SECRET_ENV = "M365AUDIT_NOTIFY_SECRET"
 SIGNATURE_HEADER = "X-M365audit-Signature"
@@ -141,20 +142,23 @@ def generic_body(report: DriftReport, run_dir: str) -> dict[str, Any]:
 
 
 def teams_body(report: DriftReport, run_dir: str) -> dict[str, Any]:
-    """A Teams Workflows 'post to a channel when a webhook request is received' body: one Adaptive Card."""
-    facts = [{"title": "Tenant", "value": report.tenant_name or report.tenant_id},
-             {"title": "Run", "value": f"{report.old_run.run_id} → {report.new_run.run_id}"},
-             {"title": "Verdict", "value": str(report.new_run.verdict)}]
+    """A Teams Workflows 'post to a channel when a webhook request is received' body: one Adaptive Card.
+
+    TextBlocks and facts render Markdown, so every text carrying tenant strings is escaped as report.md's are.
+    """
+    facts = [{"title": "Tenant", "value": md_escape(report.tenant_name or report.tenant_id)},
+             {"title": "Run", "value": md_escape(f"{report.old_run.run_id} → {report.new_run.run_id}")},
+             {"title": "Verdict", "value": md_escape(report.new_run.verdict)}]
     if run_dir:
-        facts.append({"title": "Run folder", "value": run_dir})
+        facts.append({"title": "Run folder", "value": md_escape(run_dir)})
     lines = [line for line in summary_lines(report) if line.split(":")[0] in ("REGRESSION",)] or summary_lines(report)
     body: list[dict[str, Any]] = [
         {"type": "TextBlock", "text": "m365audit: regression", "weight": "Bolder", "size": "Large",
          "color": "Attention", "wrap": True},
-        {"type": "TextBlock", "text": headline(report), "wrap": True},
+        {"type": "TextBlock", "text": md_escape(headline(report)), "wrap": True},
         {"type": "FactSet", "facts": facts},
     ]
-    body += [{"type": "TextBlock", "text": f"- {line}", "wrap": True, "spacing": "Small"}
+    body += [{"type": "TextBlock", "text": f"- {md_escape(line)}", "wrap": True, "spacing": "Small"}
              for line in lines[:CARD_LINES]]
     if len(lines) > CARD_LINES:
         body.append({"type": "TextBlock", "text": f"… and {len(lines) - CARD_LINES} more (drift.json)",

@@ -8,11 +8,13 @@ from m365audit.graph.credentials import (
     DeviceCodePrompt,
     PlaceholderCredential,
     build_credential,
+    check_tenant_id,
 )
 from m365audit.graph.replay import ReplayTransport, body_file_path, recorded_paths, tenant_metadata
 
 __all__ = [
     "AUTH_METHODS", "DELEGATED_METHODS", "GRAPH_ROOT", "CredentialSettings", "DeviceCodePrompt", "GraphSession",
-    "PlaceholderCredential", "ReplayTransport", "body_file_path", "build_credential", "current_source",
+    "PlaceholderCredential", "ReplayTransport", "body_file_path", "build_credential", "check_tenant_id",
+    "current_source",
     "recorded_paths", "tenant_metadata",
 ]

@@ -16,7 +16,8 @@ import httpx
 from m365audit.errors import AuthError, GraphError, UsageError
 from m365audit.evidence import ExchangeSink, RecordedExchange
 from m365audit.graph import jsonparse as graphjson
-from m365audit.graph.credentials import AUTH_HINT, token_roles
+from m365audit.graph.credentials import token_roles
+from m365audit.graph.signin import sign_in_error
 from m365audit.graph.throttle import ThrottleGate, gate_middleware, gated_retry_handler, kiota_retry_delay
 
 GRAPH_ROOT = "https://graph.microsoft.com"
@@ -99,12 +100,11 @@ def _middleware(on_exchange: Callable[[RecordedExchange], None], instant_retries
 
 def translate_error(exc: BaseException, url: str) -> GraphError | AuthError:
     """The one place where SDK, httpx and azure-identity errors become our errors."""
-    from azure.core.exceptions import ClientAuthenticationError
+    from azure.core.exceptions import AzureError
     from kiota_abstractions.api_error import APIError
 
-    if isinstance(exc, ClientAuthenticationError):
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return AuthError(f"sign-in failed: {first_line}", hint=AUTH_HINT)
+    if isinstance(exc, AzureError):  # the credential failed (a token refresh mid-run)
+        return sign_in_error(exc)
     if isinstance(exc, APIError):
         status = exc.response_status_code
         odata = getattr(exc, "error", None)
@@ -210,12 +210,8 @@ class GraphSession:
         """Sign in once before any source runs; returns the token's roles (None when unknown)."""
         try:
             token = await self._credential.get_token(GRAPH_SCOPE)
-        except Exception as exc:  # azure-identity raises several unrelated types
-            from azure.core.exceptions import ClientAuthenticationError
-
-            if isinstance(exc, ClientAuthenticationError):
-                raise translate_error(exc, GRAPH_ROOT) from exc
-            raise AuthError(f"sign-in failed: {type(exc).__name__}: {exc}", hint=AUTH_HINT) from exc
+        except Exception as exc:  # azure-identity raises several unrelated types; the hint names the cause
+            raise sign_in_error(exc) from exc
         return token_roles(token.token)
 
     def _on_exchange(self, exchange: RecordedExchange) -> None:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
+import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,6 +47,22 @@ AUTH_HINT = (
 )
 
 
+GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+DNS_NAME = re.compile(r"(?=.{4,253}$)(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]{2,63}")
+
+
+def check_tenant_id(tenant_id: str | None) -> None:
+    """A tenant id is a GUID or a DNS domain name (contoso.onmicrosoft.com); anything else is a usage error (exit 2).
+
+    Checked before any lock or folder is made: the id names the tenant's folder under --reports.
+    """
+    if tenant_id is not None and not (GUID.fullmatch(tenant_id) or DNS_NAME.fullmatch(tenant_id)):
+        shown = tenant_id if len(tenant_id) <= 60 else tenant_id[:57] + "..."
+        raise UsageError(f"tenant id {shown!r} is neither a GUID nor a domain name",
+                         hint="give the Directory (tenant) ID from the Entra admin center (a GUID) or the tenant's "
+                              "domain, e.g. gemeente.onmicrosoft.com (--tenant-id or AZURE_TENANT_ID)")
+
+
 DeviceCodePrompt = Callable[[str, str], None]
 """Shows a person where to sign in and the code to enter (verification URL, user code); the CLI prints it."""
 
@@ -56,6 +75,7 @@ def build_credential(settings: CredentialSettings, env: dict[str, str] | None = 
     """
     env = dict(os.environ) if env is None else env
     s = settings.resolved(env)
+    check_tenant_id(s.tenant_id)
     method = s.method
     if method not in AUTH_METHODS:
         raise UsageError(f"unknown --auth '{method}'", hint=f"choose one of: {', '.join(AUTH_METHODS)}")
@@ -86,8 +106,7 @@ def build_credential(settings: CredentialSettings, env: dict[str, str] | None = 
             raise AuthError(f"certificate file not readable for this user: {s.certificate_path!r}",
                             hint="let the user that runs the audit read it, e.g. chown root:m365audit and chmod 0640 "
                                  "(docs/recipes/setup-debian.sh)")
-        return aio.CertificateCredential(tenant_id, client_id, s.certificate_path,
-                                         password=env.get("AZURE_CLIENT_CERTIFICATE_PASSWORD"))
+        return _certificate(aio, tenant_id, client_id, s.certificate_path, env.get("AZURE_CLIENT_CERTIFICATE_PASSWORD"))
     if method == "secret":
         secret = env.get("AZURE_CLIENT_SECRET")
         if not secret:
@@ -110,6 +129,25 @@ def build_credential(settings: CredentialSettings, env: dict[str, str] | None = 
     return aio.AzureCliCredential(tenant_id=s.tenant_id) if s.tenant_id else aio.AzureCliCredential()
 
 
+def _certificate(aio: Any, tenant_id: str, client_id: str, path: str, password: str | None) -> Any:
+    """CertificateCredential; a key it cannot read (no key, wrong or missing password) is one clear line."""
+    try:
+        return aio.CertificateCredential(tenant_id, client_id, path, password=password)
+    except (ValueError, TypeError) as exc:
+        text = str(exc)
+        if "password" in text.lower() or "decrypt" in text.lower():
+            what = "a password is needed" if password is None else "the password is wrong"
+            raise AuthError(f"cannot read the private key in {path}: {what}",
+                            hint="set AZURE_CLIENT_CERTIFICATE_PASSWORD to the key's password (from the environment "
+                                 "only, never on the command line)") from exc
+        if "private key" in text.lower():
+            raise AuthError(f"{path} holds no private key, only a certificate",
+                            hint="give a PEM file with the certificate and its private key, or a PKCS12 (.pfx) file; "
+                                 "the public certificate alone is what you upload to the app registration") from exc
+        raise AuthError(f"cannot read the certificate {path}: {text.splitlines()[0] if text else type(exc).__name__}",
+                        hint="give a PEM or PKCS12 file with the certificate and its private key") from exc
+
+
 def _azure_pipelines(aio: Any, tenant_id: str, client_id: str, env: dict[str, str]) -> Any:
     """Workload identity federation from an Azure DevOps service connection (OIDC, no secret)."""
     connection = env.get("AZURESUBSCRIPTION_SERVICE_CONNECTION_ID") or env.get("AZURE_SERVICE_CONNECTION_ID")
@@ -129,7 +167,31 @@ class SyncCredentialAdapter:
         self.credential = credential
 
     async def get_token(self, *scopes: str, **kwargs: Any) -> Any:
-        return await asyncio.to_thread(self.credential.get_token, *scopes, **kwargs)
+        """The sync call in a daemon thread, awaited through a future: Ctrl-C cancels the wait at once.
+
+        Not asyncio.to_thread: asyncio.run joins the executor's threads on the way out, so a device-code sign-in
+        nobody completes would hold the interrupted process for its whole lifetime (15 minutes).
+        """
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Any] = loop.create_future()
+
+        def settle(result: Any, error: BaseException | None) -> None:
+            if not done.done():
+                if error is not None:
+                    done.set_exception(error)
+                else:
+                    done.set_result(result)
+
+        def work() -> None:
+            try:
+                result, error = self.credential.get_token(*scopes, **kwargs), None
+            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task, never lost
+                result, error = None, exc
+            with contextlib.suppress(RuntimeError):  # the loop is gone: the run was interrupted, nobody waits
+                loop.call_soon_threadsafe(settle, result, error)
+
+        threading.Thread(target=work, name="m365audit-sign-in", daemon=True).start()
+        return await done
 
     async def close(self) -> None:
         self.credential.close()

@@ -17,6 +17,7 @@ import yaml
 
 from m365audit.errors import UsageError
 from m365audit.graph import body_file_path
+from m365audit.operations.orgtraces import OrgTraces
 
 GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 EMAIL = re.compile(r"[A-Za-z0-9._%+'#-]+(?:@|%40)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
@@ -61,6 +62,7 @@ class Pseudonyms:
     max_name_words: int = 1
     """Domains replaced wherever they appear (the tenant's verified domains); others only inside addresses."""
     people: int = 0
+    org: OrgTraces = field(default_factory=OrgTraces)
 
     def new_id(self, old: str) -> str:
         key = old.lower()
@@ -94,6 +96,7 @@ class Pseudonyms:
             self._frozen = True
             self.parts = self.local_parts()
             self.max_name_words = max((len(WORD.findall(n)) for n in self.names), default=1)
+            self.org.freeze(self.domains, self.tenant_domains)
             if self.tenant_domains:
                 body = "|".join(re.escape(d) for d in sorted(self.tenant_domains, key=len, reverse=True))
                 self._domains = re.compile(f"(?<![\\w-])(?:{body})(?![\\w-])", re.IGNORECASE)
@@ -207,6 +210,9 @@ def discover(exchanges: list[Exchange], salt: str) -> Pseudonyms:
                         p.tenant_domains.add(d["name"].lower())
                 if isinstance(item.get("displayName"), str):
                     p.names[item["displayName"]] = "Gemeente Pseudoniem"
+                p.org.learn_organization(item)
+            elif "/branding" in path:
+                p.org.learn_branding(item)
             elif path.endswith("/users") or path.endswith("/users/delta"):
                 _discover_person(item, people_ids, names, addresses)
             elif item.get("principalType") == "User" or "consentType" in item:
@@ -272,7 +278,7 @@ def scrub(text: str, p: Pseudonyms) -> str:
     text = _replace_user_names(text, p)
     if domains is not None:
         text = domains.sub(lambda m: p.domains[m.group(0).lower()], text)
-    return text
+    return p.org.scrub(text)
 
 
 WORD = re.compile(r"\w+")

@@ -11,6 +11,9 @@ import yaml
 
 from m365audit.errors import PolicyFileError
 
+MAX_DEPTH = 64
+"""Deeper mappings and lists are refused: no policy file needs them, and every later stage would recurse into them."""
+
 # --------------------------------------------------------------------------- YAML with line numbers
 
 
@@ -114,7 +117,10 @@ def read_yaml(path: Path, label: str) -> Any:
         raise PolicyFileError([f"{label}: cannot read: {exc.strerror or exc}"]) from exc
     text = _decode(raw, label)
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        return _shallow(yaml.load(text, Loader=_Loader), label)  # noqa: S506 - _Loader is a SafeLoader
+    except RecursionError:  # the parser recurses per level: [[[[… or a mapping a thousand deep
+        raise PolicyFileError([f"{label}:1: nested too deep to read (more than {MAX_DEPTH} levels); a policy "
+                               "file is a few levels deep"]) from None
     except _DuplicateKey as exc:
         raise PolicyFileError([f"{label}:{exc.line}: {exc}"]) from exc
     except yaml.MarkedYAMLError as exc:
@@ -131,6 +137,19 @@ def read_yaml(path: Path, label: str) -> Any:
                                f"{column}; remove it"]) from exc
     except yaml.YAMLError as exc:
         raise PolicyFileError([f"{label}:1: invalid YAML: {exc}"]) from exc
+
+
+def _shallow(doc: Any, label: str) -> Any:
+    """The document, if no mapping or list in it is nested deeper than MAX_DEPTH (checked without recursing)."""
+    stack: list[tuple[Any, int]] = [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            if depth > MAX_DEPTH:
+                raise PolicyFileError([f"{label}:{getattr(node, 'line', 1) or 1}: nested too deep (more than "
+                                       f"{MAX_DEPTH} levels); a policy file is a few levels deep"])
+            stack += [(child, depth + 1) for child in (node.values() if isinstance(node, dict) else node)]
+    return doc
 
 
 def line_of(doc: Any, loc: Iterable[int | str]) -> int:

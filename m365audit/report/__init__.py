@@ -5,11 +5,12 @@ from m365audit.report.writer import (
            Evidence,
            counts,
            findings_document,
+           md_escape,
            ordered,
            template_environment,
            verdict,
            write_reports,
 )
 
-__all__ = ["Evidence", "Pseudonymiser", "counts", "findings_document", "load_key", "ordered", "template_environment",
-           "verdict", "write_reports"]
+__all__ = ["Evidence", "Pseudonymiser", "counts", "findings_document", "load_key", "md_escape", "ordered",
+           "template_environment", "verdict", "write_reports"]

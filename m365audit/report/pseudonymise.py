@@ -18,11 +18,22 @@ KEY_ENV = "M365AUDIT_PSEUDONYM_KEY"
 MIN_KEY_BYTES = 16
 PSEUDONYM_HEX = 12
 WORD = re.compile(r"\w+")
-EMAIL = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+EMAIL = re.compile(r"[A-Za-z0-9._%+'#-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+"""An address or UPN, guest UPNs (name_partner.nl#EXT#@tenant.onmicrosoft.com) included."""
 USER_KEYS = ("userPrincipalName", "UserPrincipalName", "User Principal Name", "userId", "UserId")
 NAME_KEYS = ("displayName", "DisplayName", "Display Name", "userDisplayName")
 ADDRESS_KEYS = ("userPrincipalName", "UserPrincipalName", "User Principal Name", "mail", "otherMails",
                 "proxyAddresses", "userId", "UserId")
+ALIAS_KEYS = ("mailNickname", "onPremisesSamAccountName", "alias")
+IDENTITY_KEYS = frozenset({"createdBy", "lastModifiedBy", "modifiedBy", "createdByUser", "lastModifiedByUser", "owner",
+                           "owners", "requestedBy", "requestor", "approvedBy", "reviewedBy", "assignedBy", "sponsor",
+                           "sponsors", "author"})
+"""Fields that name a person (Graph identitySets and plain names): whoever stands there is pseudonymised."""
+ROLE_ALIASES = frozenset({"admin", "administrator", "beheer", "beheerder", "info", "test", "service", "support",
+                          "helpdesk", "noreply", "security", "contact", "postmaster", "team", "user", "users", "guest",
+                          "gast", "system", "systeem", "audit", "copilot"})
+"""Aliases that are also ordinary words of a report: function accounts, not people; replacing them would garble it."""
+MIN_ALIAS = 4
 KEEP_KEYS = frozenset({"rule_id", "rule_version", "status", "severity", "sources", "underlying_status", "rule",
                        "source", "code", "request_id"})
 KEY_HINT = (f"set {KEY_ENV} (at least {MIN_KEY_BYTES} characters, e.g. `openssl rand -hex 32`) or pass "
@@ -73,6 +84,15 @@ def _objects(snapshot: Snapshot | None) -> Iterator[dict[str, Any]]:
         yield from _walk(result.data)
 
 
+def _guest_address(upn: str) -> str | None:
+    """The invited person's own address inside a guest UPN: j.jansen_partner.nl#EXT#@… -> j.jansen@partner.nl."""
+    local = upn.split("@")[0]
+    if "#ext#" not in local.casefold() or "_" not in local:
+        return None
+    name, _, domain = local.split("#")[0].rpartition("_")
+    return f"{name}@{domain}" if name and "." in domain else None
+
+
 def _bounded(text: str, start: int, end: int) -> bool:
     """A whole name: not part of a longer word, address or hyphenated name."""
     before = text[start - 1] if start > 0 else " "
@@ -112,16 +132,52 @@ class Pseudonymiser:
         return f"user-{digest[:PSEUDONYM_HEX]}"
 
     def _add_person(self, item: dict[str, Any]) -> None:
+        for key in IDENTITY_KEYS & item.keys():
+            self._add_identity(item[key])
         addresses = [a.split(":", 1)[-1] for key in ADDRESS_KEYS for a in _strings(item.get(key)) if "@" in a]
         if not any(isinstance(item.get(k), str) for k in USER_KEYS) or not addresses:
             return
         alias = self.pseudonym(addresses[0])
-        for address in addresses:
+        guests = [_guest_address(a) for a in addresses]
+        for address in addresses + [g for g in guests if g]:
             self._addresses.setdefault(address.casefold(), alias)
+            local = address.split("@")[0]
+            self._add_alias(local.split("#")[0], alias)  # name_partner.nl#EXT# stands alone too
+        for key in ALIAS_KEYS:
+            for nickname in _strings(item.get(key)):
+                self._add_alias(nickname, alias)
         for key in NAME_KEYS:
             name = item.get(key)
             if isinstance(name, str) and len(name.strip()) >= 3:
                 self._names.setdefault(name.strip(), alias)
+
+    def _add_alias(self, alias: str, pseudonym: str) -> None:
+        """A bare user name (j.jansen, jjansen) is replaced where it stands alone; function words are not."""
+        alias = alias.strip()
+        if len(alias) >= MIN_ALIAS and alias.casefold() not in ROLE_ALIASES and WORD.search(alias):
+            for form in (alias, alias.casefold()):
+                self._names.setdefault(form, pseudonym)
+
+    def _add_identity(self, value: Any) -> None:
+        """Whoever a createdBy/owner/… field names: an identitySet ({user: {…}}), a list of them, or a plain name."""
+        if isinstance(value, list):
+            for item in value:
+                self._add_identity(item)
+        elif isinstance(value, dict):
+            inner = value.get("user")
+            person: dict[str, Any] = inner if isinstance(inner, dict) else value
+            kind = str(person.get("@odata.type", "")).casefold()
+            if not (inner is person or "user" in kind or person.keys() & {"userPrincipalName", "email", "mail"}):
+                return  # an application or device identity: not a person
+            addresses = [a for k in ("userPrincipalName", "email", "mail") for a in _strings(person.get(k)) if "@" in a]
+            name = person.get("displayName")
+            alias = self.pseudonym(addresses[0] if addresses else name if isinstance(name, str) else "")
+            for address in addresses:
+                self._addresses.setdefault(address.casefold(), alias)
+            if isinstance(name, str) and len(name.strip()) >= 3:
+                self._names.setdefault(name.strip(), alias)
+        elif isinstance(value, str) and len(value.strip()) >= 3 and "@" not in value:
+            self._names.setdefault(value.strip(), self.pseudonym(value))
 
     def text(self, value: str) -> str:
         """A text with every mail address and every known name (whole names only) replaced by its pseudonym."""

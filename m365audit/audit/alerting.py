@@ -9,6 +9,7 @@ from pathlib import Path
 
 from m365audit.drift import (
     INCOMPLETE_NIGHTS,
+    PERMISSION_MISSING,
     REMIND_EVERY,
     AlertMessage,
     AlertState,
@@ -26,7 +27,7 @@ from m365audit.drift import (
     save_state,
     with_incomplete,
 )
-from m365audit.models import Finding, Lang
+from m365audit.models import Finding, Lang, Status
 
 UNKNOWN_TENANT = "unknown-tenant"
 
@@ -87,7 +88,10 @@ async def run_alert(plan: AlertPlan, reports: Path, *, tenant_id: str, tenant_na
     try:
         state, warning = load_state(reports, tenant_id)
         causes = run_causes(findings, drift, missing_permissions)
-        causes, streak, since = with_incomplete(state, causes, night, verdict == "error", False,
+        explained = bool(missing_permissions) and all(
+            f.errors and all(e.code == PERMISSION_MISSING for e in f.errors) for f in findings
+            if f.status == Status.ERROR)  # the permissions cause already says why, and how to fix it
+        causes, streak, since = with_incomplete(state, causes, night, verdict == "error" and not explained, False,
                                                 plan.incomplete_nights)
         md = work_dir / "report.md"
         message = AlertMessage(tenant_id=tenant_id, tenant_name=tenant_name, lang=plan.lang, causes=[],

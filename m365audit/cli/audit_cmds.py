@@ -23,7 +23,7 @@ from m365audit.cli.base import (
     reports_option,
     run_coro,
 )
-from m365audit.errors import AuditError
+from m365audit.errors import AuditError, UsageError
 
 if TYPE_CHECKING:
     from m365audit.models import Lang
@@ -60,31 +60,49 @@ if TYPE_CHECKING:
 @click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line (for cron); no progress.")
 @click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
               envvar="M365AUDIT_CONFIG", help="Audit every tenant of this TOML file (docs/operations.md).")
-@click.option("--notify", "notify", multiple=True, metavar="URL",
-              help="POST the drift summary here when tonight has regressions (repeatable; Teams Workflows URLs get "
-                   "an Adaptive Card; generic ones are HMAC-signed with $M365AUDIT_NOTIFY_SECRET when it is set).")
+@click.option("--notify", "notify", multiple=True, metavar="TARGET",
+              help="Tell someone when a night needs a human (a regression, new objects, a rule that became error, "
+                   "evidence incomplete, missing permissions, a failed night): a webhook URL (Teams Workflows URLs get "
+                   "an Adaptive Card; others JSON, HMAC-signed with $M365AUDIT_NOTIFY_SECRET when set) or "
+                   "mailto:ADDRESS (SMTP from $M365AUDIT_SMTP_*). Repeatable.")
+@click.option("--report-url", default=None, envvar="M365AUDIT_REPORT_URL", metavar="URL",
+              help="Where reports/ is published (e.g. https://intranet/m365audit/): alerts link "
+                   "URL/<tenant>/<run>/report.html instead of the path on this machine.")
+@click.option("--remind-every", type=click.IntRange(1, 365), default=7, show_default=True, metavar="NIGHTS",
+              help="Tell a cause that persists again after this many nights (not every night).")
+@click.option("--incomplete-nights", type=click.IntRange(1, 365), default=3, show_default=True, metavar="NIGHTS",
+              help="Alert when the evidence has been incomplete this many nights in a row.")
 @pseudonymise_options
 def audit(replay: Path | None, policies: Path | None, local: Path | None, reports: Path, lang: str, auth: str,
           graph_url: str, tenant_id: str | None, client_id: str | None, certificate: Path | None, concurrency: int,
           timeout: float, audit_wait: float, as_of: datetime | None, quiet: bool, notify: tuple[str, ...] = (),
-          config: Path | None = None, pseudonymise: bool = False, pseudonym_key_file: Path | None = None) -> None:
+          config: Path | None = None, pseudonymise: bool = False, pseudonym_key_file: Path | None = None,
+          report_url: str | None = None, remind_every: int = 7, incomplete_nights: int = 3) -> None:
     """Audit a tenant (or replay a recording) and write a dated, hash-chained run folder."""
     from m365audit.audit import AuditOptions, run_audit
     from m365audit.cli.progress import for_cli
+    from m365audit.drift import check_targets
     from m365audit.graph import CredentialSettings
 
     if config is not None:
         _audit_config(config, quiet)
+    check_targets(notify)
+    _check_report_url(report_url)
     options = AuditOptions(
         reports=reports, policies=policies, local=local, replay=replay, lang=as_lang(lang),
         credential=CredentialSettings(method=auth, tenant_id=tenant_id, client_id=client_id,
                                       certificate_path=str(certificate) if certificate else None),
         concurrency=concurrency, timeout=timeout, audit_wait=audit_wait, as_of=as_of_date(as_of), graph_root=graph_url,
-        notify=notify, notify_secret=notify_secret(),
+        notify=notify, notify_secret=notify_secret(), report_url=report_url, remind_every=remind_every,
+        incomplete_nights=incomplete_nights,
         progress=None if replay is not None else for_cli(sys.stderr, quiet),
         device_code_prompt=device_code_prompt(as_lang(lang)),
         pseudonym_key=pseudonym_key(pseudonymise, pseudonym_key_file))
-    result = run_coro(run_audit(options))
+    try:
+        result = run_coro(run_audit(options))
+    except AuditError as exc:
+        print_deliveries(getattr(exc, "alert", None), quiet)  # the night failed; its alert is in alert-state.json
+        raise
     _print_summary(result.snapshot.tenant_name, result.snapshot.tenant_id, result.run_dir.name,
                    _for_print(result.findings, result.snapshot, options.pseudonym_key), result.verdict, lang, quiet)
     if not quiet:
@@ -217,13 +235,25 @@ def print_drift(result: Any, lang: str, quiet: bool) -> None:
         for line in summary_lines(drift, as_lang(lang)):
             if not quiet or line.startswith("REGRESSION"):
                 click.echo(f"  {line}")
-    record = result.notify
+    print_deliveries(result.notify, quiet)
+    for warning in result.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+
+
+def _check_report_url(url: str | None) -> None:
+    from urllib.parse import urlsplit
+
+    if url is not None and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname):
+        raise UsageError(f"--report-url {url[:80]!r} is not an http(s) URL", hint="e.g. https://intranet/m365audit/")
+
+
+def print_deliveries(record: Any, quiet: bool) -> None:
+    """One line per alert delivery: delivered (unless --quiet) or NOT delivered (on stderr, always)."""
     for d in record.deliveries if record is not None else []:
         if d.ok:
             if not quiet:
-                click.echo(f"Notified {d.target} ({d.form}, HTTP {d.status}, {d.attempts} attempt(s))")
+                how = f"HTTP {d.status}, " if d.status else ""
+                click.echo(f"Notified {d.target} ({d.form}, {how}{d.attempts} attempt(s))")
         else:
             click.echo(f"Warning: alert to {d.target} NOT delivered after {d.attempts} attempt(s): {d.error}; "
                        f"recorded in notify.json (the verdict is unchanged)", err=True)
-    for warning in result.warnings:
-        click.echo(f"Warning: {warning}", err=True)

@@ -3,6 +3,7 @@
 from m365audit.drift.alert_text import AlertMessage, cause_line, report_link
 from m365audit.drift.alerts import (
     INCOMPLETE_NIGHTS,
+    PERMISSION_MISSING,
     REMIND_EVERY,
     STATE_FILE,
     AlertState,
@@ -28,7 +29,7 @@ from m365audit.drift.notify import (
 from m365audit.drift.text import context, drift_bytes, headline, summary_lines
 
 __all__ = [
-    "INCOMPLETE_NIGHTS", "REMIND_EVERY", "SECRET_ENV", "STATE_FILE", "AlertMessage", "AlertState", "Cause",
+    "INCOMPLETE_NIGHTS", "PERMISSION_MISSING", "REMIND_EVERY", "SECRET_ENV", "STATE_FILE", "AlertMessage", "AlertState", "Cause",
     "DriftReport", "NotifyRecord", "advance", "cause_line", "check_targets", "compare", "compare_with_previous",
     "context", "current_run", "default_settings", "deliver", "drift_bytes", "due", "failed_cause", "headline",
     "load_run", "load_state", "record_bytes", "refresh_index", "report_link", "resolve_tenant", "run_causes",

@@ -15,10 +15,9 @@ from typing import Any
 
 import pytest
 
-from m365audit.drift import DriftReport
-from m365audit.drift.nights import RuleDrift, RunRef
-from m365audit.drift import AlertMessage, report_link, run_causes
+from m365audit.drift import AlertMessage, DriftReport, report_link, run_causes
 from m365audit.drift.alert_text import generic_body, teams_body
+from m365audit.drift.nights import RuleDrift, RunRef
 from m365audit.drift.notify import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,

@@ -29,7 +29,8 @@ from m365audit.drift.notify import (
 from m365audit.drift.text import context, drift_bytes, headline, summary_lines
 
 __all__ = [
-    "INCOMPLETE_NIGHTS", "PERMISSION_MISSING", "REMIND_EVERY", "SECRET_ENV", "STATE_FILE", "AlertMessage", "AlertState", "Cause",
+    "INCOMPLETE_NIGHTS", "PERMISSION_MISSING", "REMIND_EVERY", "SECRET_ENV", "STATE_FILE", "AlertMessage",
+    "AlertState", "Cause",
     "DriftReport", "NotifyRecord", "advance", "cause_line", "check_targets", "compare", "compare_with_previous",
     "context", "current_run", "default_settings", "deliver", "drift_bytes", "due", "failed_cause", "headline",
     "load_run", "load_state", "record_bytes", "refresh_index", "report_link", "resolve_tenant", "run_causes",

@@ -143,16 +143,26 @@ def _audit_config(config: Path, quiet: bool) -> None:
 
 def _print_summary(tenant_name: str, tenant_id: str, run_id: str, findings: list[Any], verdict: str, lang: str,
                    quiet: bool) -> None:
+    """The verdict line; then FAIL, ERROR and WAIVED lines (with --quiet: ERROR lines only, each with its fix)."""
     from m365audit.report import counts, ordered
 
     c = counts(findings)
     line = " · ".join(f"{k} {v}" for k, v in c.items())
     click.echo(f"{VERDICT_TEXT[verdict]}: {tenant_name or tenant_id} run {run_id}: {line}")
-    if quiet:
-        return
     for f in ordered(findings):
-        if f.status.value in ("fail", "error", "waived"):
-            click.echo(f"  {f.status.value.upper():6} {f.severity.value:8} {f.rule_id}: {f.message.get(as_lang(lang))}")
+        if f.status.value in ("fail", "error", "waived") and not (quiet and f.status.value != "error"):
+            click.echo(f"  {f.status.value.upper():6} {f.severity.value:8} {f.rule_id}: {f.message.get(as_lang(lang))}"
+                       + fix_of(f, lang))
+
+
+def fix_of(finding: Any, lang: str) -> str:
+    """' Fix: …' for an error rule: its hints (the missing permission, …) on the same line, for cron logs."""
+    if finding.status.value != "error":
+        return ""
+    hints = list(dict.fromkeys(e.hint for e in finding.errors if e.hint))
+    if not hints:
+        return ""
+    return (" Oplossing: " if lang == "nl" else " Fix: ") + "; ".join(h.replace("\n", " ") for h in hints)
 
 
 @click.command("evaluate")

@@ -7,10 +7,13 @@ from m365audit.evidence.prune import prune_tenant, tenant_dirs, verify_chain_wit
 from m365audit.evidence.runfolder import RunFolder, interrupted_runs, policy_copies
 from m365audit.evidence.runpaths import previous_run, resolve_pair
 from m365audit.evidence.snapshot_file import moved, read_head, read_snapshot, rebound, write_snapshot
+from m365audit.evidence.tenant_lookup import describe as describe_tenant
+from m365audit.evidence.tenant_lookup import find_tenant, stored_tenants
 from m365audit.evidence.verify import VerifyReport, verify_chain, verify_run
 
 __all__ = [
-    "MANIFEST", "ExchangeRef", "ExchangeSink", "ExchangeStore", "ItemsError", "ItemsWriter", "PagedItems",
+    "MANIFEST", "describe_tenant", "find_tenant", "stored_tenants",
+    "ExchangeRef", "ExchangeSink", "ExchangeStore", "ItemsError", "ItemsWriter", "PagedItems",
     "RecordedExchange", "RunFolder", "VerifyReport", "exchange_refs", "first_non_object", "interrupted_runs",
     "is_list", "latest_run", "moved", "new_run_id", "policy_copies", "previous_run", "prune_tenant", "read_head",
     "read_snapshot", "rebound", "resolve_pair", "runs", "safe_name", "sha256_file", "tenant_dirs", "verify_chain",

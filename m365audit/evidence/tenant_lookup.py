@@ -8,6 +8,7 @@ from typing import Any
 
 from m365audit.errors import UsageError
 from m365audit.evidence.files import MANIFEST, runs, safe_name
+from m365audit.evidence.items import PagedItems
 
 
 def stored_tenants(reports: Path) -> list[Path]:
@@ -40,7 +41,7 @@ def verified_domains(tenant_dir: Path) -> list[str]:
     data = source.data if source is not None and source.ok else None
     orgs = data.get("value") if isinstance(data, dict) else data
     names: list[str] = []
-    for org in orgs if isinstance(orgs, list) else []:
+    for org in orgs if isinstance(orgs, list | PagedItems) else []:  # lists are paged from disk
         for domain in (org.get("verifiedDomains") or []) if isinstance(org, dict) else []:
             if isinstance(domain, dict) and isinstance(domain.get("name"), str):
                 names.append(domain["name"])

@@ -116,7 +116,8 @@ def test_causes_of_a_run_name_titles_objects_and_the_fix() -> None:
         "a rule refused for a missing permission is told by the permissions cause"
     assert cause_line(causes[1], "nl") == "Niet te beoordelen: Regel a. HTTP 503 Oplossing: try again later"
     [regression] = run_causes([], drift)
-    assert cause_line(regression, "en") == "Got worse since the previous run: CA blocks Copilot (pass → fail)."
+    assert cause_line(regression, "en") == ("Got worse since the previous run: CA blocks Copilot (pass → fail). "
+                                           "New objects: BLOCK - AI.")
 
 
 @pytest.mark.parametrize(("error", "kind"), [

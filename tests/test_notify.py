@@ -263,3 +263,12 @@ def test_error_texts_never_quote_the_url() -> None:
     url = "https://prod-1.logic.azure.com/workflows/abc?sig=geheim"
     text = _scrub(f"Invalid URL 'https://prod-1.logic.azure.com/workflows/abc?api-version=1&sig=geheim' for {url}", url)
     assert "geheim" not in text and "https://prod-1.logic.azure.com/…" in text
+
+
+def test_tenant_strings_on_the_card_are_shown_not_rendered() -> None:
+    report = regression_report()
+    hostile = report.rules[0].model_copy(update={"added": [FindingObject(id="x", name="[klik](javascript:alert(1))")]})
+    report = report.model_copy(update={"tenant_name": "**Gemeente**", "rules": [hostile]})
+    texts = card_texts(teams_body(message_of(report, "en")))
+    assert "\\[klik\\]\\(javascript:alert\\(1\\)\\)" in texts and "\\*\\*Gemeente\\*\\*" in texts
+    assert "[klik](" not in texts

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from m365audit.models import Lang
 
 CARD_LINES = 15
 CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\u0085]+")
+MARKDOWN = re.compile(r"[\\`*_{}\[\]()<>#+!|~]")
 
 W: dict[str, dict[Lang, str]] = {
     "pass": {"nl": "IN ORDE", "en": "COMPLIANT"},
@@ -26,6 +28,7 @@ W: dict[str, dict[Lang, str]] = {
                    "en": "Got worse since the previous run: {title} ({old} → {new})."},
     "new-objects": {"nl": "Nieuw sinds de vorige controle bij {title}: {objects}.",
                     "en": "New offending objects for {title}: {objects}."},
+    "objects": {"nl": "Nieuwe objecten: {objects}.", "en": "New objects: {objects}."},
     "became-error": {"nl": "Niet te beoordelen: {title}. {message}",
                      "en": "Could not be judged (error): {title}. {message}"},
     "incomplete": {"nl": "Het bewijs is {n} nachten achter elkaar onvolledig (sinds {since}).",
@@ -87,22 +90,30 @@ def report_link(run_dir: Path | str, tenant_id: str, run_id: str, base: str | No
     return str(Path(run_dir) / "report.html")
 
 
-def cause_line(c: Cause, lang: Lang) -> str:
-    """One sentence for one cause (rule titles, not ids), with its fix when there is one."""
+def card_escape(text: str) -> str:
+    """Tenant strings on a Teams card: Markdown (links, emphasis) shown as typed, never rendered."""
+    return MARKDOWN.sub(lambda m: "\\" + m.group(0), text)
+
+
+def cause_line(c: Cause, lang: Lang, esc: Callable[[str], str] = str) -> str:
+    """One sentence for one cause (rule titles, not ids), with its fix when there is one; esc: tenant strings."""
     title = c.title.get(lang) if c.title else (c.rule_id or "")
+    more = f" {W['more'][lang].format(n=c.more_objects)}" if c.more_objects else ""
+    objects = ", ".join(esc(o) for o in c.objects) + more
     if c.kind == "regression":
         text = W["regression"][lang].format(title=title, old=c.old_status or "—", new=c.new_status or "—")
+        text += (" " + W["objects"][lang].format(objects=objects)) if c.objects else ""
     elif c.kind == "new-objects":
-        objects = ", ".join(c.objects) + (f" {W['more'][lang].format(n=c.more_objects)}" if c.more_objects else "")
         text = W["new-objects"][lang].format(title=title, objects=objects)
     elif c.kind == "became-error":
-        text = W["became-error"][lang].format(title=title, message=c.message or "").strip()
+        text = W["became-error"][lang].format(title=title, message=esc(c.message or "")).strip()
     elif c.kind == "incomplete":
         text = W["incomplete"][lang].format(n=c.nights, since=c.since or "?")
     elif c.kind == "permissions":
         text = W["permissions"][lang].format(perms=", ".join(c.permissions))
     else:
-        text = W["failed-line"][lang].format(failure=W[c.failure or "environment"][lang], message=c.message or "")
+        text = W["failed-line"][lang].format(failure=W[c.failure or "environment"][lang],
+                                             message=esc(c.message or ""))
     if c.hint and c.kind in ("became-error", "failed"):
         text += " " + W["fix"][lang].format(hint=c.hint)
     if c.reminder and c.kind != "incomplete":
@@ -110,8 +121,8 @@ def cause_line(c: Cause, lang: Lang) -> str:
     return one_line(text, 2000)
 
 
-def lines(message: AlertMessage) -> list[str]:
-    return [cause_line(c, message.lang) for c in message.causes]
+def lines(message: AlertMessage, esc: Callable[[str], str] = str) -> list[str]:
+    return [cause_line(c, message.lang, esc) for c in message.causes]
 
 
 def verdict_word(message: AlertMessage) -> str:
@@ -146,12 +157,12 @@ def text_body(message: AlertMessage) -> str:
 def teams_body(message: AlertMessage) -> dict[str, Any]:
     """A Teams Workflows 'post to a channel when a webhook request is received' body: one Adaptive Card."""
     L = message.lang
-    facts = [{"title": W["tenant"][L], "value": tenant_label(message)},
+    facts = [{"title": W["tenant"][L], "value": card_escape(tenant_label(message))},
              {"title": W["verdict"][L], "value": verdict_word(message)},
              {"title": W["run"][L], "value": message.run_id or W["none"][L]}]
     if message.report_link:
         facts.append({"title": W["report"][L], "value": message.report_link})
-    shown = lines(message)
+    shown = lines(message, card_escape)
     body: list[dict[str, Any]] = [
         {"type": "TextBlock", "text": f"m365audit: {verdict_word(message)}", "weight": "Bolder", "size": "Large",
          "color": "Good" if message.verdict == "pass" else "Attention", "wrap": True},

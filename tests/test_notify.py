@@ -94,7 +94,7 @@ def test_delivered_signed_once(server: tuple[str, Hook]) -> None:
     assert "s3cr3t" not in record.model_dump_json() and "k3y" not in record.model_dump_json()
     path, headers, body = hook.received[0]
     doc = json.loads(body)
-    assert doc["event"] == "m365audit.drift.nights" and doc["regressions"][0]["rule_id"] == "ca-blocks-copilot-apps"
+    assert doc["event"] == "m365audit.drift" and doc["regressions"][0]["rule_id"] == "ca-blocks-copilot-apps"
     stamp = headers[TIMESTAMP_HEADER]
     expected = "sha256=" + hmac.new(b"k3y", stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
     assert headers[SIGNATURE_HEADER] == expected == sign("k3y", stamp, body)

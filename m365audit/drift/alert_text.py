@@ -185,7 +185,7 @@ def generic_body(message: AlertMessage) -> dict[str, Any]:
     """A stable JSON document for any receiver: the verdict, every cause, and (with a run) the drift summary."""
     report = message.drift
     doc: dict[str, Any] = {
-        "event": "m365audit.drift.nights", "schema_version": 2, "tenant_id": message.tenant_id,
+        "event": "m365audit.drift", "schema_version": 2, "tenant_id": message.tenant_id,
         "tenant_name": message.tenant_name, "lang": message.lang,
         "old_run": report.old_run.run_id if report else None, "new_run": message.run_id,
         "verdict": message.verdict, "exit_code": message.exit_code, "run_dir": message.run_dir,

@@ -93,6 +93,10 @@ def test_incomplete_evidence_alerts_on_the_third_night_in_a_row_then_reminds() -
         told.append([(c.key, c.nights, c.since) for c in tonight])
         state = advance(state, causes, night(n), [c.key for c in tonight], streak, since)
     assert told[:2] == [[], []] and told[2] == [("incomplete", 3, night(1))]
+    from m365audit.drift import cause_line
+
+    assert cause_line(Cause(key="incomplete", kind="incomplete", nights=3, since=night(1)), "nl") == \
+        "Het bewijs is 3 nachten achter elkaar onvolledig (sinds 1 december 2026)."
     assert [n + 1 for n, t in enumerate(told) if t] == [3, 10]
     causes, streak, _ = with_incomplete(state, [], night(12), incomplete=False, failed=False)
     assert (causes, streak) == ([], 0), "a complete night ends the streak"

@@ -159,7 +159,9 @@ def fix_of(finding: Any, lang: str) -> str:
     """' Fix: …' for an error rule: its hints (the missing permission, …) on the same line, for cron logs."""
     if finding.status.value != "error":
         return ""
-    hints = list(dict.fromkeys(e.hint for e in finding.errors if e.hint))
+    from m365audit.report import in_lang
+
+    hints = list(dict.fromkeys(in_lang(e.hint, lang) for e in finding.errors if e.hint))
     if not hints:
         return ""
     return (" Oplossing: " if lang == "nl" else " Fix: ") + "; ".join(h.replace("\n", " ") for h in hints)

@@ -14,6 +14,7 @@ from m365audit.drift.nights import DriftReport
 from m365audit.drift.text import headline, summary_lines
 from m365audit.evidence import safe_name
 from m365audit.models import Lang
+from m365audit.report import in_lang
 
 CARD_LINES = 15
 CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\u0085]+")
@@ -33,8 +34,9 @@ W: dict[str, dict[Lang, str]] = {
                      "en": "Could not be judged (error): {title}. {message}"},
     "incomplete": {"nl": "Het bewijs is {n} nachten achter elkaar onvolledig (sinds {since}).",
                    "en": "Evidence has been incomplete {n} nights in a row (since {since})."},
-    "permissions": {"nl": "De audit-app mist API-machtigingen: {perms}. Ken ze toe en geef beheerderstoestemming; "
-                          "`m365audit permissions --format az` geeft de opdrachten.",
+    "permissions": {"nl": "De audit-app mist applicatiemachtigingen: {perms}. Geef de audit-app deze machtigingen en "
+                          "verleen beheerderstoestemming (admin consent); `m365audit permissions --format az` geeft "
+                          "de opdrachten.",
                     "en": "The audit app lacks permissions: {perms}. Grant them and give admin consent; "
                           "`m365audit permissions --format az` prints the commands."},
     "failed-line": {"nl": "De controle is mislukt voordat er bewijs was ({failure}): {message}",
@@ -90,6 +92,21 @@ def report_link(run_dir: Path | str, tenant_id: str, run_id: str, base: str | No
     return str(Path(run_dir) / "report.html")
 
 
+MONTHS = {"nl": ("januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus", "september", "oktober",
+                  "november", "december"),
+          "en": ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+                 "November", "December")}
+
+
+def long_date(iso: str | None, lang: Lang) -> str:
+    """2026-12-01 as '1 december 2026' (nl) or '1 December 2026' (en), as running text writes dates."""
+    try:
+        year, month, day = (int(p) for p in (iso or "").split("-"))
+        return f"{day} {MONTHS[lang][month - 1]} {year}"
+    except (ValueError, IndexError):
+        return iso or "?"
+
+
 def card_escape(text: str) -> str:
     """Tenant strings on a Teams card: Markdown (links, emphasis) shown as typed, never rendered."""
     return MARKDOWN.sub(lambda m: "\\" + m.group(0), text)
@@ -108,14 +125,14 @@ def cause_line(c: Cause, lang: Lang, esc: Callable[[str], str] = str) -> str:
     elif c.kind == "became-error":
         text = W["became-error"][lang].format(title=title, message=esc(c.message or "")).strip()
     elif c.kind == "incomplete":
-        text = W["incomplete"][lang].format(n=c.nights, since=c.since or "?")
+        text = W["incomplete"][lang].format(n=c.nights, since=long_date(c.since, lang))
     elif c.kind == "permissions":
         text = W["permissions"][lang].format(perms=", ".join(c.permissions))
     else:
         text = W["failed-line"][lang].format(failure=W[c.failure or "environment"][lang],
                                              message=esc(c.message or ""))
     if c.hint and c.kind in ("became-error", "failed"):
-        text += " " + W["fix"][lang].format(hint=c.hint)
+        text += " " + W["fix"][lang].format(hint=in_lang(c.hint, lang))
     if c.reminder and c.kind != "incomplete":
         text = W["reminder"][lang].format(n=c.nights) + text
     return one_line(text, 2000)

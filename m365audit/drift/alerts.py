@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -117,7 +117,7 @@ def failure_of(exc: BaseException) -> Failure:
         return kind  # type: ignore[no-any-return]
     if isinstance(exc, UsageError | PolicyFileError):
         return "configuration"
-    text = f"{exc} {getattr(exc, 'hint', '') or ''}".lower()
+    text = str(exc).lower()  # the message, not the hint: a hint may mention the network as one thing to check
     if any(word in text for word in NETWORK_WORDS):
         return "network"
     if isinstance(exc, AuthError):
@@ -212,7 +212,8 @@ def save_state(reports: Path, state: AlertState) -> Path:
     path = state_path(reports, state.tenant_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = json.dumps(state.model_dump(mode="json"), indent=2, ensure_ascii=False).encode()
-    fd, tmp = tempfile.mkstemp(prefix=".alert-state-", suffix=".tmp", dir=path.parent)
+    tmp = path.parent / f".alert-state-{os.getpid()}-{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask decides, as for the reports
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
@@ -220,6 +221,6 @@ def save_state(reports: Path, state: AlertState) -> Path:
             os.fsync(out.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path

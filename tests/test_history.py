@@ -38,7 +38,13 @@ def test_history_lists_runs_with_counts_and_regressions(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0] == runs[0].parent.name + "  Gemeente Voorbeeld"
-    assert lines[2].split()[:4] == [runs[1].name, "fail", "fail", "1"] and lines[2].endswith("regressions 1")
+    assert lines[1].split() == ["controle", "oordeel", "voldoet", "niet", "niet", "te", "beoordelen", "uitzondering",
+                                "handmatig", "voldoet", "verslechterd"], "a header (in Dutch by default)"
+    cells = lines[3].split()
+    assert cells[:3] == [runs[1].name, "fail", "1"] and cells[-1] == "1" and len(cells) == 8
+    assert lines[2].split()[-1] == "-" and lines[4].split()[-1] == "0"
+    english = CliRunner().invoke(cli, ["history", "--reports", str(tmp_path), "--lang", "en"]).output.splitlines()
+    assert english[1].split() == ["run", "verdict", "fail", "error", "waived", "manual", "pass", "regressions"]
     by_name = CliRunner().invoke(cli, ["history", "Gemeente Voorbeeld", "--reports", str(tmp_path)])
     assert by_name.output == result.output
     unknown = CliRunner().invoke(cli, ["history", "gemeente-elders", "--reports", str(tmp_path)])

@@ -15,20 +15,19 @@ from typing import Any
 
 import pytest
 
-from m365audit.drift import DriftReport
+from m365audit.drift import AlertMessage, DriftReport, report_link, run_causes
+from m365audit.drift.alert_text import generic_body, teams_body
 from m365audit.drift.nights import RuleDrift, RunRef
 from m365audit.drift.notify import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     NotifySettings,
-    generic_body,
     is_teams,
     notify,
     redact,
     sign,
-    teams_body,
 )
-from m365audit.models import FindingObject, Severity, Status, Text
+from m365audit.models import FindingObject, Lang, Severity, Status, Text
 
 
 @dataclass
@@ -153,14 +152,42 @@ def test_teams_recognised_by_host(url: str, teams: bool) -> None:
     assert is_teams(url) is teams
 
 
-def test_teams_body_is_an_adaptive_card() -> None:
-    doc = teams_body(regression_report(), "reports/x")
+def message_of(report: DriftReport, lang: Lang = "nl", link: str | None = "reports/x/r/report.html") -> AlertMessage:
+    return AlertMessage(tenant_id=report.tenant_id, tenant_name=report.tenant_name, lang=lang,
+                        causes=run_causes([], report), verdict="fail", run_id=report.new_run.run_id,
+                        report_link=link, drift=report)
+
+
+def card_texts(doc: dict[str, Any]) -> str:
+    card = doc["attachments"][0]["content"]
+    facts = [f"{f['title']}={f['value']}" for b in card["body"] for f in b.get("facts", [])]
+    return " ".join([b.get("text", "") for b in card["body"]] + facts)
+
+
+@pytest.mark.parametrize(("lang", "words"), [
+    ("nl", ["NIET IN ORDE", "Verslechterd sinds de vorige controle: CA blokkeert Copilot", "Rapport="]),
+    ("en", ["NOT COMPLIANT", "Got worse since the previous run: CA blocks Copilot", "Report="]),
+])
+def test_teams_body_is_an_adaptive_card_in_the_report_language(lang: Lang, words: list[str]) -> None:
+    doc = teams_body(message_of(regression_report(), lang))
     attachment = doc["attachments"][0]
     assert doc["type"] == "message" and attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
     card = attachment["content"]
-    assert card["type"] == "AdaptiveCard" and card["version"] == "1.4"
-    texts = " ".join(b.get("text", "") for b in card["body"])
-    assert "REGRESSION" in texts and "ca-blocks-copilot-apps" in texts
+    assert card["type"] == "AdaptiveCard" and card["version"] == "1.4" and card["lang"] == lang
+    texts = card_texts(doc)
+    for word in words:
+        assert word in texts
+    assert "ca-blocks-copilot-apps" not in texts, "rule titles, not ids"
+    assert "reports/x/r/report.html" in texts and "actions" not in card, "a path is shown, not a button"
+
+
+def test_teams_card_links_the_report_url() -> None:
+    link = report_link("reports/t/r", "061ea7c2-cc15-418b-bfc0-9f6a7d98011c", "20261128T021500Z",
+                       "https://intranet.voorbeeld.nl/m365audit/")
+    assert link == ("https://intranet.voorbeeld.nl/m365audit/061ea7c2-cc15-418b-bfc0-9f6a7d98011c/"
+                    "20261128T021500Z/report.html")
+    card = teams_body(message_of(regression_report(), "nl", link))["attachments"][0]["content"]
+    assert card["actions"] == [{"type": "Action.OpenUrl", "title": "Rapport openen", "url": link}]
 
 
 def test_teams_url_gets_the_card_and_no_signature(server: tuple[str, Hook], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -175,7 +202,7 @@ def test_teams_url_gets_the_card_and_no_signature(server: tuple[str, Hook], monk
 def test_redact_keeps_no_path_or_query() -> None:
     assert redact("https://prod-1.logic.azure.com/workflows/abc?sig=x") == "https://prod-1.logic.azure.com/…"
     assert redact("https://ciso:geheim@hooks.voorbeeld.nl:8443/x") == "https://hooks.voorbeeld.nl:8443/…"
-    assert generic_body(regression_report(), "r")["regressions"][0]["added"][0]["detail"] == "report-only"
+    assert generic_body(message_of(regression_report()))["regressions"][0]["added"][0]["detail"] == "report-only"
 
 
 def test_audit_records_a_failed_alert_and_keeps_its_verdict(server: tuple[str, Hook], tmp_path: Path,
@@ -236,3 +263,12 @@ def test_error_texts_never_quote_the_url() -> None:
     url = "https://prod-1.logic.azure.com/workflows/abc?sig=geheim"
     text = _scrub(f"Invalid URL 'https://prod-1.logic.azure.com/workflows/abc?api-version=1&sig=geheim' for {url}", url)
     assert "geheim" not in text and "https://prod-1.logic.azure.com/…" in text
+
+
+def test_tenant_strings_on_the_card_are_shown_not_rendered() -> None:
+    report = regression_report()
+    hostile = report.rules[0].model_copy(update={"added": [FindingObject(id="x", name="[klik](javascript:alert(1))")]})
+    report = report.model_copy(update={"tenant_name": "**Gemeente**", "rules": [hostile]})
+    texts = card_texts(teams_body(message_of(report, "en")))
+    assert "\\[klik\\]\\(javascript:alert\\(1\\)\\)" in texts and "\\*\\*Gemeente\\*\\*" in texts
+    assert "[klik](" not in texts

@@ -179,7 +179,9 @@ def test_rules_lists_every_rule_with_severity_sources_and_title(lang: str, manua
     pack = load_pack()
     result = CliRunner().invoke(cli, ["rules", "--lang", lang])
     assert result.exit_code == 0
-    lines = result.output.splitlines()
+    header, *lines = result.output.splitlines()
+    assert header.split() == (["rule", "severity", "title", "[sources]"] if lang == "en"
+                              else ["regel", "ernst", "titel", "[bronnen]"])
     assert len(lines) == len(pack.rules)
     for line, rule in zip(lines, pack.rules, strict=True):
         assert line.split()[:2] == [rule.id, rule.severity.value]

@@ -118,3 +118,17 @@ def test_at_most_parallel_tenants_run_at_once_and_a_crash_is_isolated(tmp_path: 
     assert peak == 2
     assert [o.exit_code for o in outcomes] == [0, 0, 0, 4, 0, 0]
     assert outcomes[3].error == "RuntimeError: boom"
+
+
+def test_alert_targets_and_rhythm_are_checked_and_passed_per_tenant(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("M365AUDIT_SMTP_HOST", raising=False)
+    mail = write(tmp_path, '[[tenant]]\nname = "gemeente-a"\nnotify = ["mailto:ciso@gemeente-a.example"]\n')
+    with pytest.raises(UsageError, match="tenant gemeente-a: --notify mailto: needs the mail server"):
+        load_config(mail)
+    monkeypatch.setenv("M365AUDIT_SMTP_HOST", "smtp.gemeente-a.example")
+    ok = write(tmp_path, '[[tenant]]\nname = "gemeente-a"\nnotify = ["mailto:ciso@gemeente-a.example"]\n'
+                         'report_url = "https://intranet.gemeente-a.example/m365audit/"\nremind_every = 14\n')
+    [tenant] = load_config(ok).tenants
+    assert (tenant.report_url, tenant.remind_every, tenant.incomplete_nights) == (
+        "https://intranet.gemeente-a.example/m365audit/", 14, 3)

@@ -11,10 +11,12 @@ from typing import Any, Protocol
 import httpx
 
 from m365audit import __version__
+from m365audit.audit.alerting import AlertPlan, Tonight, failed_alert, run_alert, tenant_of
 from m365audit.collect import (
     AI_AUDIT_RECORD_TYPES,
     AUDIT_POLL_INTERVAL,
     DEPENDENCY_FAILED,
+    SOURCES,
     FetchContext,
     app_only,
     build_snapshot,
@@ -23,10 +25,11 @@ from m365audit.collect import (
     with_dependencies,
 )
 from m365audit.drift import (
+    INCOMPLETE_NIGHTS,
+    REMIND_EVERY,
     DriftReport,
     NotifyRecord,
-    alert,
-    check_urls,
+    check_targets,
     compare_with_previous,
     current_run,
     drift_bytes,
@@ -35,7 +38,15 @@ from m365audit.drift import (
     refresh_index,
 )
 from m365audit.drift import context as drift_context
-from m365audit.errors import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, AuthError, PolicyFileError, UsageError
+from m365audit.errors import (
+    EXIT_FAIL,
+    EXIT_INCOMPLETE,
+    EXIT_PASS,
+    AuditError,
+    AuthError,
+    PolicyFileError,
+    UsageError,
+)
 from m365audit.evaluate import evaluate, load_pack
 from m365audit.evidence import (
     ExchangeStore,
@@ -110,11 +121,15 @@ class AuditOptions:
     device_code_prompt: DeviceCodePrompt | None = None
     """How a person is shown the device code (--auth device-code); the CLI prints it."""
     notify: tuple[str, ...] = ()
-    """Webhook URLs that get the drift summary when tonight has regressions (notify.py)."""
+    """Alert targets (webhook URLs, mailto:) told when a night needs a human (audit/alerting.py)."""
     notify_secret: str | None = field(default=None, repr=False)
     """HMAC key for generic webhooks, from the environment only (never printed)."""
     sign_key: Signer | None = field(default=None, repr=False)
     """--sign-key: the Ed25519 key that signs the manifest (manifest.sig); loaded before the run starts."""
+    report_url: str | None = None
+    """Base URL under which reports/ is published; alerts link <base>/<tenant>/<run>/report.html."""
+    remind_every: int = REMIND_EVERY
+    incomplete_nights: int = INCOMPLETE_NIGHTS
 
 
 @dataclass(repr=False)
@@ -173,10 +188,37 @@ def write_outputs(folder: RunFolder, snapshot: Snapshot, findings: list[Finding]
     return rebound(snapshot, folder.tmp / "snapshot.json", pages)
 
 
+def _plan(options: AuditOptions) -> AlertPlan:
+    return AlertPlan(targets=options.notify, secret=options.notify_secret, report_url=options.report_url,
+                     remind_every=options.remind_every, incomplete_nights=options.incomplete_nights,
+                     lang=options.lang, env=options.env)
+
+
 async def run_audit(options: AuditOptions) -> AuditResult:
+    """Collect, evaluate and write one run folder; a night that fails before any evidence still alerts."""
+    try:
+        return await _run_audit(options)
+    except (AuditError, OSError) as exc:
+        if options.notify:
+            tenant = tenant_of(options.credential.tenant_id, options.env)
+            if tenant is None and options.replay is not None:
+                tenant = _replay_tenant(options.replay)
+            night = (options.now or datetime.now(timezone.utc)).date().isoformat()
+            exc.alert = (await failed_alert(_plan(options), options.reports, tenant, night, exc)).record  # type: ignore[union-attr]
+        raise
+
+
+def _replay_tenant(replay: Path) -> str | None:
+    try:
+        return str(tenant_metadata(replay).get("tenant_id") or "") or None
+    except Exception:  # the recording itself may be what failed
+        return None
+
+
+async def _run_audit(options: AuditOptions) -> AuditResult:
     """Collect, evaluate and write one run folder; a failure leaves no run that looks complete."""
     check_tenant_id(options.credential.tenant_id)  # it names the tenant's folder and lock: checked before either
-    check_urls(options.notify)  # before any lock or evidence: a bad webhook URL is a usage error (exit 2)
+    check_targets(options.notify)  # before any lock or evidence: a bad target is a usage error (exit 2)
     pack = load_pack(options.policies, options.local)
     started = options.now or datetime.now(timezone.utc)
     today = options.as_of or started.date()
@@ -210,6 +252,7 @@ async def run_audit(options: AuditOptions) -> AuditResult:
                 options.credential.method in DELEGATED_METHODS
             keys = needed_sources(pack, delegated)
             refused = _preflight(keys, roles, options.progress) if options.replay is None else {}
+            missing = sorted({SOURCES[k].permissions[0] for k in refused})
             progress = options.progress
             sources = await collect(session, keys, ctx, refused=refused, spool=folder.work,
                                     on_done=(lambda r: progress.source_done(r.key, r.ok)) if progress else None)
@@ -236,12 +279,19 @@ async def run_audit(options: AuditOptions) -> AuditResult:
                                  drift_context(drift, options.lang, drift_warning), pseudonymiser)
         if drift is not None:
             folder.write("drift.json", drift_bytes(drift))
-        try:
-            alerts = await alert(drift, options.notify, options.notify_secret,
-                                 str(options.reports / safe_name(snapshot.tenant_id) / folder.run_id))
-        except Exception as exc:  # the alert code failing in any way never costs the night's evidence
-            alerts = failed_record(options.notify, exc)
-        if alerts is not None:
+        told: Tonight | None = None
+        alerts: NotifyRecord | None = None
+        if options.notify:
+            try:
+                told = await run_alert(
+                    _plan(options), options.reports, tenant_id=snapshot.tenant_id, tenant_name=snapshot.tenant_name,
+                    night=started.date().isoformat(), findings=findings, drift=drift, verdict=verdict(findings),
+                    exit_code=EXIT_BY_VERDICT[verdict(findings)], run_id=folder.run_id,
+                    run_dir=options.reports / safe_name(snapshot.tenant_id) / folder.run_id, work_dir=folder.tmp,
+                    missing_permissions=missing)
+                alerts = told.record
+            except Exception as exc:  # the alert code failing in any way never costs the night's evidence
+                told, alerts = None, failed_record(options.notify, exc)
             folder.write("notify.json", record_bytes(alerts))
         run_dir = folder.finalise(snapshot.tenant_id, {
             "schema_version": 1, "tool": "m365audit", "tool_version": __version__,
@@ -260,11 +310,14 @@ async def run_audit(options: AuditOptions) -> AuditResult:
         folder.discard()
         raise
     snapshot = moved(snapshot, run_dir / "snapshot.json")  # its lists are read from the finished run from now on
+    alert_warnings = told.save(options.reports) if told is not None else []
     index_warning = refresh_index(run_dir.parent, options.lang)
     return AuditResult(run_dir=run_dir, snapshot=snapshot, findings=findings, verdict=verdict(findings),
-                       unmatched=list(replay.unmatched) if replay else [], drift=drift, notify=alerts,
+                       unmatched=list(replay.unmatched) if replay else [], drift=drift,
+                       notify=alerts,
                        warnings=[f"not applied (covers nothing): {r.problem}" for r in pack.rejected]
-                       + [w for w in (drift_warning, index_warning) if w] + _interrupted(options.reports))
+                       + [w for w in (drift_warning, index_warning) if w] + alert_warnings
+                       + _interrupted(options.reports))
 
 
 def _scrubber(pseudonymiser: Pseudonymiser, tonight: Snapshot) -> Callable[[Snapshot], Callable[[str], str]]:

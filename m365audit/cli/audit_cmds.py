@@ -25,7 +25,7 @@ from m365audit.cli.base import (
     reports_option,
     run_coro,
 )
-from m365audit.errors import AuditError
+from m365audit.errors import AuditError, UsageError
 
 if TYPE_CHECKING:
     from m365audit.models import Lang
@@ -62,9 +62,18 @@ if TYPE_CHECKING:
 @click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line (for cron); no progress.")
 @click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
               envvar="M365AUDIT_CONFIG", help="Audit every tenant of this TOML file (docs/operations.md).")
-@click.option("--notify", "notify", multiple=True, metavar="URL",
-              help="POST the drift summary here when tonight has regressions (repeatable; Teams Workflows URLs get "
-                   "an Adaptive Card; generic ones are HMAC-signed with $M365AUDIT_NOTIFY_SECRET when it is set).")
+@click.option("--notify", "notify", multiple=True, metavar="TARGET",
+              help="Tell someone when a night needs a human (a regression, new objects, a rule that became error, "
+                   "evidence incomplete, missing permissions, a failed night): a webhook URL (Teams Workflows URLs get "
+                   "an Adaptive Card; others JSON, HMAC-signed with $M365AUDIT_NOTIFY_SECRET when set) or "
+                   "mailto:ADDRESS (SMTP from $M365AUDIT_SMTP_*). Repeatable.")
+@click.option("--report-url", default=None, envvar="M365AUDIT_REPORT_URL", metavar="URL",
+              help="Where reports/ is published (e.g. https://intranet/m365audit/): alerts link "
+                   "URL/<tenant>/<run>/report.html instead of the path on this machine.")
+@click.option("--remind-every", type=click.IntRange(1, 365), default=7, show_default=True, metavar="NIGHTS",
+              help="Tell a cause that persists again after this many nights (not every night).")
+@click.option("--incomplete-nights", type=click.IntRange(1, 365), default=3, show_default=True, metavar="NIGHTS",
+              help="Alert when the evidence has been incomplete this many nights in a row.")
 @click.option("--sign-key", "sign_key", type=click.Path(path_type=Path, dir_okay=False), default=None,
               envvar="M365AUDIT_SIGN_KEY", help="Sign each manifest with this Ed25519 private key (PEM, PKCS#8; "
                                                 "`m365audit keygen`): manifest.sig, checked by verify --key.")
@@ -73,32 +82,39 @@ def audit(replay: Path | None, policies: Path | None, local: Path | None, report
           graph_url: str, tenant_id: str | None, client_id: str | None, certificate: Path | None, concurrency: int,
           timeout: float, audit_wait: float, as_of: datetime | None, quiet: bool, notify: tuple[str, ...] = (),
           config: Path | None = None, pseudonymise: bool = False, pseudonym_key_file: Path | None = None,
+          report_url: str | None = None, remind_every: int = 7, incomplete_nights: int = 3,
           sign_key: Path | None = None) -> None:
     """Audit a tenant (or replay a recording) and write a dated, hash-chained run folder."""
     from m365audit.audit import AuditOptions, run_audit
     from m365audit.cli.progress import for_cli
-    from m365audit.drift import check_urls
+    from m365audit.drift import check_targets
     from m365audit.errors import UsageError
     from m365audit.evidence import load_signer
     from m365audit.graph import CredentialSettings
 
-    check_urls(notify)  # exit 2 before any config, lock or evidence
+    check_targets(notify)  # exit 2 before any config, lock or evidence
     signer = load_signer(sign_key) if sign_key is not None else None  # a wrong key: exit 2 before any evidence
     if config is not None:
         if signer is not None:
             raise UsageError("--sign-key cannot be combined with --config yet",
                              hint="audit each tenant with its own command line to sign its runs")
         _audit_config(config, quiet)
+    _check_report_url(report_url)
     options = AuditOptions(
         reports=reports, policies=policies, local=local, replay=replay, lang=as_lang(lang),
         credential=CredentialSettings(method=auth, tenant_id=tenant_id, client_id=client_id,
                                       certificate_path=str(certificate) if certificate else None),
         concurrency=concurrency, timeout=timeout, audit_wait=audit_wait, as_of=as_of_date(as_of), graph_root=graph_url,
-        notify=notify, notify_secret=notify_secret(),
+        notify=notify, notify_secret=notify_secret(), report_url=report_url, remind_every=remind_every,
+        incomplete_nights=incomplete_nights,
         progress=None if replay is not None else for_cli(sys.stderr, quiet),
         device_code_prompt=device_code_prompt(as_lang(lang)),
         pseudonym_key=pseudonym_key(pseudonymise, pseudonym_key_file), sign_key=signer)
-    result = run_coro(run_audit(options))
+    try:
+        result = run_coro(run_audit(options))
+    except AuditError as exc:
+        print_deliveries(getattr(exc, "alert", None), quiet)  # the night failed; its alert is in alert-state.json
+        raise
     _print_summary(result.snapshot.tenant_name, result.snapshot.tenant_id, result.run_dir.name,
                    _for_print(result.findings, result.snapshot, options.pseudonym_key), result.verdict, lang, quiet)
     if not quiet:
@@ -107,7 +123,7 @@ def audit(replay: Path | None, policies: Path | None, local: Path | None, report
         echo(f"Manifest:   {(result.run_dir / 'manifest.sha256').read_text().split()[0]} "
                    "(sha256; keep it outside the reports folder: it anchors the hash chain)")
         if signer is not None:
-            click.echo(f"Signed:     manifest.sig, key {signer.fingerprint} (verify --key KEY.pub)")
+            echo(f"Signed:     manifest.sig, key {signer.fingerprint} (verify --key KEY.pub)")
     print_drift(result, lang, quiet)
     if result.unmatched:
         echo(f"Warning: {len(result.unmatched)} request(s) had no recorded answer and count as errors: "
@@ -141,16 +157,28 @@ def _audit_config(config: Path, quiet: bool) -> None:
 
 def _print_summary(tenant_name: str, tenant_id: str, run_id: str, findings: list[Any], verdict: str, lang: str,
                    quiet: bool) -> None:
+    """The verdict line; then FAIL, ERROR and WAIVED lines (with --quiet: ERROR lines only, each with its fix)."""
     from m365audit.report import counts, ordered
 
     c = counts(findings)
     line = " · ".join(f"{k} {v}" for k, v in c.items())
     echo(f"{VERDICT_TEXT[verdict]}: {tenant_name or tenant_id} run {run_id}: {line}")
-    if quiet:
-        return
     for f in ordered(findings):
-        if f.status.value in ("fail", "error", "waived"):
-            echo(f"  {f.status.value.upper():6} {f.severity.value:8} {f.rule_id}: {f.message.get(as_lang(lang))}")
+        if f.status.value in ("fail", "error", "waived") and not (quiet and f.status.value != "error"):
+            echo(f"  {f.status.value.upper():6} {f.severity.value:8} {f.rule_id}: {f.message.get(as_lang(lang))}"
+                       + fix_of(f, lang))
+
+
+def fix_of(finding: Any, lang: str) -> str:
+    """' Fix: …' for an error rule: its hints (the missing permission, …) on the same line, for cron logs."""
+    if finding.status.value != "error":
+        return ""
+    from m365audit.report import in_lang
+
+    hints = list(dict.fromkeys(in_lang(e.hint, lang) for e in finding.errors if e.hint))
+    if not hints:
+        return ""
+    return (" Oplossing: " if lang == "nl" else " Fix: ") + "; ".join(h.replace("\n", " ") for h in hints)
 
 
 @click.command("evaluate")
@@ -252,13 +280,25 @@ def print_drift(result: Any, lang: str, quiet: bool) -> None:
         for line in summary_lines(drift, as_lang(lang)):
             if not quiet or line.startswith("REGRESSION"):
                 echo(f"  {line}")
-    record = result.notify
+    print_deliveries(result.notify, quiet)
+    for warning in result.warnings:
+        echo(f"Warning: {warning}", err=True)
+
+
+def _check_report_url(url: str | None) -> None:
+    from urllib.parse import urlsplit
+
+    if url is not None and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname):
+        raise UsageError(f"--report-url {url[:80]!r} is not an http(s) URL", hint="e.g. https://intranet/m365audit/")
+
+
+def print_deliveries(record: Any, quiet: bool) -> None:
+    """One line per alert delivery: delivered (unless --quiet) or NOT delivered (on stderr, always)."""
     for d in record.deliveries if record is not None else []:
         if d.ok:
             if not quiet:
-                echo(f"Notified {d.target} ({d.form}, HTTP {d.status}, {d.attempts} attempt(s))")
+                how = f"HTTP {d.status}, " if d.status else ""
+                echo(f"Notified {d.target} ({d.form}, {how}{d.attempts} attempt(s))")
         else:
             echo(f"Warning: alert to {d.target} NOT delivered after {d.attempts} attempt(s): {d.error}; "
                        f"recorded in notify.json (the verdict is unchanged)", err=True)
-    for warning in result.warnings:
-        echo(f"Warning: {warning}", err=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,10 +18,10 @@ from m365audit.cli.base import (
     reports_option,
     run_coro,
 )
-from m365audit.errors import EXIT_FAIL, EXIT_PASS, AuditError
+from m365audit.errors import EXIT_FAIL, EXIT_PASS, AuditError, UsageError
 
 if TYPE_CHECKING:
-    pass
+    from m365audit.models import Lang
 
 @click.command()
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
@@ -61,9 +61,9 @@ def keygen(out: Path) -> None:
     from m365audit.evidence import generate_key_pair
 
     fingerprint = generate_key_pair(out)
-    click.echo(f"Private key: {out} (for audit --sign-key; keep it on the audit host only, readable by the audit user)")
-    click.echo(f"Public key:  {out}.pub (for verify --key; keep a copy away from the audit host)")
-    click.echo(f"Fingerprint: {fingerprint}")
+    echo(f"Private key: {out} (for audit --sign-key; keep it on the audit host only, readable by the audit user)")
+    echo(f"Public key:  {out}.pub (for verify --key; keep a copy away from the audit host)")
+    echo(f"Fingerprint: {fingerprint}")
 
 
 @click.command()
@@ -103,7 +103,8 @@ def record(out_dir: Path, source: Path | None, policies: Path | None, auth: str,
 
 @click.command()
 @click.option("--keep-days", type=click.IntRange(1, 36500), required=True, help="Keep runs younger than this.")
-@click.option("--tenant", default=None, help="Only this folder under --reports (default: every tenant).")
+@click.option("--tenant", default=None,
+              help="Only this tenant: its id, a verified domain or its display name (default: every tenant).")
 @reports_option
 @click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
 def prune(keep_days: int, tenant: str | None, reports: Path, dry_run: bool) -> None:
@@ -124,34 +125,78 @@ def prune(keep_days: int, tenant: str | None, reports: Path, dry_run: bool) -> N
 @click.command("drift")
 @click.argument("old_run", required=False)
 @click.argument("new_run", required=False)
-@click.option("--tenant", default=None, help="Tenant id (folder under --reports); needed when it holds several.")
+@click.option("--tenant", default=None,
+              help="Tenant id, verified domain or display name of a tenant under --reports (default: every tenant).")
 @reports_option
 @lang_option
 @click.option("--json", "as_json", is_flag=True, help="Print the DriftReport as JSON (the drift.json format).")
 @click.option("--exit-code", is_flag=True,
-              help="Exit 1 when something got worse (a regression or new offending objects), else 0.")
+              help="Exit 1 when something got worse in any tenant (a regression or new offending objects), else 0.")
 def drift_cmd(old_run: str | None, new_run: str | None, tenant: str | None, reports: Path, lang: str,
               as_json: bool, exit_code: bool) -> None:
-    """What changed between two runs (default: the tenant's two latest; one RUN: it and the run before it).
+    """What changed between two runs (default: each tenant's two latest; one RUN: it and the run before it).
 
-    OLD_RUN and NEW_RUN are run folders or run ids. Exit codes: 0 (with --exit-code: no regression),
-    1 (--exit-code only) a regression, 2 usage error. Run folders are sealed, so nothing is written.
+    OLD_RUN and NEW_RUN are run folders or run ids. Without them every tenant (or --tenant) is judged on its
+    two latest runs; a tenant's first run is not an error. Exit codes: 0 (with --exit-code: no regression),
+    1 (--exit-code only) a regression in any tenant, 2 usage error. Nothing is written.
     """
-    from m365audit.drift import compare, headline, load_run, summary_lines
-    from m365audit.evidence import resolve_pair
+    from m365audit.drift import compare, load_run
+    from m365audit.evidence import describe_tenant, find_tenant, resolve_pair, runs, stored_tenants
 
+    if old_run is None and new_run is None:
+        dirs = [find_tenant(reports, tenant)] if tenant else stored_tenants(reports)
+        if as_json and len(dirs) != 1:
+            raise UsageError(f"{reports} holds runs of {len(dirs)} tenants; --json shows one",
+                             hint="add --tenant (a tenant id, verified domain or display name)")
+        regressed = False
+        for tenant_dir in dirs:
+            label = describe_tenant(tenant_dir)
+            found = runs(tenant_dir)
+            if len(found) < 2:
+                echo(WORDS["first"][as_lang(lang)].format(tenant=label), err=as_json)
+                continue
+            report = compare(load_run(found[-2]), load_run(found[-1]))
+            regressed |= report.alert
+            _show_drift(report, lang, as_json, label if len(dirs) > 1 else None)
+        if not dirs:
+            echo(WORDS["no_runs"][as_lang(lang)].format(reports=reports), err=as_json)
+        sys.exit(EXIT_FAIL if exit_code and regressed else EXIT_PASS)
     if old_run is not None and new_run is None:
         old_dir, new_dir = resolve_pair(reports, tenant, None, old_run)
     else:
         old_dir, new_dir = resolve_pair(reports, tenant, old_run, new_run)
     report = compare(load_run(old_dir), load_run(new_dir))
+    _show_drift(report, lang, as_json, None)
+    sys.exit(EXIT_FAIL if exit_code and report.alert else EXIT_PASS)
+
+
+def _show_drift(report: Any, lang: str, as_json: bool, label: str | None) -> None:
+    from m365audit.drift import headline, summary_lines
+
     if as_json:
         echo_json(report.model_dump_json(indent=2))
-    else:
-        echo(headline(report))
-        for line in summary_lines(report, as_lang(lang)):
-            echo(f"  {line}")
-    sys.exit(EXIT_FAIL if exit_code and report.alert else EXIT_PASS)
+        return
+    if label is not None:
+        echo(f"{label}:")
+    echo(headline(report))
+    for line in summary_lines(report, as_lang(lang)):
+        echo(f"  {line}")
+
+
+WORDS: dict[str, dict[Lang, str]] = {
+    "first": {"nl": "{tenant}: eerste controle van deze tenant; er is nog niets om mee te vergelijken.",
+              "en": "{tenant}: first run of this tenant; there is nothing to compare with yet."},
+    "no_runs": {"nl": "Er zijn nog geen complete controles in {reports}; voer eerst `m365audit audit` uit.",
+                "en": "There are no complete runs in {reports} yet; run `m365audit audit` first."},
+    "run": {"nl": "controle", "en": "run"},
+    "verdict": {"nl": "oordeel", "en": "verdict"},
+    "fail": {"nl": "voldoet niet", "en": "fail"},
+    "error": {"nl": "niet te beoordelen", "en": "error"},
+    "waived": {"nl": "uitzondering", "en": "waived"},
+    "manual": {"nl": "handmatig", "en": "manual"},
+    "pass": {"nl": "voldoet", "en": "pass"},
+    "regressions": {"nl": "verslechterd", "en": "regressions"},
+}
 
 
 @click.command("history")
@@ -160,20 +205,25 @@ def drift_cmd(old_run: str | None, new_run: str | None, tenant: str | None, repo
 @lang_option
 @click.option("--html", "write_html", is_flag=True, help="Also rewrite reports/<tenant>/index.html.")
 def history_cmd(tenant: str | None, reports: Path, lang: str, write_html: bool) -> None:
-    """List a tenant's runs (default: every tenant) with verdict counts and regressions since the run before."""
+    """List a tenant's runs (default: every tenant) with verdict counts and regressions since the run before.
+
+    TENANT is a tenant id, a verified domain or the display name of a tenant under --reports.
+    """
+    from m365audit.cli.tables import table
     from m365audit.drift import resolve_tenant, tenant_history, tenant_name, write_index
 
+    L = as_lang(lang)
     tenants = resolve_tenant(reports, tenant)
     if not tenants:
-        raise AuditError(f"no complete runs in {reports}", hint="run `m365audit audit` first, or pass --reports")
+        echo(WORDS["no_runs"][L].format(reports=reports))
+        return
+    columns = ("run", "verdict", "fail", "error", "waived", "manual", "pass", "regressions")
     for tenant_dir in tenants:
-        history = tenant_history(tenant_dir)
         name = tenant_name(tenant_dir)
         echo(f"{tenant_dir.name}" + (f"  {name}" if name else ""))
-        for run in history:
-            c = run.counts
-            news = "-" if run.regressions is None else str(run.regressions)
-            echo(f"  {run.run_id:<20} {run.verdict:<6} fail {c['fail']:>3}  error {c['error']:>3}  "
-                       f"waived {c['waived']:>3}  manual {c['manual']:>3}  pass {c['pass']:>3}  regressions {news}")
+        rows = [[run.run_id, run.verdict, *(str(run.counts.get(k, 0)) for k in columns[2:7]),
+                 "-" if run.regressions is None else str(run.regressions)] for run in tenant_history(tenant_dir)]
+        for line in table([WORDS[c][L] for c in columns], rows, indent="  ", right=range(2, 8)):
+            echo(line)
         if write_html:
-            echo(f"  index: {write_index(tenant_dir, as_lang(lang))}")
+            echo(f"  index: {write_index(tenant_dir, L)}")

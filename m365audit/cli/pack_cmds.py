@@ -36,9 +36,12 @@ def rules(policies: Path | None, lang: str) -> None:
     from m365audit.evaluate import load_pack
 
     pack = load_pack(policies)
-    width = max(len(r.id) for r in pack.rules)
+    nl = lang == "nl"
+    width = max([5, *(len(r.id) for r in pack.rules)])
+    echo(f"{'regel' if nl else 'rule':<{width}}  {'ernst' if nl else 'severity':<8}  "
+               f"{'titel' if nl else 'title'}  [{'bronnen' if nl else 'sources'}]")
     for r in pack.rules:
-        sources = ",".join(r.sources) if r.sources else ("(handmatig)" if lang == "nl" else "(manual)")
+        sources = ",".join(r.sources) if r.sources else ("(handmatig)" if nl else "(manual)")
         echo(f"{r.id:<{width}}  {r.severity.value:<8}  {r.title.get(as_lang(lang))}  [{sources}]")
 
 

@@ -7,8 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from m365audit.errors import UsageError
-from m365audit.evidence import MANIFEST, runs, safe_name
+from m365audit.evidence import MANIFEST, find_tenant, runs
 from m365audit.models import Frozen, Lang
 from m365audit.report import template_environment
 
@@ -86,14 +85,7 @@ def resolve_tenant(reports: Path, tenant: str | None) -> list[Path]:
     found = tenant_dirs(reports)
     if tenant is None:
         return found
-    direct = reports / safe_name(tenant)
-    if runs(direct):
-        return [direct]
-    by_name = [d for d in found if tenant_name(d).lower() == tenant.lower()]
-    if by_name:
-        return by_name
-    raise UsageError(f"no runs for tenant '{tenant}' in {reports}",
-                     hint="known tenants: " + (", ".join(d.name for d in found) or "none"))
+    return [find_tenant(reports, tenant)]  # an id, a verified domain or a display name; else exit 2
 
 
 def chart(history: list[RunSummary]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Drift alerts: POST the drift summary to webhooks (generic JSON or Teams Workflows), signed, retried, recorded."""
+"""Alert delivery: webhooks (generic JSON, signed; Teams Workflows card) and mail, retried, recorded in notify.json."""
 
 from __future__ import annotations
 
@@ -7,19 +7,21 @@ import contextlib
 import hashlib
 import hmac
 import json
+import os
 import re
 import time
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 
 import httpx
 
+from m365audit.drift.alert_text import AlertMessage, generic_body, teams_body
+from m365audit.drift.mail import is_mail, recipients, send, smtp_settings
 from m365audit.drift.nights import ALERT_KINDS, DriftReport
-from m365audit.drift.text import headline, summary_lines
 from m365audit.errors import UsageError
 from m365audit.models import Frozen
-from m365audit.report import md_escape
 
 SECRET_ENV = "M365AUDIT_NOTIFY_SECRET"
 SIGNATURE_HEADER = "X-M365audit-Signature"
@@ -27,7 +29,6 @@ TIMESTAMP_HEADER = "X-M365audit-Timestamp"
 TEAMS_HOSTS = ("logic.azure.com", "powerplatform.com", "powerautomate.com", "webhook.office.com")
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 30.0
-CARD_LINES = 15
 URL_IN_TEXT = re.compile(r"https?://[^\s'\"<>]+")
 ATTEMPTS = 4
 BACKOFF = 1.0
@@ -44,6 +45,8 @@ class NotifySettings:
     backoff: float = 1.0
     timeout: float = 10.0
     run_dir: str = ""
+    env: Mapping[str, str] | None = field(default=None, repr=False)
+    """Where M365AUDIT_SMTP_* are read (None: os.environ)."""
 
 
 class Delivery(Frozen):
@@ -51,7 +54,7 @@ class Delivery(Frozen):
 
     target: str
     url_sha256: str
-    form: Literal["generic", "teams"]
+    form: Literal["generic", "teams", "mail"]
     ok: bool
     attempts: int
     status: int | None = None
@@ -64,6 +67,8 @@ class NotifyRecord(Frozen):
 
     alert: bool
     reason: str
+    causes: list[str] = []
+    """The keys of the causes told (alerts.py); their words are in the alert itself."""
     deliveries: list[Delivery] = []
 
     @property
@@ -126,58 +131,15 @@ def is_teams(url: str) -> bool:
     return any(host == h or host.endswith("." + h) for h in TEAMS_HOSTS)
 
 
-def generic_body(report: DriftReport, run_dir: str) -> dict[str, Any]:
-    """A stable JSON document for any receiver: headline, regressions, and every summary line."""
-    return {
-        "event": "m365audit.drift", "schema_version": 1, "tenant_id": report.tenant_id,
-        "tenant_name": report.tenant_name, "old_run": report.old_run.run_id, "new_run": report.new_run.run_id,
-        "verdict": report.new_run.verdict, "run_dir": run_dir, "headline": headline(report),
-        "regressions": [{"rule_id": r.rule_id, "severity": r.severity.value, "kind": r.kind,
-                         "old_status": r.old_status.value if r.old_status else None,
-                         "new_status": r.new_status.value if r.new_status else None,
-                         "title": r.title.en, "added": [o.model_dump() for o in r.added[:50]],
-                         "causes": [c.en for c in r.causes]} for r in report.regressions],
-        "summary": summary_lines(report),
-    }
-
-
-def teams_body(report: DriftReport, run_dir: str) -> dict[str, Any]:
-    """A Teams Workflows 'post to a channel when a webhook request is received' body: one Adaptive Card.
-
-    TextBlocks and facts render Markdown, so every text carrying tenant strings is escaped as report.md's are.
-    """
-    facts = [{"title": "Tenant", "value": md_escape(report.tenant_name or report.tenant_id)},
-             {"title": "Run", "value": md_escape(f"{report.old_run.run_id} → {report.new_run.run_id}")},
-             {"title": "Verdict", "value": md_escape(report.new_run.verdict)}]
-    if run_dir:
-        facts.append({"title": "Run folder", "value": md_escape(run_dir)})
-    lines = [line for line in summary_lines(report) if line.split(":")[0] in ("REGRESSION",)] or summary_lines(report)
-    body: list[dict[str, Any]] = [
-        {"type": "TextBlock", "text": "m365audit: regression", "weight": "Bolder", "size": "Large",
-         "color": "Attention", "wrap": True},
-        {"type": "TextBlock", "text": md_escape(headline(report)), "wrap": True},
-        {"type": "FactSet", "facts": facts},
-    ]
-    body += [{"type": "TextBlock", "text": f"- {md_escape(line)}", "wrap": True, "spacing": "Small"}
-             for line in lines[:CARD_LINES]]
-    if len(lines) > CARD_LINES:
-        body.append({"type": "TextBlock", "text": f"… and {len(lines) - CARD_LINES} more (drift.json)",
-                     "isSubtle": True, "wrap": True})
-    card = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard",
-            "version": "1.4", "body": body}
-    return {"type": "message", "attachments": [
-        {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}]}
-
-
 def sign(secret: str, timestamp: str, body: bytes) -> str:
     """HMAC-SHA256 over 'timestamp.body' (the receiver checks both, so an old body cannot be replayed)."""
     mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
     return "sha256=" + mac.hexdigest()
 
 
-def _request(url: str, report: DriftReport, settings: NotifySettings) -> tuple[bytes, dict[str, str], bool]:
+def _request(url: str, message: AlertMessage, settings: NotifySettings) -> tuple[bytes, dict[str, str], bool]:
     teams = is_teams(url)
-    doc = teams_body(report, settings.run_dir) if teams else generic_body(report, settings.run_dir)
+    doc = teams_body(message) if teams else generic_body(message)
     data = json.dumps(doc, ensure_ascii=False).encode()
     headers = {"Content-Type": "application/json", "User-Agent": "m365audit"}
     signed = bool(settings.secret) and not teams
@@ -197,10 +159,11 @@ def _wait(response: httpx.Response | None, attempt: int, backoff: float) -> floa
     return min(delay, MAX_RETRY_AFTER)
 
 
-async def deliver_one(client: httpx.AsyncClient, url: str, report: DriftReport, settings: NotifySettings) -> Delivery:
-    """One webhook's outcome; a failure of any kind (not only HTTP) is a failed delivery, never an exception."""
+async def deliver_one(client: httpx.AsyncClient, url: str, message: AlertMessage,
+                      settings: NotifySettings) -> Delivery:
+    """One target's outcome; a failure of any kind (not only HTTP) is a failed delivery, never an exception."""
     try:
-        return await _deliver(client, url, report, settings)
+        return await _deliver(client, url, message, settings)
     except Exception as exc:  # a bug or a surprise in the alert code must not cost the run (issue 13)
         return failed_delivery(url, exc)
 
@@ -216,9 +179,10 @@ def failed_delivery(url: str, exc: BaseException) -> Delivery:
                     error=f"not sent: internal error {type(exc).__name__}: {_scrub(str(exc), url)[:300]}")
 
 
-async def _deliver(client: httpx.AsyncClient, url: str, report: DriftReport, settings: NotifySettings) -> Delivery:
+async def _deliver(client: httpx.AsyncClient, url: str, message: AlertMessage,
+                   settings: NotifySettings) -> Delivery:
     """POST with bounded retries on network errors, 408/429/5xx; other 4xx are permanent."""
-    data, headers, signed = _request(url, report, settings)
+    data, headers, signed = _request(url, message, settings)
     status: int | None = None
     error: str | None = None
     attempt = 0
@@ -247,32 +211,78 @@ def _scrub(text: str, url: str) -> str:
     return "".join(ch if ch.isprintable() else "?" for ch in scrubbed)
 
 
+async def deliver(message: AlertMessage, settings: NotifySettings) -> list[Delivery]:
+    """Send one night's alert to every target at once; a failing target never stops or raises past the others."""
+    async def guarded(target: str, job: Awaitable[Delivery]) -> Delivery:
+        try:
+            return await job
+        except Exception as exc:  # a bug in one channel is recorded, it never loses the run
+            return Delivery(target=_target_name(target), url_sha256=_digest(target), form=_form(target), ok=False,
+                            attempts=1, error=f"{type(exc).__name__}: {_scrub(str(exc), target)}")
+
+    async with httpx.AsyncClient(follow_redirects=False) as client:
+        jobs = [guarded(t, _mail_one(t, message, settings) if is_mail(t) else deliver_one(client, t, message, settings))
+                for t in settings.urls]
+        return list(await asyncio.gather(*jobs))
+
+
+async def _mail_one(target: str, message: AlertMessage, settings: NotifySettings) -> Delivery:
+    to = recipients(target)
+    ok, attempts, error = await send(smtp_settings(settings.env if settings.env is not None else os.environ),
+                                     message, to, settings.attempts, settings.backoff, settings.timeout)
+    return Delivery(target=_target_name(target), url_sha256=_digest(target), form="mail", ok=ok, attempts=attempts,
+                    error=error)
+
+
+def _target_name(target: str) -> str:
+    return "mailto:" + ",".join(recipients(target)) if is_mail(target) else redact(target)
+
+
+def _digest(target: str) -> str:
+    return hashlib.sha256(target.encode()).hexdigest()[:16]
+
+
+def _form(target: str) -> Literal["generic", "teams", "mail"]:
+    return "mail" if is_mail(target) else "teams" if is_teams(target) else "generic"
+
+
+def check_targets(targets: tuple[str, ...], env: Mapping[str, str] | None = None, option: str = "--notify") -> None:
+    """At start (exit 2): every target is a usable http(s) URL (check_urls) or a mailto: with SMTP settings."""
+    environ = os.environ if env is None else env
+    for target in targets:
+        if is_mail(target):
+            recipients(target)
+            smtp_settings(environ)
+        else:
+            check_urls([target], option)
+
+
 async def notify(report: DriftReport | None, settings: NotifySettings) -> NotifyRecord:
-    """Deliver when the drift has regressions; always return a record of what was (not) sent and why."""
+    """A drift report alone (no alert state): deliver when it has regressions; always return a record."""
     if report is None:
         return NotifyRecord(alert=False, reason="first run of this tenant: nothing to compare")
     if not report.alert:
         return NotifyRecord(alert=False, reason="no regression since run " + report.old_run.run_id)
-    async with httpx.AsyncClient(follow_redirects=False) as client:
-        deliveries = list(await asyncio.gather(*(deliver_one(client, url, report, settings) for url in settings.urls)))
+    from m365audit.drift.alerts import run_causes
+
+    causes = run_causes([], report)
+    message = AlertMessage(tenant_id=report.tenant_id, tenant_name=report.tenant_name, lang="en", causes=causes,
+                           verdict=report.new_run.verdict, run_id=report.new_run.run_id, run_dir=settings.run_dir,
+                           report_link=settings.run_dir or None, drift=report)
+    deliveries = await deliver(message, settings)
     kinds = sorted({r.kind for r in report.rules if r.kind in ALERT_KINDS})
-    return NotifyRecord(alert=True, reason=", ".join(kinds), deliveries=deliveries)
+    return NotifyRecord(alert=True, reason=", ".join(kinds), causes=[c.key for c in causes], deliveries=deliveries)
+
+
+def default_settings(targets: tuple[str, ...], secret: str | None, run_dir: str = "",
+                     env: Mapping[str, str] | None = None) -> NotifySettings:
+    """What a night's run uses: ATTEMPTS tries with BACKOFF, TIMEOUT seconds each."""
+    return NotifySettings(urls=targets, secret=secret, run_dir=run_dir, attempts=ATTEMPTS, backoff=BACKOFF,
+                          timeout=TIMEOUT, env=env)
 
 
 def record_bytes(record: NotifyRecord) -> bytes:
     return record.model_dump_json(indent=2).encode()
-
-
-async def alert(report: DriftReport | None, urls: tuple[str, ...], secret: str | None,
-                run_dir: str) -> NotifyRecord | None:
-    """What the runner calls: None when no --notify URL was given, else the record for notify.json."""
-    if not urls:
-        return None
-    try:
-        return await notify(report, NotifySettings(urls=urls, secret=secret, run_dir=run_dir, attempts=ATTEMPTS,
-                                                   backoff=BACKOFF, timeout=TIMEOUT))
-    except Exception as exc:  # never raise into the run: the alert is recorded as failed instead
-        return failed_record(urls, exc)
 
 
 def failed_record(urls: tuple[str, ...], exc: BaseException) -> NotifyRecord:

@@ -197,10 +197,9 @@ def _entry(run: Path, now: datetime) -> Pruned:
 def tenant_dirs(reports: Path, tenant: str | None) -> list[Path]:
     """The tenant folders to prune: one named tenant, or every folder of reports/ that holds runs."""
     if tenant is not None:
-        folder = reports / tenant
-        if not folder.is_dir():
-            raise UsageError(f"no tenant folder {folder}", hint="give the folder name under --reports")
-        return [folder]
+        from m365audit.evidence.tenant_lookup import find_tenant
+
+        return [find_tenant(reports, tenant)]  # an id, a verified domain or a display name
     return sorted(p for p in reports.iterdir() if p.is_dir() and not p.name.startswith(".") and runs(p)) \
         if reports.is_dir() else []
 

@@ -49,7 +49,9 @@ def _run_path(tenant_dir: Path, value: str) -> Path:
 
 def _tenant_dir(reports: Path, tenant: str | None, given: list[str]) -> Path:
     if tenant:
-        return reports / safe_name(tenant)
+        from m365audit.evidence.tenant_lookup import find_tenant
+
+        return find_tenant(reports, tenant)
     for value in given:
         if (Path(value) / MANIFEST).is_file():
             return Path(value).resolve().parent

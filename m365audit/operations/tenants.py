@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from m365audit.drift import check_urls
+from m365audit.drift import check_targets
 from m365audit.errors import EXIT_ENVIRONMENT, EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PASS, EXIT_USAGE, AuditError, UsageError
 from m365audit.graph import AUTH_METHODS, CredentialSettings
 
@@ -30,7 +30,8 @@ WORST_FIRST = (EXIT_USAGE, EXIT_ENVIRONMENT, EXIT_FAIL, EXIT_INCOMPLETE, EXIT_PA
 SECRET_KEYS = ("secret", "client_secret", "password", "certificate_password", "token", "access_token")
 TENANT_KEYS = {"name", "tenant_id", "client_id", "auth", "certificate_path_env", "secret_env",
                "certificate_password_env", "federated_token_file_env", "reports", "policies", "local", "lang",
-               "notify", "notify_secret_env", "replay", "concurrency", "timeout", "audit_wait"}
+               "notify", "notify_secret_env", "replay", "concurrency", "timeout", "audit_wait", "report_url",
+               "remind_every", "incomplete_nights"}
 TOP_KEYS = {"parallel", "defaults", "tenant"}
 
 
@@ -51,8 +52,11 @@ class TenantConfig:
     local: Path | None = None
     lang: str = "nl"
     notify: tuple[str, ...] = ()
-    """Webhook URLs that get the drift summary when this tenant regresses (as audit --notify)."""
+    """Alert targets (webhook URLs, mailto:) for this tenant (as audit --notify)."""
     notify_secret_env: str | None = None
+    report_url: str | None = None
+    remind_every: int = 7
+    incomplete_nights: int = 3
     replay: Path | None = None
     concurrency: int = 4
     timeout: float = 60.0
@@ -142,7 +146,10 @@ def _tenant(raw: dict[str, Any], base: Path, path: Path, index: int) -> TenantCo
     if not isinstance(notify, list) or not all(isinstance(n, str) for n in notify):
         raise UsageError(f"{where}: notify must be a list of strings",
                          hint='e.g. notify = ["https://example.invalid/webhook"]')
-    check_urls(notify, f"{where}: notify")
+    try:
+        check_targets(tuple(notify))
+    except UsageError as exc:
+        raise UsageError(f"{where}: {exc.message}", hint=exc.hint) from exc
 
     def folder(key: str) -> Path | None:
         value = raw.get(key)
@@ -156,7 +163,8 @@ def _tenant(raw: dict[str, Any], base: Path, path: Path, index: int) -> TenantCo
             federated_token_file_env=raw.get("federated_token_file_env"),
             reports=folder("reports") or base / "reports", policies=folder("policies"), local=folder("local"),
             lang=str(raw.get("lang", "nl")), notify=tuple(notify), notify_secret_env=raw.get("notify_secret_env"),
-            replay=folder("replay"),
+            replay=folder("replay"), report_url=raw.get("report_url"),
+            remind_every=int(raw.get("remind_every", 7)), incomplete_nights=int(raw.get("incomplete_nights", 3)),
             concurrency=int(raw.get("concurrency", 4)), timeout=float(raw.get("timeout", 60.0)),
             audit_wait=float(raw.get("audit_wait", 600.0)))
     except (TypeError, ValueError) as exc:
@@ -220,7 +228,8 @@ async def _audit_one(tenant: TenantConfig, env: dict[str, str]) -> TenantOutcome
         lang="en" if tenant.lang == "en" else "nl",
         credential=CredentialSettings(method=tenant.auth, tenant_id=tenant.tenant_id, client_id=tenant.client_id),
         concurrency=tenant.concurrency, timeout=tenant.timeout, audit_wait=tenant.audit_wait, env=env,
-        notify=tenant.notify, notify_secret=env.get(tenant.notify_secret_env) if tenant.notify_secret_env else None)
+        notify=tenant.notify, notify_secret=env.get(tenant.notify_secret_env) if tenant.notify_secret_env else None,
+        report_url=tenant.report_url, remind_every=tenant.remind_every, incomplete_nights=tenant.incomplete_nights)
     result = await run_audit(options)
     return TenantOutcome(tenant.name, result.exit_code, result.verdict,
                          tenant_name=result.snapshot.tenant_name or result.snapshot.tenant_id,

@@ -154,8 +154,8 @@ def test_a_hostile_tenant_name_cannot_inject_headers(smtp: Inbox) -> None:
      "not a port"),
     ("mailto:security@gemeente.example", {"M365AUDIT_SMTP_HOST": "smtp.example", "M365AUDIT_SMTP_TLS": "none",
                                           "M365AUDIT_SMTP_USER": "u"}, "unencrypted"),
-    ("ftp://hooks.example/x", {}, "not a webhook URL"),
-    ("hooks.example/x", {}, "not a webhook URL"),
+    ("ftp://hooks.example/x", {}, "only http:// and https:// URLs"),
+    ("hooks.example/x", {}, "only http:// and https:// URLs"),
 ])
 def test_malformed_targets_are_refused_at_start(target: str, env: dict[str, str], message: str) -> None:
     with pytest.raises(UsageError) as caught:

@@ -75,9 +75,9 @@ def boom(*args: Any, **kwargs: Any) -> Any:
     raise RuntimeError("unexpected: https://ciso:geheim@hooks.voorbeeld.nl/x?token=geheim-token")
 
 
-@pytest.mark.parametrize("target", ["m365audit.audit.runner.alert", "m365audit.drift.notify.notify",
+@pytest.mark.parametrize("target", ["m365audit.audit.runner.run_alert", "m365audit.audit.alerting.deliver",
                                     "m365audit.drift.notify.generic_body", "m365audit.drift.notify._request",
-                                    "m365audit.drift.notify.headline"])
+                                    "m365audit.drift.notify.deliver_one"])
 def test_a_notifier_that_raises_anything_costs_neither_run_nor_verdict(target: str, tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from tests.test_drift import run_pair

@@ -21,6 +21,7 @@ from m365audit.drift import (
     deliver,
     due,
     failed_cause,
+    failed_record,
     load_state,
     report_link,
     run_causes,
@@ -102,9 +103,9 @@ async def run_alert(plan: AlertPlan, reports: Path, *, tenant_id: str, tenant_na
         tonight = await _tell(plan, state, causes, night, message, streak, since, str(run_dir))
         tonight.warnings += [warning] if warning else []
         return tonight
-    except Exception as exc:  # the alert never loses the run nor changes its verdict
-        return Tonight(NotifyRecord(alert=False, reason=f"alert not sent: {type(exc).__name__}: {exc}"),
-                       warnings=[f"the alert failed ({type(exc).__name__}: {exc}); recorded in notify.json"])
+    except Exception as exc:  # the alert never loses the run nor changes its verdict; its text may quote a URL
+        return Tonight(failed_record(plan.targets, exc),
+                       warnings=[f"the alert failed ({type(exc).__name__}); recorded in notify.json"])
 
 
 async def failed_alert(plan: AlertPlan, reports: Path, tenant_id: str | None, night: str,
@@ -121,7 +122,7 @@ async def failed_alert(plan: AlertPlan, reports: Path, tenant_id: str | None, ni
         tonight.save(reports)
         return tonight
     except Exception as inner:  # never hide the night's own error behind the alert's
-        return Tonight(NotifyRecord(alert=False, reason=f"alert not sent: {type(inner).__name__}: {inner}"))
+        return Tonight(failed_record(plan.targets, inner))  # its text may quote a URL: scrubbed there
 
 
 def tenant_of(tenant_id: str | None, env: Mapping[str, str] | None) -> str | None:

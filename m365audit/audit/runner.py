@@ -196,15 +196,21 @@ def _plan(options: AuditOptions) -> AlertPlan:
 
 async def run_audit(options: AuditOptions) -> AuditResult:
     """Collect, evaluate and write one run folder; a night that fails before any evidence still alerts."""
+    check_tenant_id(options.credential.tenant_id)  # it names the tenant's folder and lock: checked before either
+    check_targets(options.notify)  # before any lock, evidence or alert state: a bad target is a usage error (exit 2)
     try:
         return await _run_audit(options)
     except (AuditError, OSError) as exc:
         if options.notify:
-            tenant = tenant_of(options.credential.tenant_id, options.env)
-            if tenant is None and options.replay is not None:
-                tenant = _replay_tenant(options.replay)
-            night = (options.now or datetime.now(timezone.utc)).date().isoformat()
-            exc.alert = (await failed_alert(_plan(options), options.reports, tenant, night, exc)).record  # type: ignore[union-attr]
+            try:
+                tenant = tenant_of(options.credential.tenant_id, options.env)
+                if tenant is None and options.replay is not None:
+                    tenant = _replay_tenant(options.replay)
+                night = (options.now or datetime.now(timezone.utc)).date().isoformat()
+                told = await failed_alert(_plan(options), options.reports, tenant, night, exc)
+                exc.alert = told.record  # type: ignore[union-attr]
+            except Exception:  # an alert that fails must not hide why the night failed
+                pass
         raise
 
 
@@ -217,8 +223,6 @@ def _replay_tenant(replay: Path) -> str | None:
 
 async def _run_audit(options: AuditOptions) -> AuditResult:
     """Collect, evaluate and write one run folder; a failure leaves no run that looks complete."""
-    check_tenant_id(options.credential.tenant_id)  # it names the tenant's folder and lock: checked before either
-    check_targets(options.notify)  # before any lock or evidence: a bad target is a usage error (exit 2)
     pack = load_pack(options.policies, options.local)
     started = options.now or datetime.now(timezone.utc)
     today = options.as_of or started.date()

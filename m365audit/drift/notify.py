@@ -10,7 +10,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
@@ -171,7 +171,7 @@ async def deliver_one(client: httpx.AsyncClient, url: str, message: AlertMessage
 def failed_delivery(url: str, exc: BaseException) -> Delivery:
     """A delivery that failed inside m365audit (not at the receiver): what went wrong, without the URL's secrets."""
     try:
-        target, form = redact(url), "teams" if is_teams(url) else "generic"
+        target, form = _target_name(url), _form(url)
     except Exception:
         target, form = shown(url), "generic"
     return Delivery(target=target, url_sha256=hashlib.sha256(url.encode("utf-8", "replace")).hexdigest()[:16],
@@ -213,17 +213,16 @@ def _scrub(text: str, url: str) -> str:
 
 async def deliver(message: AlertMessage, settings: NotifySettings) -> list[Delivery]:
     """Send one night's alert to every target at once; a failing target never stops or raises past the others."""
-    async def guarded(target: str, job: Awaitable[Delivery]) -> Delivery:
-        try:
-            return await job
+    async def guarded(target: str, client: httpx.AsyncClient) -> Delivery:
+        try:  # the channel is called inside the guard: even a synchronous raise is a failed delivery
+            if is_mail(target):
+                return await _mail_one(target, message, settings)
+            return await deliver_one(client, target, message, settings)
         except Exception as exc:  # a bug in one channel is recorded, it never loses the run
-            return Delivery(target=_target_name(target), url_sha256=_digest(target), form=_form(target), ok=False,
-                            attempts=1, error=f"{type(exc).__name__}: {_scrub(str(exc), target)}")
+            return failed_delivery(target, exc)
 
     async with httpx.AsyncClient(follow_redirects=False) as client:
-        jobs = [guarded(t, _mail_one(t, message, settings) if is_mail(t) else deliver_one(client, t, message, settings))
-                for t in settings.urls]
-        return list(await asyncio.gather(*jobs))
+        return list(await asyncio.gather(*(guarded(t, client) for t in settings.urls)))
 
 
 async def _mail_one(target: str, message: AlertMessage, settings: NotifySettings) -> Delivery:

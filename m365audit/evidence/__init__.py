@@ -7,6 +7,8 @@ from m365audit.evidence.prune import prune_tenant, tenant_dirs, verify_chain_wit
 from m365audit.evidence.runfolder import RunFolder, interrupted_runs, policy_copies
 from m365audit.evidence.runpaths import previous_run, resolve_pair
 from m365audit.evidence.snapshot_file import moved, read_head, read_snapshot, rebound, write_snapshot
+from m365audit.evidence.strictjson import MAX_DEPTH, STORED_DEPTH, MalformedJson
+from m365audit.evidence.strictjson import loads as strict_loads
 from m365audit.evidence.verify import VerifyReport, verify_chain, verify_run
 
 __all__ = [
@@ -16,3 +18,4 @@ __all__ = [
     "read_snapshot", "rebound", "resolve_pair", "runs", "safe_name", "sha256_file", "tenant_dirs", "verify_chain",
     "verify_chain_with_ledger", "verify_run", "write_snapshot",
 ]
+__all__ += ["MAX_DEPTH", "STORED_DEPTH", "MalformedJson", "strict_loads"]  # the strict JSON parser (issue 13)

@@ -146,14 +146,16 @@ def parse_csv_report(text: str) -> list[dict[str, str]]:
                 hint="check the report URL and that the response was not an error page",
             )
         if len(set(reader.fieldnames)) != len(reader.fieldnames):
-            raise SourceFailure("the report names a column twice: which value counts is ambiguous")
+            raise SourceFailure("the report names a column twice: which value counts is ambiguous",
+                                hint="keep the run folder: the exchanges show what Graph sent")
         rows = []
         for row in reader:
             if None in row or any(v is None for v in row.values()):
                 raise SourceFailure(f"row {reader.line_num} of the report does not match its header (truncated?)")
             rows.append(dict(row))
     except csv.Error as exc:
-        raise SourceFailure(f"line {reader.line_num} of the report is not valid CSV ({exc}; truncated?)") from None
+        raise SourceFailure(f"the report is not valid CSV after line {reader.line_num} ({exc}; truncated?)",
+                            hint="keep the run folder: the exchanges show what Graph sent") from None
     return rows
 
 

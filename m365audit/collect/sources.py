@@ -138,17 +138,24 @@ def parse_csv_report(text: str) -> list[dict[str, str]]:
     text = text.lstrip("\ufeff")
     if not text.strip():
         raise SourceFailure("the report is empty: not even a header row came back")
-    reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames or "User Principal Name" not in reader.fieldnames:
-        raise SourceFailure(
-            "the report has no 'User Principal Name' column: it is not the Copilot usage CSV",
-            hint="check the report URL and that the response was not an error page",
-        )
-    rows = []
-    for row in reader:
-        if None in row or any(v is None for v in row.values()):
-            raise SourceFailure(f"row {reader.line_num} of the report does not match its header (truncated?)")
-        rows.append(dict(row))
+    reader = csv.DictReader(io.StringIO(text), strict=True)  # strict: a file cut inside a quoted field is an error
+    try:
+        if not reader.fieldnames or "User Principal Name" not in reader.fieldnames:
+            raise SourceFailure(
+                "the report has no 'User Principal Name' column: it is not the Copilot usage CSV",
+                hint="check the report URL and that the response was not an error page",
+            )
+        if len(set(reader.fieldnames)) != len(reader.fieldnames):
+            raise SourceFailure("the report names a column twice: which value counts is ambiguous",
+                                hint="keep the run folder: the exchanges show what Graph sent")
+        rows = []
+        for row in reader:
+            if None in row or any(v is None for v in row.values()):
+                raise SourceFailure(f"row {reader.line_num} of the report does not match its header (truncated?)")
+            rows.append(dict(row))
+    except csv.Error as exc:
+        raise SourceFailure(f"the report is not valid CSV after line {reader.line_num} ({exc}; truncated?)",
+                            hint="keep the run folder: the exchanges show what Graph sent") from None
     return rows
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import IO, Any, overload
 
 from m365audit.errors import AuditError
+from m365audit.evidence.strictjson import STORED_DEPTH, loads
 
 PAGE_ITEMS = 1000
 """Items per page when an in-memory list is written as pages (Graph pages are kept as Graph sent them)."""
@@ -37,7 +38,7 @@ def json_bytes(value: Any) -> bytes:
     """Compact JSON as UTF-8; never a raw newline (JSON escapes them).
 
     A lone surrogate cannot be UTF-8: then the value is written with \\u escapes instead, which reads back to
-    exactly the same value. Graph's answers never get here with one (graphjson.parse replaces them); this
+    exactly the same value. Graph's answers never get here with one (strictjson.loads replaces them); this
     covers data built in code or read from a file that was not parsed through it.
     """
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
@@ -53,8 +54,8 @@ def page_bytes(items: list[Any]) -> bytes:
 
 
 def parse_page(raw: bytes) -> list[Any]:
-    """The items of one page line (raises ValueError when it is not valid JSON)."""
-    parsed: list[Any] = json.loads(b"[" + raw + b"]")
+    """The items of one page line, parsed as strictly as Graph's bodies (MalformedJson, a ValueError, if not)."""
+    parsed: list[Any] = loads(b"[" + raw + b"]", max_depth=STORED_DEPTH, repair=False)
     return parsed
 
 

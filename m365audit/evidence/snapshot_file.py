@@ -20,7 +20,6 @@ the last), closed by a line `]}`. Snapshots written before this layout (one line
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -34,6 +33,8 @@ from m365audit.evidence.items import (
     page_bytes,
     parse_page,
 )
+from m365audit.evidence.strictjson import STORED_DEPTH
+from m365audit.evidence.strictjson import loads as strict_loads
 from m365audit.models import Snapshot, SourceResult
 
 SOURCES_OPEN = b',"sources":{\n'
@@ -149,14 +150,14 @@ def read_head(path: Path) -> dict[str, Any]:
 
 def _loads(path: Path, number: int, raw: bytes) -> Any:
     try:
-        return json.loads(raw)
+        return strict_loads(raw, max_depth=STORED_DEPTH, repair=False)
     except ValueError as exc:
         raise SnapshotFileError(f"{path}:{number}: not valid JSON ({exc})") from exc
 
 
 def _whole(path: Path, raw: bytes) -> Any:
     try:
-        return json.loads(raw)
+        return strict_loads(raw, max_depth=STORED_DEPTH, repair=False)
     except ValueError as exc:
         raise SnapshotFileError(f"{path}: not valid JSON ({exc})") from exc
 

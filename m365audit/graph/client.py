@@ -261,24 +261,16 @@ class GraphSession:
 
     async def _json(self, method: str, url: str, body: dict[str, Any] | None = None) -> Any:
         raw = await self._send(method, url, body)
-        try:
-            return graphjson.parse(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise translate_error(exc, self.absolute(url)) from exc
+        return graphjson.parse(raw, self.absolute(url))
 
     async def get_object(self, url: str) -> dict[str, Any]:
-        doc = await self._json("GET", url)
-        if not isinstance(doc, dict):
-            raise GraphError(f"expected a JSON object, got {type(doc).__name__}", code="MalformedBody", url=url)
+        doc = _single(await self._json("GET", url), url)
         if "value" in doc and isinstance(doc["value"], dict) and len(doc) <= 2:
             doc = doc["value"]  # some singletons come wrapped as {"value": {...}}
         return {k: v for k, v in doc.items() if not k.startswith("@odata.")}
 
     async def post_object(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
-        doc = await self._json("POST", url, body)
-        if not isinstance(doc, dict):
-            raise GraphError(f"expected a JSON object, got {type(doc).__name__}", code="MalformedBody", url=url)
-        return doc
+        return _single(await self._json("POST", url, body), url)
 
     async def get_collection(self, url: str) -> list[Any]:
         """Every item of a collection, following @odata.nextLink until Graph gives none."""
@@ -291,20 +283,26 @@ class GraphSession:
         """Each page's items in turn, following @odata.nextLink; only one page is held at a time."""
         seen: set[str] = set()
         next_url: str | None = url
+        count = _PageCount(url)
         while next_url is not None:
             seen.add(next_url)
             doc = await self._json("GET", next_url)
             if not isinstance(doc, dict) or not isinstance(doc.get("value"), list):
                 raise GraphError("a page of the collection has no 'value' list", code="MalformedBody",
                                  url=self.absolute(next_url), hint="the page is not a Graph collection")
-            link = doc.get("@odata.nextLink")
+            if graphjson.DELTA_LINK in doc:
+                raise GraphError("a page carries @odata.deltaLink, but the audit asked for no delta query",
+                                 code="UnexpectedPaging", url=next_url, hint="Graph paging misbehaved; run again")
+            link = doc.get(graphjson.NEXT_LINK)
             if link is not None and not isinstance(link, str):
                 raise GraphError("@odata.nextLink is not a string", code="MalformedBody", url=next_url)
             if link in seen:
                 raise GraphError("@odata.nextLink points back to a page already read", code="PagingLoop",
                                  url=link, hint="Graph paging misbehaved; run again")
+            count.add(doc, next_url)
             yield doc["value"]
             next_url = link
+        count.finish()
 
     async def get_text(self, url: str) -> str:
         raw = await self._send("GET", url)
@@ -312,6 +310,45 @@ class GraphSession:
             return raw.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise translate_error(exc, self.absolute(url)) from exc
+
+
+def _single(doc: Any, url: str) -> dict[str, Any]:
+    """A single object's body: a JSON object that does not say it continues on another page."""
+    if not isinstance(doc, dict):
+        raise GraphError(f"expected a JSON object, got {type(doc).__name__}", code="MalformedBody", url=url)
+    if graphjson.NEXT_LINK in doc or graphjson.DELTA_LINK in doc:
+        raise GraphError("a single object came with @odata.nextLink or @odata.deltaLink: the audit reads this "
+                         "source as one object and would miss the rest", code="UnexpectedPaging", url=url,
+                         hint="Graph paging misbehaved; run again")
+    return doc
+
+
+class _PageCount:
+    """A collection's @odata.count (on the first page, maybe repeated) against the items its pages held."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.expected: int | None = None
+        self.read = 0
+
+    def add(self, page: dict[str, Any], url: str) -> None:
+        self.read += len(page["value"])
+        if graphjson.COUNT not in page:
+            return
+        count = page[graphjson.COUNT]
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise GraphError(f"@odata.count is not a count: {ascii(count)[:40]}", code="MalformedBody", url=url,
+                             hint="the page is not a Graph collection")
+        if self.expected is not None and count != self.expected:
+            raise GraphError(f"@odata.count changed from {self.expected} to {count} between pages",
+                             code="CountMismatch", url=url, hint=graphjson.CUT_SHORT_HINT)
+        self.expected = count
+
+    def finish(self) -> None:
+        if self.expected is not None and self.expected != self.read:
+            raise GraphError(f"@odata.count says {self.expected} items, the pages held {self.read}: Graph did not "
+                             "send the whole collection", code="CountMismatch", url=self.url,
+                             hint=graphjson.CUT_SHORT_HINT)
 
 
 def _check_root(root: str) -> str:

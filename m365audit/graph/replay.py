@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import httpx
 
 from m365audit.errors import UsageError
-from m365audit.evidence import read_head
+from m365audit.evidence import STORED_DEPTH, read_head, strict_loads
 
 
 @dataclass(frozen=True)
@@ -86,9 +86,12 @@ def body_file_path(exchange_file: Path, body_file: object) -> Path:
 
 
 def load_exchange(file: Path) -> Recorded:
-    """Read one exchange file; a malformed one is a clear error naming the file."""
+    """Read one exchange file; a malformed one (ambiguous JSON included) is a clear error naming the file.
+
+    The file is parsed as strictly as a Graph body: an inline body with a key twice could be served either way.
+    """
     try:
-        doc = json.loads(file.read_text(encoding="utf-8"))
+        doc = strict_loads(file.read_bytes(), max_depth=STORED_DEPTH, repair=False)
         request, response = doc["request"], doc["response"]
         host, path, query = _split(request["url"])
         headers = {str(k).lower(): str(v) for k, v in (response.get("headers") or {}).items()}

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from m365audit.errors import UsageError
+from m365audit.evidence import STORED_DEPTH, strict_loads
 from m365audit.graph import body_file_path
 from m365audit.operations.orgtraces import OrgTraces
 
@@ -160,8 +161,8 @@ def read_exchanges(path: Path) -> list[Exchange]:
         else:
             text = (resp["body_text"] if "body_text" in resp
                     else body_file_path(file, resp["body_file"]).read_bytes().decode("utf-8", errors="replace"))
-            try:
-                body = json.loads(text)
+            try:  # strictly: a body with a repeated key stays text, so the shared copy stays as ambiguous
+                body = strict_loads(text.encode("utf-8", "surrogatepass"), max_depth=STORED_DEPTH, repair=False)
             except ValueError:
                 body, is_json = text, False
         found.append(Exchange(file.name, dict(doc["request"]), int(resp.get("status", 200)),

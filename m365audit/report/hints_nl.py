@@ -27,7 +27,7 @@ EXACT: dict[str, str] = {
     "check the network path to graph.microsoft.com (proxy, firewall, DNS)":
         "controleer de netwerkweg naar graph.microsoft.com (proxy, firewall, DNS)",
     "run again; if it persists, keep the run folder as evidence for support":
-        "draai opnieuw; blijft het, bewaar dan de runmap als bewijs voor support",
+        "draai opnieuw; blijft het, bewaar dan de bewijsmap voor support",
     "a nextLink or URL pointed away from Microsoft Graph; keep the evidence":
         "een nextLink of URL wees weg van Microsoft Graph; bewaar het bewijs",
     "run again; an empty success is not evidence": "draai opnieuw; een leeg succesantwoord is geen bewijs",
@@ -39,9 +39,9 @@ EXACT: dict[str, str] = {
     "raise --audit-wait; Purview audit searches can take several minutes":
         "verhoog --audit-wait; een Purview-auditzoekopdracht kan enkele minuten duren",
     "keep the run folder: the exchanges show what Graph sent":
-        "bewaar de runmap: de exchanges laten zien wat Graph stuurde",
+        "bewaar de bewijsmap: de map exchanges laat zien wat Graph stuurde",
     "the snapshot has no such source; run a full audit": "de snapshot heeft deze bron niet; draai een volledige audit",
-    "not collected in this run": "niet verzameld in deze run",
+    "not collected in this run": "niet verzameld in deze controle",
 }
 
 _Sub = Callable[[re.Match[str]], str]
@@ -56,6 +56,94 @@ PATTERNS: list[tuple[re.Pattern[str], _Sub]] = [
     (re.compile(r"not read: the token lacks the application permission (\S+) \(checked before calling Graph\)"),
      lambda m: f"niet gelezen: het token mist de applicatiemachtiging {m[1]} (gecontroleerd vóór de Graph-aanroep)"),
 ]
+
+
+STATUS_NL: dict[int, str] = {
+    400: "Graph begreep het verzoek niet (HTTP 400)",
+    401: "het token werd geweigerd (HTTP 401): de aanmelding van de audit-app klopt niet",
+    403: "geen toegang (HTTP 403): de audit-app mist een API-machtiging of een rol",
+    404: "Graph kent deze resource hier niet (HTTP 404): de functie is misschien niet gelicenseerd of niet ingeschakeld",
+    409: "Graph meldde een conflict (HTTP 409)",
+    429: "Graph remde de verzoeken af (HTTP 429, throttling)",
+    500: "storing bij Microsoft Graph (HTTP 500)",
+    502: "storing bij Microsoft Graph (HTTP 502)",
+    503: "Microsoft Graph was tijdelijk niet beschikbaar (HTTP 503)",
+    504: "Microsoft Graph antwoordde niet op tijd (HTTP 504)",
+    599: "de afgespeelde opname heeft geen antwoord op dit verzoek (599)",
+}
+"""What a Graph HTTP status means, in Dutch; the report quotes Graph's own text beside it."""
+
+CODE_NL: dict[str, str] = {
+    "Authorization_RequestDenied": "onvoldoende rechten",
+    "Forbidden": "geen toegang",
+    "AccessDenied": "geen toegang",
+    "accessDenied": "geen toegang",
+    "InvalidAuthenticationToken": "ongeldig token",
+    "Request_ResourceNotFound": "resource niet gevonden",
+    "ResourceNotFound": "resource niet gevonden",
+    "NotFound": "niet gevonden",
+    "BadRequest": "ongeldig verzoek",
+    "TooManyRequests": "te veel verzoeken",
+    "serviceNotAvailable": "dienst tijdelijk niet beschikbaar",
+    "ServiceUnavailable": "dienst tijdelijk niet beschikbaar",
+    "generalException": "algemene storing bij Graph",
+    "UnknownError": "onbekende storing bij Graph",
+    "NotRecorded": "niet opgenomen",
+    "MalformedBody": "het antwoord is geen bruikbare JSON",
+    "EmptyBody": "leeg antwoord",
+    "PagingLoop": "het bladeren liep in een kring",
+    "ForeignHost": "verwijzing buiten Microsoft Graph",
+    "NetworkError": "netwerkprobleem",
+    "Timeout": "geen antwoord binnen de wachttijd",
+    "UnexpectedData": "onverwachte gegevens",
+    "PermissionMissing": "API-machtiging ontbreekt",
+    "DependencyFailed": "een bron waarvan deze afhangt kon niet worden gelezen",
+}
+"""Graph's and our error codes in Dutch; the code itself is shown too (it is what support asks for)."""
+
+_GRAPH_ANSWERED = re.compile(r"Graph answered (\d{3})(?: (\S+))?: (.*)", re.S)
+_OWN: list[tuple[re.Pattern[str], str, int | None]] = [
+    (re.compile(r"Graph answered with an empty body"), "Graph stuurde een leeg antwoord", None),
+    (re.compile(r"Graph sent a body that is not valid JSON \(truncated\?\): (.*)", re.S),
+     "Graph stuurde een antwoord dat geen geldige JSON is (afgekapt?)", 1),
+    (re.compile(r"no answer from Graph in time \((\w+)\)"), "geen antwoord van Graph binnen de wachttijd", 1),
+    (re.compile(r"network error: (.*)", re.S), "netwerkprobleem op weg naar Microsoft Graph", 1),
+    (re.compile(r"refusing to send the audit's token to (.*)", re.S),
+     "het token van de audit is niet verstuurd naar een adres buiten Microsoft Graph", 1),
+    (re.compile(r"expected a JSON object, got (\w+)"), "Graph stuurde geen JSON-object", 1),
+    (re.compile(r"a page of the collection has no 'value' list"),
+     "een pagina van de verzameling heeft geen lijst 'value'", None),
+    (re.compile(r"@odata.nextLink is not a string"), "de verwijzing naar de volgende pagina is geen tekst", None),
+    (re.compile(r"@odata.nextLink points back to a page already read"),
+     "de verwijzing naar de volgende pagina wijst terug naar een pagina die al is gelezen", None),
+    (re.compile(r"Graph data had an unexpected shape \((.*)\)", re.S),
+     "de gegevens van Graph hadden een onverwachte vorm", 1),
+    (re.compile(r"audit query (\S+) ended '([^']*)'"), "de auditzoekopdracht in Purview is niet goed afgerond", 0),
+]
+
+
+def graph_error(message: str | None, lang: str) -> tuple[str, str | None]:
+    """(what m365audit says about an error, Graph's own text to quote beside it or None).
+
+    English reports show the message as written. A Dutch report explains the HTTP status and error code in
+    Dutch and quotes Graph's text unchanged: it is evidence.
+    """
+    text = message or ""
+    if lang != "nl":
+        return text, None
+    match = _GRAPH_ANSWERED.fullmatch(text)
+    if match is not None:
+        status, code, said = int(match[1]), match[2], match[3]
+        what = STATUS_NL.get(status, f"Graph antwoordde met HTTP-status {status}")
+        if code:
+            what += f"; foutcode {code}" + (f" ({CODE_NL[code]})" if code in CODE_NL else "")
+        return what, said
+    for pattern, nl, group in _OWN:
+        found = pattern.fullmatch(text)
+        if found is not None:
+            return nl, (found[group] if group is not None else None)
+    translated = dutch(text)
+    return translated, None
 
 
 def dutch(text: str | None) -> str:

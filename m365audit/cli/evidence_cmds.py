@@ -121,7 +121,7 @@ def drift_cmd(old_run: str | None, new_run: str | None, tenant: str | None, repo
     if as_json:
         click.echo(report.model_dump_json(indent=2))
     else:
-        click.echo(headline(report))
+        click.echo(headline(report, as_lang(lang)))
         for line in summary_lines(report, as_lang(lang)):
             click.echo(f"  {line}")
     sys.exit(EXIT_FAIL if exit_code and report.alert else EXIT_PASS)

@@ -1,6 +1,7 @@
 """Report: the findings document, report.html, report.md and junit.xml, in Dutch and English."""
 
 from m365audit.report.pseudonymise import Pseudonymiser, load_key
+from m365audit.report.vocabulary import SEVERITIES, STATUSES, labels
 from m365audit.report.writer import (
            Evidence,
            counts,
@@ -11,5 +12,5 @@ from m365audit.report.writer import (
            write_reports,
 )
 
-__all__ = ["Evidence", "Pseudonymiser", "counts", "findings_document", "load_key", "ordered", "template_environment",
+__all__ = ["SEVERITIES", "STATUSES", "labels", "Evidence", "Pseudonymiser", "counts", "findings_document", "load_key", "ordered", "template_environment",
            "verdict", "write_reports"]

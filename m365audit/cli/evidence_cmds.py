@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from m365audit.cli.base import as_lang, device_code_prompt, lang_option, policies_option, reports_option, run_coro
-from m365audit.errors import EXIT_FAIL, EXIT_PASS, AuditError
+from m365audit.errors import EXIT_FAIL, EXIT_PASS, AuditError, UsageError
 
 if TYPE_CHECKING:
     pass
@@ -132,10 +132,18 @@ def drift_cmd(old_run: str | None, new_run: str | None, tenant: str | None, repo
 @reports_option
 @lang_option
 @click.option("--html", "write_html", is_flag=True, help="Also rewrite reports/<tenant>/index.html.")
-def history_cmd(tenant: str | None, reports: Path, lang: str, write_html: bool) -> None:
+@click.option("--all", "overview", is_flag=True,
+              help="Write reports/index.html: every tenant's latest verdict, open regressions, evidence age and links "
+                   "(and rewrite each tenant's index.html).")
+def history_cmd(tenant: str | None, reports: Path, lang: str, write_html: bool, overview: bool = False) -> None:
     """List a tenant's runs (default: every tenant) with verdict counts and regressions since the run before."""
-    from m365audit.drift import resolve_tenant, tenant_history, tenant_name, write_index
+    from m365audit.drift import resolve_tenant, tenant_history, tenant_name, write_index, write_overview
 
+    if overview:
+        if tenant is not None:
+            raise UsageError("--all covers every tenant; leave out TENANT", hint="m365audit history --all")
+        click.echo(f"{'Overzicht' if lang == 'nl' else 'Overview'}: {write_overview(reports, as_lang(lang))}")
+        return
     tenants = resolve_tenant(reports, tenant)
     if not tenants:
         raise AuditError(f"no complete runs in {reports}", hint="run `m365audit audit` first, or pass --reports")

@@ -28,7 +28,7 @@ LABELS: dict[str, dict[Lang, str]] = {
                             "en": "Every automatically checkable rule passes (or has a valid waiver). Manual "
                                   "rules are listed separately."},
     "tenant": {"nl": "Tenant", "en": "Tenant"},
-    "run": {"nl": "Controle (run)", "en": "Run"},
+    "run": {"nl": "Controle", "en": "Run"},
     "collected": {"nl": "Verzameld", "en": "Collected"},
     "tool": {"nl": "Versie", "en": "Version"},
     "pack": {"nl": "Beleidspakket (sha256)", "en": "Policy pack (sha256)"},
@@ -99,9 +99,9 @@ LABELS: dict[str, dict[Lang, str]] = {
     "verify_title": {"nl": "Over dit rapport", "en": "About this report"},
     "verify_text": {"nl": "Elk antwoord van Microsoft Graph staat ongewijzigd in exchanges/ naast dit rapport, "
                           "met request-id en SHA-256. manifest.json legt de SHA-256 van elk bestand vast en "
-                          "verwijst naar het manifest van de vorige run (hashketen). Controleer met "
+                          "verwijst naar het manifest van de vorige controle (hashketen). Controleer met "
                           "`m365audit verify RUN_DIR` of `m365audit verify --chain reports/TENANT`; speel de "
-                          "run opnieuw af met `m365audit audit --replay RUN_DIR`.",
+                          "controle opnieuw af met `m365audit audit --replay RUN_DIR`.",
                     "en": "Every Microsoft Graph response sits unchanged in exchanges/ beside this report, with "
                           "its request-id and SHA-256. manifest.json records the SHA-256 of every file and links "
                           "to the previous run's manifest (hash chain). Check with `m365audit verify RUN_DIR` or "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from m365audit.drift.nights import ALERT_KINDS, PATH_CAP, DriftReport, RuleDrift
+from m365audit.drift.nights import PATH_CAP, DriftReport, RuleDrift
 from m365audit.models import Lang
 
 LABELS: dict[str, dict[Lang, str]] = {
@@ -88,7 +88,7 @@ def _arrow(r: RuleDrift, lang: Lang = "en") -> str:
 
 
 def summary_lines(report: DriftReport, lang: Lang = "en") -> list[str]:
-    """Plain lines for stdout, cron mail and alerts; regressions first, each starting with REGRESSION (nl: VERSLECHTERD)."""
+    """Plain lines for stdout, cron mail and alerts; regressions first, starting REGRESSION (nl: VERSLECHTERD)."""
     lines = []
     for r in report.rules:
         head = word(f"head_{r.kind}", lang)

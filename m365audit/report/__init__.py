@@ -1,16 +1,8 @@
-"""Report: the findings document, report.html, report.md and junit.xml, in Dutch and English."""
+"""Report: the findings document, report.html, report.md, junit.xml and the exports, in Dutch and English."""
 
 from m365audit.report.pseudonymise import Pseudonymiser, load_key
-from m365audit.report.vocabulary import SEVERITIES, STATUSES, labels
-from m365audit.report.writer import (
-           Evidence,
-           counts,
-           findings_document,
-           ordered,
-           template_environment,
-           verdict,
-           write_reports,
-)
+from m365audit.report.vocabulary import SEVERITIES, STATUSES, counts, labels, ordered, verdict
+from m365audit.report.writer import Evidence, findings_document, template_environment, write_reports
 
-__all__ = ["SEVERITIES", "STATUSES", "labels", "Evidence", "Pseudonymiser", "counts", "findings_document", "load_key", "ordered", "template_environment",
-           "verdict", "write_reports"]
+__all__ = ["SEVERITIES", "STATUSES", "Evidence", "Pseudonymiser", "counts", "findings_document", "labels", "load_key",
+           "ordered", "template_environment", "verdict", "write_reports"]

@@ -62,7 +62,8 @@ STATUS_NL: dict[int, str] = {
     400: "Graph begreep het verzoek niet (HTTP 400)",
     401: "het token werd geweigerd (HTTP 401): de aanmelding van de audit-app klopt niet",
     403: "geen toegang (HTTP 403): de audit-app mist een API-machtiging of een rol",
-    404: "Graph kent deze resource hier niet (HTTP 404): de functie is misschien niet gelicenseerd of niet ingeschakeld",
+    404: "Graph kent deze resource hier niet (HTTP 404): de functie is misschien niet gelicenseerd of niet "
+         "ingeschakeld",
     409: "Graph meldde een conflict (HTTP 409)",
     429: "Graph remde de verzoeken af (HTTP 429, throttling)",
     500: "storing bij Microsoft Graph (HTTP 500)",

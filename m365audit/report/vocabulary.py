@@ -17,7 +17,8 @@ LABELS: dict[str, dict[Lang, str]] = {
     "verdict_error": {"nl": "ONVOLLEDIG: niet alles kon worden gecontroleerd",
                       "en": "INCOMPLETE: not everything could be checked"},
     "verdict_pass": {"nl": "IN ORDE: geen overtreding gevonden", "en": "COMPLIANT: no violation found"},
-    "verdict_fail_detail": {"nl": "Minstens één regel voldoet niet. Los de bevindingen hieronder op, de ernstigste eerst.",
+    "verdict_fail_detail": {"nl": "Minstens één regel voldoet niet. Los de bevindingen hieronder op, de ernstigste "
+                                  "eerst.",
                             "en": "At least one rule fails. Fix the findings below, the most severe first."},
     "verdict_error_detail": {"nl": "Geen overtreding gevonden, maar sommige bronnen konden niet worden gelezen. "
                                    "Dat is geen bewijs van naleving.",
@@ -44,7 +45,8 @@ LABELS: dict[str, dict[Lang, str]] = {
     "rule": {"nl": "Regel", "en": "Rule"},
     "summary": {"nl": "Samenvatting", "en": "Summary"},
     "section_fail": {"nl": "Voldoet niet", "en": "Failing rules"},
-    "section_error": {"nl": "Niet te beoordelen: een bron kon niet worden gelezen", "en": "Could not be judged: a source could not be read"},
+    "section_error": {"nl": "Niet te beoordelen: een bron kon niet worden gelezen",
+                      "en": "Could not be judged: a source could not be read"},
     "section_waived": {"nl": "Uitzonderingen", "en": "Waived"},
     "section_manual": {"nl": "Handmatige controles", "en": "Check by hand"},
     "section_pass": {"nl": "Voldoet", "en": "Passing rules"},

@@ -15,13 +15,12 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from m365audit.evidence import ExchangeRef
-from m365audit.models import SEVERITY_ORDER, Finding, Lang, PolicyPack, Snapshot, Status
+from m365audit.models import Finding, Lang, PolicyPack, Snapshot, Status
 from m365audit.report.exports import action_plan_csv, ocsf_bytes
 from m365audit.report.firstscreen import new_tonight, shared_rationale, to_complete
 from m365audit.report.hints_nl import graph_error, in_lang
 from m365audit.report.pseudonymise import Pseudonymiser
 from m365audit.report.vocabulary import (
-    LABELS,
     SEVERITIES,
     STATUSES,
     counts,

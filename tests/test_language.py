@@ -72,7 +72,7 @@ def tenant_strings(run: Path) -> set[str]:
         except ValueError:
             continue
     for f in json.loads((run / "findings.json").read_text(encoding="utf-8"))["findings"]:
-        walk(f.get("objects", []))
+        walk([{k: v for k, v in o.items() if k != "detail"} for o in f.get("objects", [])])
         walk([e.get("message") for e in f.get("errors", [])])
         walk([graph_error(e.get("message"), "nl")[1] for e in f.get("errors", [])])
     cited = {r.label for rule in load_pack().rules for r in rule.references}
@@ -203,3 +203,15 @@ def test_no_english_in_dutch_drift_history_overview_and_cli(tmp_path: Path) -> N
 def test_the_checker_itself_finds_english() -> None:
     assert english_left("3 rules fail; zie de bewijsmap", set()) == ["fail", "rules"]
     assert english_left("App 'Read the fine print' heeft toegang", {"Read the fine print"}) == []
+
+
+def test_object_details_speak_dutch_but_quoted_tenant_names_stay_as_written() -> None:
+    from m365audit.report.hints_nl import detail_in_lang
+
+    assert detail_in_lang("Mail.ReadWrite (Microsoft Graph, admin consent for all users); not on the approved-apps "
+                          "list", "nl") == ("Mail.ReadWrite (Microsoft Graph, beheerderstoestemming voor alle "
+                                            "gebruikers); staat niet op de lijst van goedgekeurde apps")
+    assert detail_in_lang("excluded from 'report-only; not for all users'", "nl") == \
+        "uitgezonderd in 'report-only; not for all users'"
+    assert detail_in_lang("x = 1 (not compliant); not assigned: proves nothing", "en") == \
+        "x = 1 (not compliant); not assigned: proves nothing"

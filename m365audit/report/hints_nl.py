@@ -147,6 +147,59 @@ def graph_error(message: str | None, lang: str) -> tuple[str, str | None]:
     return translated, None
 
 
+DETAIL_NL: list[tuple[re.Pattern[str], str]] = [(re.compile(p), nl) for p, nl in (
+    (r"admin consent for all users", "beheerderstoestemming voor alle gebruikers"),
+    (r"user consent by 1 user\b", "gebruikerstoestemming door 1 gebruiker"),
+    (r"user consent by (\d+) users", r"gebruikerstoestemming door \1 gebruikers"),
+    (r"application permission", "applicatiemachtiging"),
+    (r"recognised as ", "herkend als "),
+    (r"not on the approved-apps list", "staat niet op de lijst van goedgekeurde apps"),
+    (r"approval expired: review was due ", "goedkeuring verlopen: herbeoordeling was uiterlijk "),
+    (r"; latest ", "; laatste "),
+    (r"^excluded from ", "uitgezonderd in "),
+    (r"no enabled Conditional Access policy blocks it for all users",
+     "geen ingeschakeld beleid voor voorwaardelijke toegang blokkeert dit voor alle gebruikers"),
+    (r"^not for all users$", "niet voor alle gebruikers"),
+    (r"^report-only$", "alleen rapporteren"),
+    (r"team and chat owners may consent to apps for their team/chat",
+     "eigenaren van teams en chats mogen apps toestemming geven voor hun team of chat"),
+    (r"users may let Teams apps read their own chats \(resource-specific consent\)",
+     "gebruikers mogen Teams-apps hun eigen chats laten lezen (resourcespecifieke toestemming)"),
+    (r"users may consent to apps for themselves under this policy",
+     "gebruikers mogen onder dit beleid zelf apps toestemming geven"),
+    (r"^type: ", "soort: "), (r" - available to: ", " - beschikbaar voor: "),
+    (r" - deployed to: ", " - uitgerold naar: "),
+    (r" - publisher: ", " - uitgever: "), (r"; tenant policy none$", "; tenantbeleid: geen"),
+    (r"(?<=: )some\b", "sommigen"), (r"(?<=: )none\b", "niemand"),
+    (r": review and classify in a catalog", ": beoordeel dit en neem het op in een catalogus"),
+    (r"not configured", "niet geconfigureerd"), (r"^value ", "waarde "), (r"; tenant policy ", "; tenantbeleid: "),
+    (r"\(grace period\)", "(respijtperiode)"), (r"; account disabled", "; account uitgeschakeld"),
+    (r"^prepaid units: (\d+) enabled, (\d+) warning; consumed: (\d+); Copilot plans: ",
+     r"vooruitbetaalde licenties: \1 actief, \2 in waarschuwing; in gebruik: \3; Copilot-plannen: "),
+    (r"^last activity ", "laatste activiteit "),
+    (r"user name concealed \(hashed\) in the report", "gebruikersnaam verborgen (gehasht) in het rapport"),
+    (r"\(not compliant\)", "(voldoet niet)"), (r"\(compliant\)", "(voldoet)"),
+    (r"not assigned: proves nothing", "niet toegewezen: bewijst niets"), (r"assigned to group", "toegewezen aan groep"),
+    (r"assigned to ", "toegewezen aan "),
+    (r"^created by app: ", "gemaakt door app: "), (r" - blueprint: ", " - blauwdruk: "),
+    (r" - created: ", " - gemaakt: "),
+    (r" reviewers: ", " beoordelaars: "),
+)]
+"""The English phrases checks write into object details, in Dutch; the values and names in them stay as they are."""
+_QUOTED = re.compile(r"('[^']*')")
+
+
+def detail_in_lang(detail: str | None, lang: str) -> str:
+    """An object's detail for a report in ``lang``: our phrases in Dutch; quoted tenant names untouched."""
+    if lang != "nl" or not detail:
+        return detail or ""
+    parts = _QUOTED.split(detail)
+    for i in range(0, len(parts), 2):  # the even parts are outside quotes
+        for pattern, nl in DETAIL_NL:
+            parts[i] = pattern.sub(nl, parts[i])
+    return "".join(parts)
+
+
 def dutch(text: str | None) -> str:
     """The Dutch of one of our hints or messages; anything else (Graph's own words) as it is."""
     if not text:

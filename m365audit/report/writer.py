@@ -18,7 +18,7 @@ from m365audit.evidence import ExchangeRef
 from m365audit.models import Finding, Lang, PolicyPack, Snapshot, Status
 from m365audit.report.exports import action_plan_csv, ocsf_bytes
 from m365audit.report.firstscreen import new_tonight, shared_rationale, to_complete
-from m365audit.report.hints_nl import graph_error, in_lang
+from m365audit.report.hints_nl import detail_in_lang, graph_error, in_lang
 from m365audit.report.pseudonymise import Pseudonymiser
 from m365audit.report.vocabulary import (
     SEVERITIES,
@@ -91,6 +91,7 @@ def template_environment() -> Environment:
     env.filters["safe_url"] = safe_url
     env.filters["md"] = md_escape
     env.filters["in_lang"] = in_lang  # our hints in Dutch for a Dutch report (hints_nl.py)
+    env.filters["detail"] = detail_in_lang  # the phrases of object details in Dutch; names stay as written
     env.filters["graph_error"] = graph_error  # Dutch explanation of a Graph error, Graph's own text quoted
     return env
 
@@ -146,7 +147,7 @@ def _skip_reason(f: Finding, lang: Lang) -> str:
 
 def _case_text(f: Finding, lang: Lang) -> str:
     lines = [f.message.get(lang)]
-    lines += [f"- {o.id} {o.name} {o.detail}".rstrip() for o in f.objects]
+    lines += [f"- {o.id} {o.name} {detail_in_lang(o.detail, lang)}".rstrip() for o in f.objects]
     for e in f.errors:
         where = " ".join(x for x in (str(e.status or ""), e.code or "", e.request_id or "") if x)
         what, quote = graph_error(e.message, lang)
@@ -180,7 +181,8 @@ def render_junit(snapshot: Snapshot, findings: list[Finding], run_id: str, lang:
                           type="incomplete-evidence").text = _xml(_case_text(f, lang))
         elif f.status in (Status.MANUAL, Status.WAIVED):
             ET.SubElement(case, "skipped", message=_xml(_skip_reason(f, lang)))
-    ET.SubElement(suite, "system-out").text = _xml(" ".join(summary_lines(findings, lang)))
+    ET.SubElement(suite, "system-out").text = _xml(" ".join(summary_lines(findings, lang)
+                                                            + [manual_open(findings, lang) or ""]).strip())
     ET.SubElement(suite, "system-err")
     ET.indent(suites)
     return bytes(ET.tostring(suites, encoding="utf-8", xml_declaration=True)) + b"\n"

@@ -47,7 +47,8 @@ def test_the_banner_names_what_is_new_tonight(tmp_path: Path) -> None:
     page = (runs[1].run_dir / "report.html").read_text(encoding="utf-8")
     banner = htmllib.unescape(page[page.index('<section class="verdict'):page.index("</section>")])
     assert "Nieuw sinds de vorige controle" in banner
-    assert re.search(r"<li>nieuw: ChatGPT Enterprise \([^)]+\)</li>", banner), banner
+    assert re.search(r"<li>nieuw: ChatGPT Enterprise \([^)]+; [^)]+\)</li>", banner), banner
+    assert banner.count("nieuw: ChatGPT Enterprise") == 1, "one line per new object, naming every rule it offends"
 
 
 def test_error_rules_get_a_to_fix_list_and_no_remediation(tmp_path: Path) -> None:

@@ -90,13 +90,15 @@ def run_declarative(check: Check, data: Any, catalogs: dict[str, list[Any]]) -> 
             return CheckOutcome(status=Status.PASS, message=Text(
                 en=f"All {n} in scope meet the rule.", nl=f"Alle {n} binnen bereik voldoen aan de regel."))
         return CheckOutcome(status=Status.FAIL, objects=[_describe(check, it) for it in failing], message=Text(
-            en=f"{len(failing)} of {n} in scope do not meet the rule.",
-            nl=f"{len(failing)} van {n} binnen bereik voldoen niet aan de regel."))
+            en=f"{len(failing)} of {n} in scope {'does' if len(failing) == 1 else 'do'} not meet the rule.",
+            nl=f"{len(failing)} van de {n} binnen bereik {'voldoet' if len(failing) == 1 else 'voldoen'} niet aan "
+               "de regel."))
     if check.expect == "any":
         if k:
             return CheckOutcome(status=Status.PASS, objects=[_describe(check, it) for it in satisfying],
-                                message=Text(en=f"{k} of {n} in scope meet the rule.",
-                                             nl=f"{k} van {n} binnen bereik voldoen aan de regel."))
+                                message=Text(en=f"{k} of {n} in scope {'meets' if k == 1 else 'meet'} the rule.",
+                                             nl=f"{k} van de {n} binnen bereik "
+                                                f"{'voldoet' if k == 1 else 'voldoen'} aan de regel."))
         return CheckOutcome(status=Status.FAIL, message=Text(
             en=f"None of the {n} in scope meets the rule.", nl=f"Geen van de {n} binnen bereik voldoet aan de regel."))
     if not k:
@@ -104,8 +106,8 @@ def run_declarative(check: Check, data: Any, catalogs: dict[str, list[Any]]) -> 
             en=f"None of the {n} in scope matches what must not exist.",
             nl=f"Geen van de {n} binnen bereik voldoet aan wat niet mag bestaan."))
     return CheckOutcome(status=Status.FAIL, objects=[_describe(check, it) for it in satisfying], message=Text(
-        en=f"{k} of {n} in scope match what must not exist.",
-        nl=f"{k} van {n} binnen bereik voldoen aan wat niet mag bestaan."))
+        en=f"{k} of {n} in scope {'matches' if k == 1 else 'match'} what must not exist.",
+        nl=f"{k} van de {n} binnen bereik {'is' if k == 1 else 'zijn'} wat niet mag bestaan."))
 
 
 def _error(en: str, nl: str) -> CheckOutcome:

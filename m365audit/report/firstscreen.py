@@ -43,16 +43,18 @@ def new_tonight(drift: Mapping[str, Any] | None, lang: Lang) -> list[str]:
     if report is None:
         return []
     L, lines = labels(lang), []
+    new: dict[str, tuple[str, list[str]]] = {}  # object id -> (name, the titles of the rules it offends)
     for r in report.rules:
         if r.kind not in ALERT_KINDS:
             continue
         title = r.title.get(lang)
-        if r.added:
-            lines += [L["new_object"].format(name=o.name or o.id, rule=title) for o in r.added]
-        else:
+        for o in r.added:
+            new.setdefault(o.id, (o.name or o.id, []))[1].append(title)
+        if not r.added:
             lines.append(L["regression_line"].format(
                 rule=title, old=L[r.old_status.value] if r.old_status else "—",
                 new=L[r.new_status.value] if r.new_status else "—"))
+    lines = [L["new_object"].format(name=name, rule="; ".join(rules)) for name, rules in new.values()] + lines
     if len(lines) > NEW_TONIGHT_CAP:
         rest = len(lines) - NEW_TONIGHT_CAP + 1
         lines = lines[:NEW_TONIGHT_CAP - 1] + [L["new_more"].format(n=rest)]

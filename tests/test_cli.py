@@ -56,10 +56,12 @@ def audit(tmp_path: Path, *args: str) -> Result:
 
 
 def test_exit_0_when_everything_passes(tmp_path: Path) -> None:
-    result = audit(tmp_path, "--replay", str(tenant(tmp_path, {"value": []})),
-                   "--policies", str(policy_folder(tmp_path)))
+    recording, policies = str(tenant(tmp_path, {"value": []})), str(policy_folder(tmp_path))
+    result = audit(tmp_path, "--replay", recording, "--policies", policies, "--lang", "en")
     assert result.exit_code == 0, result.output
     assert result.output.startswith("COMPLIANT: Gemeente Test")
+    dutch = audit(tmp_path, "--replay", recording, "--policies", policies)
+    assert dutch.output.startswith("IN ORDE: Gemeente Test controle ") and "voldoet 1 · voldoet niet 0" in dutch.output
 
 
 def test_exit_1_when_a_rule_fails(tmp_path: Path) -> None:
@@ -71,9 +73,13 @@ def test_exit_1_when_a_rule_fails(tmp_path: Path) -> None:
 
 
 def test_exit_3_when_a_source_cannot_be_read(tmp_path: Path) -> None:
-    result = audit(tmp_path, "--replay", str(tenant(tmp_path, None, 403)), "--policies", str(policy_folder(tmp_path)))
+    recording, policies = str(tenant(tmp_path, None, 403)), str(policy_folder(tmp_path))
+    result = audit(tmp_path, "--replay", recording, "--policies", policies, "--lang", "en")
     assert result.exit_code == 3, result.output
     assert result.output.startswith("INCOMPLETE")
+    dutch = audit(tmp_path, "--replay", recording, "--policies", policies)
+    assert dutch.exit_code == 3 and dutch.output.startswith("ONVOLLEDIG")
+    assert "  NIET TE BEOORDELEN " in dutch.output and "ERROR" not in dutch.output
 
 
 @pytest.mark.parametrize("args, expected", [
@@ -142,7 +148,7 @@ def test_the_cli_audits_a_local_simulator_with_a_placeholder_token(tmp_path: Pat
 
     with GraphSimulator(TenantSpec(users=1200)) as sim:
         result = CliRunner().invoke(cli, ["audit", "--graph-url", sim.url, "--auth", "none", "-q",
-                                          "--reports", str(tmp_path / "reports")])
+                                          "--reports", str(tmp_path / "reports"), "--lang", "en"])
     assert result.exit_code == 0, result.output
     assert result.output.startswith("COMPLIANT")
 

@@ -156,13 +156,16 @@ def test_drift_is_in_the_reports_and_the_manifest(tmp_path: Path) -> None:
 def test_cli_drift_default_pair_and_exit_code(tmp_path: Path) -> None:
     first, second = run_pair("ca-report-only", tmp_path)
     runner = CliRunner()
-    result = runner.invoke(cli, ["drift", "--reports", str(tmp_path), "--exit-code"])
+    result = runner.invoke(cli, ["drift", "--reports", str(tmp_path), "--exit-code", "--lang", "en"])
     assert result.exit_code == 1, result.output
     assert result.output.startswith("REGRESSION: 1 rule(s) got worse since run " + first.run_dir.name)
+    dutch = runner.invoke(cli, ["drift", "--reports", str(tmp_path), "--exit-code"])
+    assert dutch.output.startswith("VERSLECHTERD: 1 regel slechter dan bij controle " + first.run_dir.name)
+    assert "(voldoet → voldoet niet, +2 objecten)" in dutch.output and "BRON conditional_access" in dutch.output
     plain = runner.invoke(cli, ["drift", str(first.run_dir), str(second.run_dir), "--json"])
     assert plain.exit_code == 0 and json.loads(plain.output)["new_run"]["run_id"] == second.run_dir.name
     backwards = runner.invoke(cli, ["drift", second.run_dir.name, first.run_dir.name, "--reports", str(tmp_path),
-                                    "--exit-code"])
+                                    "--exit-code", "--lang", "en"])
     assert backwards.exit_code == 0 and "IMPROVEMENT: ca-blocks-copilot-apps" in backwards.output
     one = runner.invoke(cli, ["drift", str(second.run_dir), "--json"])
     assert json.loads(one.output)["old_run"]["run_id"] == first.run_dir.name
@@ -180,7 +183,8 @@ def test_cli_audit_prints_regression_even_when_quiet(tmp_path: Path) -> None:
     runner = CliRunner()
     first = runner.invoke(cli, ["audit", "--replay", str(pair / "night1"), "--reports", str(tmp_path), "-q"])
     assert first.exit_code == 0, first.output
-    second = runner.invoke(cli, ["audit", "--replay", str(pair / "night2"), "--reports", str(tmp_path), "-q"])
+    second = runner.invoke(cli, ["audit", "--replay", str(pair / "night2"), "--reports", str(tmp_path), "-q",
+                                 "--lang", "en"])
     assert second.exit_code == 3, "the verdict exit code keeps its meaning"
     lines = [line for line in second.output.splitlines() if not line.startswith("  ERROR ")]
     assert lines[0].startswith("INCOMPLETE") and lines[1].startswith("REGRESSION: 2 rule(s) got worse since run ")
@@ -188,7 +192,8 @@ def test_cli_audit_prints_regression_even_when_quiet(tmp_path: Path) -> None:
         "REGRESSION: ai-apps-no-org-data-access pass → error",
         "REGRESSION: apps-tenant-wide-data-access-approved pass → error"]
     again = runner.invoke(cli, ["audit", "--replay", str(pair / "night2"), "--reports", str(tmp_path), "-q"])
-    assert again.exit_code == 3 and "REGRESSION" not in again.output, "an old error is not new since last night"
+    assert again.exit_code == 3 and "VERSLECHTERD" not in again.output, "an old error is not new since last night"
+    assert again.output.startswith("ONVOLLEDIG") and "REGRESSION" not in again.output
 
 
 # --------------------------------------------------------------------------- the diff itself

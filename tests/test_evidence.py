@@ -362,7 +362,7 @@ def test_reports_and_evidence_never_hold_the_token_or_secret(
 
 def test_audit_prints_the_manifest_hash_to_keep_outside_the_reports(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["audit", "--replay", str(TENANTS / "gemeente-voorbeeld"), "--reports",
-                                      str(tmp_path)])
+                                      str(tmp_path), "--lang", "en"])
     assert result.exit_code == 0, result.output
     [run] = runs(tmp_path / TENANT_ID)
     assert f"Manifest:   {sha256_file(run / MANIFEST)} (sha256; keep it outside" in result.output

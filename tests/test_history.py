@@ -79,3 +79,50 @@ def test_chart_scales_to_the_worst_night() -> None:
     assert c["top"] == 4
     fail_pts = [tuple(map(float, p.split(","))) for p in c["series"]["fail"]["points"].split()]
     assert fail_pts[0][1] == c["top_y"] and fail_pts[0][0] < fail_pts[1][0]
+
+
+def test_the_history_page_shows_dates_a_rules_by_nights_grid_and_fits_a_phone(tmp_path: Path) -> None:
+    from m365audit.drift import write_index
+
+    runs = three_nights(tmp_path)
+    html = write_index(runs[0].parent, "nl").read_text(encoding="utf-8")
+    assert "30 november 2026 02:15" in html and ">30-11</a>" in html, "dates, not only run ids"
+    svg = re.search(r"<svg[^>]*>", html)
+    assert svg is not None and " width=" not in svg.group(0), "the chart scales to the screen (viewBox only)"
+    assert ">28-11</text>" in html or ">27-11</text>" in html, "the chart's axis has dates"
+    grid = html[html.index('<table class="grid">'):]
+    grid = grid[:grid.index("</table>")]
+    row = re.search(r'<tr><th scope="row" class="rule"><code>ca-blocks-copilot-apps</code>.*?</tr>', grid)
+    assert row is not None
+    cells = re.findall(r'<td class="c-(\w+)"', row.group(0))
+    assert cells == ["pass", "fail", "pass"], "per rule, per night, oldest left"
+    assert ">voldoet niet<" in html and ">niet in orde<" in html and ">in orde<" in html
+    assert not re.search(r">(pass|fail|error)<", html), "statuses in Dutch"
+    english = write_index(runs[0].parent, "en").read_text(encoding="utf-8")
+    assert ">not compliant<" in english and "30 November 2026 02:15" in english
+
+
+def test_history_all_writes_one_overview_of_every_tenant(tmp_path: Path) -> None:
+    import shutil
+    from datetime import datetime, timezone
+
+    from m365audit.drift import write_overview
+    from tests.test_drift import run_night
+
+    runs = three_nights(tmp_path)
+    when = yaml.safe_load((NIGHTS / "new-ai-app-grant" / "pair.yaml").read_text(encoding="utf-8"))
+    other = [run_night(NIGHTS / "new-ai-app-grant" / n, tmp_path / "other", when[n]).run_dir
+             for n in ("night1", "night2")]
+    shutil.copytree(other[0].parent, tmp_path / "tenant-b")  # a second tenant, as a shared ICT service has them
+    page = write_overview(tmp_path, "nl", datetime(2026, 12, 5, 2, 15, tzinfo=timezone.utc)).read_text(
+        encoding="utf-8")
+    assert f'href="{runs[0].parent.name}/index.html"' in page and 'href="tenant-b/index.html"' in page
+    assert f'href="tenant-b/{other[1].name}/report.html#drift"' in page, "open regressions link to the drift"
+    assert "niet in orde" in page and "in orde" in page
+    assert "5 dagen: te oud" in page or "dagen: te oud: de nachtelijke controle is niet gedraaid" in page
+    assert page.index("tenant-b") < page.index(runs[0].parent.name), "the worst tenant first"
+    result = CliRunner().invoke(cli, ["history", "--all", "--reports", str(tmp_path)])
+    assert result.exit_code == 0 and result.output.startswith("Overzicht: ")
+    assert (tmp_path / "index.html").is_file() and (tmp_path / "tenant-b" / "index.html").is_file()
+    refused = CliRunner().invoke(cli, ["history", "tenant-b", "--all", "--reports", str(tmp_path)])
+    assert refused.exit_code == 2

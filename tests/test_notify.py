@@ -239,7 +239,7 @@ def test_cli_reports_failed_delivery_on_stderr(server: tuple[str, Hook], tmp_pat
     pair = NIGHTS / "new-ai-app-grant"
     runner.invoke(cli, ["audit", "--replay", str(pair / "night1"), "--reports", str(tmp_path), "-q"])
     result = runner.invoke(cli, ["audit", "--replay", str(pair / "night2"), "--reports", str(tmp_path), "-q",
-                                 "--notify", url + "/hook?token=abc"])
+                                 "--notify", url + "/hook?token=abc", "--lang", "en"])
     assert result.exit_code == 1
     assert "REGRESSION" in result.stdout
     assert "NOT delivered after 4 attempt(s): HTTP 503" in result.stderr

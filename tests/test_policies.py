@@ -190,9 +190,11 @@ def test_rules_lists_every_rule_with_severity_sources_and_title(lang: str, manua
 
 
 @pytest.mark.parametrize("lang, words", [
-    ("en", ("version", "Why: ", "How to fix: ", "Source users: /v1.0/users (v1.0) needs User.Read.All",
+    ("en", ("version", "severity critical", "Why: ", "How to fix: ",
+            "Source users: /v1.0/users (v1.0) needs User.Read.All",
             "Checked in code: m365audit/evaluate/checks/licences.py service_plans_not_assigned", "Reference: ")),
-    ("nl", ("versie", "Waarom: ", "Herstel: ", "Bron users: /v1.0/users (v1.0) vereist User.Read.All",
+    ("nl", ("versie", "ernst kritiek", "Waarom: ", "Herstelactie: ",
+            "Bron users: /v1.0/users (v1.0) vereist User.Read.All",
             "Controle in code: m365audit/evaluate/checks/licences.py service_plans_not_assigned", "Referentie: ")),
 ])
 def test_explain_shows_rationale_remediation_sources_and_permissions(lang: str, words: tuple[str, ...]) -> None:

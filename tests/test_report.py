@@ -25,7 +25,8 @@ from m365audit.evaluate import load_pack
 from m365audit.models import Finding, FindingObject, Severity, Snapshot, SourceResult, Status, Text
 from m365audit.report import Pseudonymiser
 from m365audit.report.pseudonymise import KEY_ENV
-from m365audit.report.writer import LABELS, REPORT_OBJECT_CAP, md_escape, render_html
+from m365audit.report.vocabulary import LABELS
+from m365audit.report.writer import REPORT_OBJECT_CAP, md_escape, render_html
 from tests.conftest import FIXED_NOW, ROOT, TENANTS
 
 DOCS = ROOT / "docs"
@@ -72,9 +73,9 @@ def parse(text: str) -> Page:
 
 TEMPLATE_TAGS = {"html", "head", "meta", "title", "style", "body", "a", "header", "p", "h1", "h2", "h3", "h4", "dl",
                  "dt", "dd", "code", "main", "section", "ul", "li", "span", "div", "table", "caption", "thead", "tr",
-                 "th", "td", "tbody", "strong", "article", "br", "details", "summary", "footer"}
+                 "th", "td", "tbody", "strong", "article", "br", "details", "summary", "footer", "q"}
 TEMPLATE_ATTRS = {"lang", "charset", "name", "content", "class", "href", "id", "aria-labelledby", "aria-label", "scope",
-                  "data-label"}  # data-label: a column header shown before a stacked cell on a phone (CSS attr())
+                  "colspan", "data-label"}  # data-label: a column header shown before a stacked cell on a phone
 HOSTILE_TEXT = ['Gemeente <script>alert("org")</script> & \'Zoet"hout\' {{ 7*7 }} | [x](javascript:alert(1))',
                 "BLOCK - <img src=x onerror=alert(1)> {% if true %}{{ config }}{% endif %} - Copilot",
                 'WIN - </td></tr></table><h1 onclick="x()">Copilot uit</h1> ${jndi:x} `code` *em*',

@@ -118,10 +118,10 @@ def audit(replay: Path | None, policies: Path | None, local: Path | None, report
     _print_summary(result.snapshot.tenant_name, result.snapshot.tenant_id, result.run_dir.name,
                    _for_print(result.findings, result.snapshot, options.pseudonym_key), result.verdict, lang, quiet)
     if not quiet:
-        echo(f"Run folder: {result.run_dir}")
-        echo(f"Report:     {result.run_dir / 'report.html'}")
-        echo(f"Manifest:   {(result.run_dir / 'manifest.sha256').read_text().split()[0]} "
-                   "(sha256; keep it outside the reports folder: it anchors the hash chain)")
+        echo(f"{cli_word('run_folder', lang)}{result.run_dir}")
+        echo(f"{cli_word('report', lang)}{result.run_dir / 'report.html'}")
+        echo(f"{cli_word('manifest', lang)}{(result.run_dir / 'manifest.sha256').read_text().split()[0]} "
+                   + cli_word("manifest_note", lang))
         if signer is not None:
             echo(f"Signed:     manifest.sig, key {signer.fingerprint} (verify --key KEY.pub)")
     print_drift(result, lang, quiet)
@@ -142,6 +142,21 @@ def _for_print(findings: list[Any], snapshot: Any, key: bytes | None) -> list[An
 
 
 VERDICT_TEXT = {"pass": "COMPLIANT", "fail": "NOT COMPLIANT", "error": "INCOMPLETE (not a pass)"}
+VERDICT_TEXT_NL = {"pass": "IN ORDE", "fail": "NIET IN ORDE", "error": "ONVOLLEDIG (geen bewijs van naleving)"}
+CLI_WORDS: dict[str, dict[str, str]] = {
+    "run": {"nl": "controle", "en": "run"},
+    "run_folder": {"nl": "Bewijsmap: ", "en": "Run folder: "},
+    "report": {"nl": "Rapport:   ", "en": "Report:     "},
+    "manifest": {"nl": "Manifest:  ", "en": "Manifest:   "},
+    "manifest_note": {"nl": "(sha256; bewaar deze buiten de map reports: hij verankert de hashketen)",
+                      "en": "(sha256; keep it outside the reports folder: it anchors the hash chain)"},
+}
+"""What audit and evaluate print around the verdict, in both languages."""
+
+
+def cli_word(key: str, lang: str) -> str:
+    """One of the words above in ``lang``."""
+    return CLI_WORDS[key]["nl" if lang == "nl" else "en"]
 
 
 def _audit_config(config: Path, quiet: bool) -> None:
@@ -158,15 +173,17 @@ def _audit_config(config: Path, quiet: bool) -> None:
 def _print_summary(tenant_name: str, tenant_id: str, run_id: str, findings: list[Any], verdict: str, lang: str,
                    quiet: bool) -> None:
     """The verdict line; then FAIL, ERROR and WAIVED lines (with --quiet: ERROR lines only, each with its fix)."""
-    from m365audit.report import counts, ordered
+    from m365audit.report import counts, labels, ordered
 
-    c = counts(findings)
-    line = " · ".join(f"{k} {v}" for k, v in c.items())
-    echo(f"{VERDICT_TEXT[verdict]}: {tenant_name or tenant_id} run {run_id}: {line}")
+    c, L = counts(findings), labels(as_lang(lang))
+    line = " · ".join(f"{L[k]} {v}" for k, v in c.items())
+    text = VERDICT_TEXT_NL if lang == "nl" else VERDICT_TEXT
+    echo(f"{text[verdict]}: {tenant_name or tenant_id} {cli_word('run', lang)} {run_id}: {line}")
+    width = 18 if lang == "nl" else 6
     for f in ordered(findings):
         if f.status.value in ("fail", "error", "waived") and not (quiet and f.status.value != "error"):
-            echo(f"  {f.status.value.upper():6} {f.severity.value:8} {f.rule_id}: {f.message.get(as_lang(lang))}"
-                       + fix_of(f, lang))
+            echo(f"  {L[f.status.value].upper():{width}} {L[f.severity.value]:8} {f.rule_id}: "
+                 f"{f.message.get(as_lang(lang))}" + fix_of(f, lang))
 
 
 def fix_of(finding: Any, lang: str) -> str:
@@ -272,13 +289,13 @@ def _write_evaluation(output: Path, run_dir: Path, snapshot: Any, findings: list
 
 def print_drift(result: Any, lang: str, quiet: bool) -> None:
     """REGRESSION lines on stdout (also with --quiet); failed webhook deliveries and warnings on stderr."""
-    from m365audit.drift import headline, summary_lines
+    from m365audit.drift import headline, is_regression_line, summary_lines
 
     drift = result.drift
     if drift is not None and (drift.alert or not quiet):
-        echo(headline(drift))
+        echo(headline(drift, as_lang(lang)))
         for line in summary_lines(drift, as_lang(lang)):
-            if not quiet or line.startswith("REGRESSION"):
+            if not quiet or is_regression_line(line):
                 echo(f"  {line}")
     print_deliveries(result.notify, quiet)
     for warning in result.warnings:

@@ -204,14 +204,22 @@ WORDS: dict[str, dict[Lang, str]] = {
 @reports_option
 @lang_option
 @click.option("--html", "write_html", is_flag=True, help="Also rewrite reports/<tenant>/index.html.")
-def history_cmd(tenant: str | None, reports: Path, lang: str, write_html: bool) -> None:
+@click.option("--all", "overview", is_flag=True,
+              help="Write reports/index.html: every tenant's latest verdict, open regressions, evidence age and links "
+                   "(and rewrite each tenant's index.html).")
+def history_cmd(tenant: str | None, reports: Path, lang: str, write_html: bool, overview: bool = False) -> None:
     """List a tenant's runs (default: every tenant) with verdict counts and regressions since the run before.
 
     TENANT is a tenant id, a verified domain or the display name of a tenant under --reports.
     """
     from m365audit.cli.tables import table
-    from m365audit.drift import resolve_tenant, tenant_history, tenant_name, write_index
+    from m365audit.drift import resolve_tenant, tenant_history, tenant_name, write_index, write_overview
 
+    if overview:
+        if tenant is not None:
+            raise UsageError("--all covers every tenant; leave out TENANT", hint="m365audit history --all")
+        echo(f"{'Overzicht' if lang == 'nl' else 'Overview'}: {write_overview(reports, as_lang(lang))}")
+        return
     L = as_lang(lang)
     tenants = resolve_tenant(reports, tenant)
     if not tenants:

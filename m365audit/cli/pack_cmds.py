@@ -64,13 +64,15 @@ def explain(rule_id: str, policies: Path | None, local: Path | None, lang: str) 
         guess = difflib.get_close_matches(rule_id, [r.id for r in pack.rules], n=1)
         raise UsageError(f"unknown rule '{rule_id}'" + (f" (did you mean '{guess[0]}'?)" if guess else ""),
                          hint="`m365audit rules` lists them")
+    from m365audit.report import labels
+
     L, nl = as_lang(lang), lang == "nl"
     echo(f"{rule.id} ({'versie' if nl else 'version'} {rule.version}, {'ernst' if nl else 'severity'} "
-               f"{rule.severity.value})")
+               f"{labels(L)[rule.severity.value]})")
     echo(rule.title.get(L))
     echo("")
     echo(("Waarom: " if nl else "Why: ") + rule.rationale.get(L))
-    echo(("Herstel: " if nl else "How to fix: ") + rule.remediation.get(L))
+    echo(("Herstelactie: " if nl else "How to fix: ") + rule.remediation.get(L))
     if rule.manual:
         echo(("Waar: " if nl else "Where: ") + rule.manual.where.get(L))
         echo(("Controle: " if nl else "How to check: ") + rule.manual.how.get(L))

@@ -28,13 +28,21 @@ from m365audit.drift.notify import (
     failed_record,
     record_bytes,
 )
-from m365audit.drift.text import context, drift_bytes, headline, summary_lines
+from m365audit.drift.overview import write_overview
+from m365audit.drift.text import (
+    context,
+    drift_bytes,
+    headline,
+    is_regression_line,
+    summary_lines,
+    word,
+)
 
 __all__ = [
     "AlertMessage", "AlertState", "Cause", "DriftReport", "INCOMPLETE_NIGHTS", "NotifyRecord", "PERMISSION_MISSING",
     "REMIND_EVERY", "SECRET_ENV", "STATE_FILE", "advance", "cause_line", "check_targets", "check_urls", "compare",
     "compare_with_previous", "context", "current_run", "default_settings", "deliver", "drift_bytes", "due",
-    "failed_cause", "failed_record", "headline", "load_run", "load_state", "record_bytes", "refresh_index",
-    "report_link", "resolve_tenant", "run_causes", "save_state", "summary_lines", "tenant_history", "tenant_name",
-    "with_incomplete", "write_index",
+    "failed_cause", "failed_record", "headline", "is_regression_line", "load_run", "load_state", "record_bytes",
+    "refresh_index", "report_link", "resolve_tenant", "run_causes", "save_state", "summary_lines", "tenant_history",
+    "tenant_name", "with_incomplete", "word", "write_index", "write_overview",
 ]

@@ -118,13 +118,16 @@ def _verdict(check: Check, n: int, k: int, hits: list[Any], unknown: list[tuple[
             return CheckOutcome(status=Status.PASS, message=Text(
                 en=f"All {n} in scope meet the rule.", nl=f"Alle {n} binnen bereik voldoen aan de regel."))
         return CheckOutcome(status=Status.FAIL, objects=[_describe(check, it) for it in hits], message=Text(
-            en=f"{len(hits)} of {n} in scope do not meet the rule.{extra_en}",
-            nl=f"{len(hits)} van {n} binnen bereik voldoen niet aan de regel.{extra_nl}"))
+            en=f"{len(hits)} of {n} in scope {'does' if len(hits) == 1 else 'do'} not meet the rule.{extra_en}",
+            nl=f"{len(hits)} van de {n} binnen bereik {'voldoet' if len(hits) == 1 else 'voldoen'} niet aan "
+               f"de regel.{extra_nl}"))
     if check.expect == "any":
         if hits:
             return CheckOutcome(status=Status.PASS, objects=[_describe(check, it) for it in hits],
-                                message=Text(en=f"{k} of {n} in scope meet the rule.{extra_en}",
-                                             nl=f"{k} van {n} binnen bereik voldoen aan de regel.{extra_nl}"))
+                                message=Text(en=f"{k} of {n} in scope {'meets' if k == 1 else 'meet'} the rule."
+                                                f"{extra_en}",
+                                             nl=f"{k} van de {n} binnen bereik "
+                                                f"{'voldoet' if k == 1 else 'voldoen'} aan de regel.{extra_nl}"))
         return CheckOutcome(status=Status.FAIL, message=Text(
             en=f"None of the {n} in scope meets the rule.", nl=f"Geen van de {n} binnen bereik voldoet aan de regel."))
     if not hits:
@@ -132,8 +135,9 @@ def _verdict(check: Check, n: int, k: int, hits: list[Any], unknown: list[tuple[
             en=f"None of the {n} in scope matches what must not exist.",
             nl=f"Geen van de {n} binnen bereik voldoet aan wat niet mag bestaan."))
     return CheckOutcome(status=Status.FAIL, objects=[_describe(check, it) for it in hits], message=Text(
-        en=f"{len(hits)} of {n} in scope match what must not exist.{extra_en}",
-        nl=f"{len(hits)} van {n} binnen bereik voldoen aan wat niet mag bestaan.{extra_nl}"))
+        en=f"{len(hits)} of {n} in scope {'matches' if len(hits) == 1 else 'match'} what must not exist.{extra_en}",
+        nl=f"{len(hits)} van de {n} binnen bereik {'is' if len(hits) == 1 else 'zijn'} wat niet mag "
+           f"bestaan.{extra_nl}"))
 
 
 def _reasons(check: Check, unknown: list[tuple[Any, Unknown]], lang: str) -> str:

@@ -242,8 +242,8 @@ def apps_tenant_wide_data_access_approved(inp: CheckInput) -> CheckOutcome:
     in_scope = ok + len(objects)
     if objects:
         return failed(
-            f"{len(objects)} van {in_scope} apps met tenantbrede toegang tot organisatiegegevens zijn niet"
-            " (meer) goedgekeurd.",
+            f"{len(objects)} van de {in_scope} apps met tenantbrede toegang tot organisatiegegevens "
+            f"{'is' if len(objects) == 1 else 'zijn'} niet (meer) goedgekeurd.",
             f"{len(objects)} of {in_scope} apps with tenant-wide access to organisation data "
             f"{'is' if len(objects) == 1 else 'are'} not (or no longer) approved.",
             objects,

@@ -57,6 +57,7 @@ LAYOUT_PROBLEMS = r"""
     const r = el.getBoundingClientRect();
     if (r.width === 0 && r.height === 0) continue;
     if (cs.position === 'absolute' && r.right <= 0) continue;
+    if (cs.position === 'absolute' && r.width <= 1 && r.height <= 1) continue;  // screen-reader-only text (.sr)
     if (reported.some((p) => p.contains(el))) continue;
     if (el.scrollWidth > el.clientWidth + 1 && el.clientWidth > 0) {
       const scrolls = cs.overflowX === 'auto' || cs.overflowX === 'scroll';

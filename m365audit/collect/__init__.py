@@ -1,6 +1,15 @@
 """Collect: the SOURCES table, reading every source as ok or error, and the Graph permissions they need."""
 
 from m365audit.collect.collector import DEPENDENCY_FAILED, build_snapshot, collect, with_dependencies
+from m365audit.collect.fetching import (
+    AI_AUDIT_RECORD_TYPES,
+    AUDIT_POLL_INTERVAL,
+    EXCHANGE_APP_ID,
+    GRAPH_APP_ID,
+    RESOURCE_APPS,
+    SHAREPOINT_APP_ID,
+    FetchContext,
+)
 from m365audit.collect.permissions import (
     az_commands,
     az_managed_identity_commands,
@@ -11,14 +20,7 @@ from m365audit.collect.permissions import (
     table,
 )
 from m365audit.collect.sources import (
-    AI_AUDIT_RECORD_TYPES,
-    AUDIT_POLL_INTERVAL,
-    EXCHANGE_APP_ID,
-    GRAPH_APP_ID,
-    RESOURCE_APPS,
-    SHAREPOINT_APP_ID,
     SOURCES,
-    FetchContext,
     app_only,
     delegated_answers,
     is_guid,

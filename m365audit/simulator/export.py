@@ -37,8 +37,8 @@ class _Recorder:
         else:
             response["body_text"] = reply.body.decode()
         rel = parts.path + (f"?{parts.query}" if parts.query else "")
-        self.exchanges.append((source_of(parts.path) or "other", {"request": {"method": method, "url": rel},
-                                                                   "response": response}))
+        source = source_of(parts.path, parts.query) or "other"
+        self.exchanges.append((source, {"request": {"method": method, "url": rel}, "response": response}))
         if reply.status >= 400:
             raise RuntimeError(f"{method} {url} -> {reply.status}")
         return reply
@@ -76,9 +76,9 @@ async def _crawl(recorder: _Recorder) -> None:
         if source.fetcher is not None:
             deps[key] = (await source.fetcher(recorder, source, ctx, deps)).data
         elif source.shape == "object":
-            await recorder.get_object(source.url)
+            deps[key] = await recorder.get_object(source.url)
         else:
-            await recorder.get_collection(source.url)
+            deps[key] = await recorder.get_collection(source.url)
 
 
 def export_fixtures(spec: TenantSpec, folder: Path, description: str = "") -> int:

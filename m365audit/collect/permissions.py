@@ -32,7 +32,16 @@ APP_ROLE_IDS: dict[str, str] = {
     "Team.ReadBasic.All": "2280dda6-0bfd-44ee-a2f4-cb867cfc4c1e",
     "ResourceSpecificPermissionGrant.ReadForTeam.All": "ad4600ae-d900-42cb-a9a2-2415d05593d0",
     "AuditLog.Read.All": "b0afded3-3588-46d8-8b3d-9842eff778da",
-    # CopilotCostManagement-Reports.Read.All: not in the Graph SP export of 2026-08-20, id UNCONFIRMED (None)
+    # accepted alternative for teams_rsc_grants (Learn's team-list-permissiongrants page); id from third-party
+    # code that lists the Graph appRoles (exact-string search, 2026-12), not from MI
+    "TeamsAppInstallation.ReadForTeam.All": "1f615aea-6bf9-4b05-84bd-46388e138537",
+}
+
+UNPUBLISHED_ROLE_IDS: dict[str, str] = {
+    # Least-privilege permissions whose app-role id no published list holds yet: granted by name, never guessed.
+    "CopilotCostManagement-Reports.Read.All": "not in the Graph service principal export of 2026-08-20 "
+                                              "(the cost-management API is newer); grant it by name in the "
+                                              "Entra admin center > App registrations > API permissions",
 }
 
 _DIRECTORY = ("Directory.Read.All", "Directory.ReadWrite.All")
@@ -164,6 +173,9 @@ def az_managed_identity_commands(reqs: list[Requirement], principal_id: str = "$
     """For a managed identity (no app registration to add permissions to): one app-role assignment per role."""
     lines = [f"GRAPH_SP=$(az ad sp show --id {GRAPH_APP_ID} --query id -o tsv)"]
     for r in reqs:
+        if not r.role_id:
+            lines.append(f"# {r.permission}: app-role id unknown, "
+                         f"{UNPUBLISHED_ROLE_IDS.get(r.permission, 'grant it by name')}")
         if r.role_id:
             body = f'{{\\"principalId\\":\\"{principal_id}\\",\\"resourceId\\":\\"$GRAPH_SP\\",' \
                    f'\\"appRoleId\\":\\"{r.role_id}\\"}}'

@@ -61,6 +61,8 @@ ALSO_SATISFIED_BY: dict[str, tuple[str, ...]] = {
     "AgentIdentity.Read.All": ("AgentIdentity.ReadWrite.All",),
     "DeviceManagementConfiguration.Read.All": ("DeviceManagementConfiguration.ReadWrite.All",),
     "AppCatalog.Read.All": ("AppCatalog.ReadWrite.All",),
+    "ResourceSpecificPermissionGrant.ReadForTeam.All": ("TeamsAppInstallation.ReadForTeam.All",
+                                                        "TeamsAppInstallation.ReadWriteForTeam.All"),
     "AgentIdentityBlueprint.Read.All": ("AgentIdentityBlueprint.ReadWrite.All",),
     "AgentIdentityBlueprintPrincipal.Read.All": ("AgentIdentityBlueprintPrincipal.ReadWrite.All",),
     "Team.ReadBasic.All": ("TeamSettings.Read.All", "TeamSettings.ReadWrite.All", *_DIRECTORY),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from m365audit.collect import GRAPH_APP_ID, RESOURCE_APPS
@@ -53,9 +52,9 @@ def answer(t: SimTenant, low: str, path: str, params: dict[str, str], base: str,
     if low == "/beta/copilot/costmanagement/usagereports/serviceusagerecords":
         if not params.get("startdate") or not params.get("enddate"):
             return Reply(400, error_body("BadRequest", "startDate and endDate are required.", request_id))
-        doc = {"@odata.context": f"{base}/beta/$metadata#copilot/costManagement/usageReports/serviceUsageRecords",
-               "value": [{"serviceId": "workIQ", "consumedQuantity": 0.0, "unit": "copilotCredit"}]}
-        return Reply(200, json.dumps(doc).encode())
+        zero = {"serviceId": "workIQ", "consumedQuantity": 0.0, "unit": "copilotCredit"}
+        return t.page(Collection("copilot/costManagement/usageReports/serviceUsageRecords", 1, lambda k: zero),
+                      path, params, base, request_id, page_cap)
     return None
 
 

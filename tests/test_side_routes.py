@@ -238,3 +238,13 @@ def test_the_simulator_answers_one_rsc_request_per_team() -> None:
     tenant = SimTenant(TenantSpec(users=10, teams=2000))
     assert tenant.minimum_requests()["teams_rsc_grants"] == 2000
     assert tenant.minimum_requests()["teams"] == 3  # 2,000 teams at 999 a page
+
+
+def test_judges_errors_of_and_uses_rules_are_checked_when_the_pack_loads() -> None:
+    from m365audit.policy.validate import rule_problems
+
+    raw = RULES["copilot-agents-not-deployed"].model_dump(exclude_none=True)
+    raw["check"] = {**raw["check"], "judges_errors_of": ["users"], "uses_rules": ["copilot-agents-not-deployed"]}
+    problems = dict(rule_problems(RULES["copilot-agents-not-deployed"].model_validate(raw), CATALOGS, CHECKS))
+    assert problems["check.judges_errors_of.0"] == "'users' is not one of the rule's sources"
+    assert problems["check.uses_rules"] == "a rule cannot use its own verdict"

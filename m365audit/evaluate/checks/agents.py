@@ -93,7 +93,7 @@ def copilot_agents_not_deployed(inp: CheckInput) -> CheckOutcome:
     if open_:
         return _refused(
             refusal,
-            "De Copilot-catalogus is geweigerd omdat de tenant geen Agent 365-licentie heeft, en niet alle "
+            "Graph weigert de Copilot-catalogus omdat de tenant geen Agent 365-licentie heeft, en niet alle "
             f"vervangende regels voldoen: {', '.join(open_)}. Agents kunnen dan via licenties of betalen naar "
             "gebruik bij gegevens komen; dit is geen 'voldoet'.",
             "The Copilot catalog was refused because the tenant has no Agent 365 licence, and not every "
@@ -179,7 +179,7 @@ def copilot_metered_usage_none(inp: CheckInput) -> CheckOutcome:
         objects = [FindingObject(id=k.split(" ")[0], name=k, detail=f"{q:g} consumed in {span}")
                    for k, q in sorted(used.items())]
         return failed(
-            f"Er is betaald naar gebruik AI-verbruik ({', '.join(used)}) in {span}.",
+            f"Er is AI-verbruik met betalen naar gebruik ({', '.join(used)}) in {span}.",
             f"There was metered AI consumption ({', '.join(used)}) in {span}.", objects)
     if empty and not param_of(inp, "empty_answer_is_zero", bool):
         return CheckOutcome(status=Status.ERROR, message=Text(
@@ -192,7 +192,7 @@ def copilot_metered_usage_none(inp: CheckInput) -> CheckOutcome:
     note_en = (f" For {plural(len(empty), 'day', 'days')} no rows came back; read as zero (not confirmed by "
                "Microsoft)." if empty else "")
     return passed(
-        f"Geen verbruik naar gebruik in {span}.{note_nl} Betalen naar gebruik voor agents in Copilot Chat staat "
-        "mogelijk niet in dit rapport: zie copilot-payg-billing-absent.",
+        f"Geen verbruik met betalen naar gebruik in {span}.{note_nl} Betalen naar gebruik voor agents in "
+        "Copilot Chat staat mogelijk niet in dit rapport: zie copilot-payg-billing-absent.",
         f"No metered consumption in {span}.{note_en} Pay-as-you-go billing for agents in Copilot Chat may not "
         "appear in this report: see copilot-payg-billing-absent.")

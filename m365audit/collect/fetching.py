@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -34,6 +34,8 @@ class GraphReader(Protocol):
     async def get_text(self, url: str) -> str: ...
 
     async def post_object(self, url: str, body: dict[str, Any]) -> dict[str, Any]: ...
+
+    def pages(self, url: str) -> AsyncIterator[list[Any]]: ...
 
 
 @dataclass(frozen=True)

@@ -94,11 +94,10 @@ def metered_url(day: date) -> str:
 async def fetch_metered_usage(
     graph: GraphReader, source: Source, ctx: FetchContext, deps: dict[str, Any]
 ) -> Fetched:
-    """Copilot cost-management service usage, one request per completed day; every row keeps its day."""
+    """Copilot cost-management service usage, one request per completed day; the days asked are in meta."""
     days = metered_days(ctx)
     pages = await asyncio.gather(*(graph.get_collection(metered_url(day)) for day in days))
-    rows = [{**row, "day": day.isoformat()} if isinstance(row, dict) else row
-            for day, page in zip(days, pages, strict=True) for row in page]
+    rows = [row for page in pages for row in page]  # no day on the rows: identical nights give identical data
     return Fetched(rows, {"days": [d.isoformat() for d in days], "empty_days":
                            [d.isoformat() for d, page in zip(days, pages, strict=True) if not page]})
 
@@ -114,11 +113,25 @@ def liveness_body(ctx: FetchContext) -> dict[str, Any]:
             "recordTypeFilters": [LIVENESS_RECORD_TYPE]}
 
 
-def liveness_meta(query_id: str, body: dict[str, Any], page: dict[str, Any]) -> dict[str, Any]:
+LIVENESS_MAX_EMPTY_PAGES = 10
+"""Graph may send empty pages with a next link; more than this many in a row is inconclusive, never 'empty'."""
+
+
+async def first_records(graph: GraphReader, url: str) -> list[Any]:
+    """The first page of records that holds any, following only empty pages (a legal Graph quirk); [] at the end."""
+    empty = 0
+    async for page in graph.pages(url):
+        if page:
+            return page  # stop here: the rest of the day's sign-ins is not read and not kept
+        empty += 1
+        if empty >= LIVENESS_MAX_EMPTY_PAGES:
+            raise SourceFailure(f"the liveness query's first {empty} pages were empty but more were announced",
+                                hint="run the audit again; an inconclusive answer is not 'the log is off'")
+    return []
+
+
+def liveness_meta(query_id: str, body: dict[str, Any], records: list[Any]) -> dict[str, Any]:
     """What the snapshot keeps of the liveness query: its window and at most a few record ids, never people."""
-    records = page.get("value")
-    if not isinstance(records, list):
-        raise SourceFailure(f"liveness query {query_id}: the first page of records has no list 'value'")
     kept = [{k: r.get(k) for k in ("id", "createdDateTime", "auditLogRecordType")}
             for r in records[:LIVENESS_KEEP] if isinstance(r, dict)]
     return {"query_id": query_id, "record_type": LIVENESS_RECORD_TYPE,

@@ -102,7 +102,7 @@ async def fetch_audit_ai_interactions(
     status, live_status = await asyncio.gather(_wait(graph, ctx, query_id, status),
                                                _wait(graph, ctx, live_id, live_status))
     records = await graph.get_collection(f"/v1.0/security/auditLog/queries/{query_id}/records")
-    first_page = await graph.get_object(f"/v1.0/security/auditLog/queries/{live_id}/records")  # page 1 only
+    first_page = await routes.first_records(graph, f"/v1.0/security/auditLog/queries/{live_id}/records")
     meta["status"] = status
     meta["liveness"] = routes.liveness_meta(live_id, live_body, first_page)
     return Fetched(records, meta)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -55,6 +56,13 @@ class _Recorder:
             items.extend(doc["value"])
             next_url = doc.get("@odata.nextLink")
         return items
+
+    async def pages(self, url: str) -> AsyncIterator[list[Any]]:
+        next_url: str | None = url
+        while next_url:
+            doc = self._send("GET", next_url).json()
+            yield doc["value"]
+            next_url = doc.get("@odata.nextLink")
 
     async def get_text(self, url: str) -> str:
         return self._send("GET", url).body.decode("utf-8")

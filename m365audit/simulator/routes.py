@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from m365audit.collect import GRAPH_APP_ID, RESOURCE_APPS
 from m365audit.simulator.shapes import Collection, Reply, error_body, guid
 
-if TYPE_CHECKING:
-    from m365audit.simulator.tenant import SimTenant
+SimTenant = Any
+"""The tenant (simulator.tenant.SimTenant); not imported, so that tenant.py can import this module."""
 
 LIVENESS_TYPE = "azureactivedirectorystslogon"
 _AI_APIS = ("fdcc1f02-fc51-4226-8753-f668596af7f7", "e8c77dc2-69b3-43f4-bc51-3213c9d915b4")
@@ -41,20 +41,24 @@ def answer(t: SimTenant, low: str, path: str, params: dict[str, str], base: str,
            page_cap: int | None) -> Reply | None:
     """Routes that depend on the query or on an id in the path; None for every other request."""
     if low == "/v1.0/serviceprincipals" and "appid in" in params.get("$filter", "").lower():
-        return t.page(Collection("servicePrincipals", 0, lambda k: {}), path, params, base, request_id, page_cap)
+        reply: Reply = t.page(Collection("servicePrincipals", 0, lambda k: {}), path, params, base, request_id,
+                              page_cap)
+        return reply
     if low.startswith("/v1.0/teams/") and low.endswith("/permissiongrants"):
         team = low.split("/")[3]
         k = t.team_index.get(team)
         if k is None:
             return Reply(404, error_body("NotFound", f"Team '{team}' was not found.", request_id))
-        return t.page(Collection(f"teams('{team}')/permissionGrants", 1 if k % 3 == 0 else 0,
-                                 lambda i: _rsc_grant(t, k)), path, params, base, request_id, page_cap)
+        grants: Reply = t.page(Collection(f"teams('{team}')/permissionGrants", 1 if k % 3 == 0 else 0,
+                                          lambda i: _rsc_grant(t, k)), path, params, base, request_id, page_cap)
+        return grants
     if low == "/beta/copilot/costmanagement/usagereports/serviceusagerecords":
         if not params.get("startdate") or not params.get("enddate"):
             return Reply(400, error_body("BadRequest", "startDate and endDate are required.", request_id))
         zero = {"serviceId": "workIQ", "consumedQuantity": 0.0, "unit": "copilotCredit"}
-        return t.page(Collection("copilot/costManagement/usageReports/serviceUsageRecords", 1, lambda k: zero),
-                      path, params, base, request_id, page_cap)
+        usage: Reply = t.page(Collection("copilot/costManagement/usageReports/serviceUsageRecords", 1,
+                                         lambda k: zero), path, params, base, request_id, page_cap)
+        return usage
     return None
 
 
@@ -119,7 +123,7 @@ def _sign_in(t: SimTenant, k: int) -> dict[str, Any]:
 def minimum_requests(t: SimTenant) -> dict[str, int]:
     """Fewest requests of the new sources (cf. SimTenant.minimum_requests)."""
     def pages(key: str) -> int:
-        coll = t.collections[key]
+        coll: Collection = t.collections[key]
         return max(1, -(-coll.count // coll.max_top))
     return {"teams_org_apps": pages("/v1.0/appcatalogs/teamsapps"), "permission_classifications": len(RESOURCE_APPS),
             "microsoft_ai_apis": 1,

@@ -168,7 +168,7 @@ def copilot_metered_usage_none(inp: CheckInput) -> CheckOutcome:
         raise ShapeError("the snapshot does not say which days the cost report was asked for")
     used: dict[str, float] = {}
     for i, row in enumerate(items_of(inp, "copilot_metered_usage")):
-        where = f"usage record {i + 1} ({row.get('day')})"
+        where = f"usage record {i + 1}"
         service = str_of(row, "serviceId", where)
         quantity = _quantity(row, where)
         if quantity > 0:
@@ -176,7 +176,7 @@ def copilot_metered_usage_none(inp: CheckInput) -> CheckOutcome:
             used[key] = used.get(key, 0.0) + quantity
     span = f"{days[0]} .. {days[-1]}"
     if used:
-        objects = [FindingObject(id=k.split(" ")[0], name=k, detail=f"{q:g} consumed in {span}")
+        objects = [FindingObject(id=k.split(" ")[0], name=k, detail=f"{q:g} consumed in the window")
                    for k, q in sorted(used.items())]
         return failed(
             f"Er is AI-verbruik met betalen naar gebruik ({', '.join(used)}) in {span}.",

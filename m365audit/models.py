@@ -158,11 +158,18 @@ class Check(Frozen):
     conditions: list[Condition] = []
     objects: ObjectSpec = ObjectSpec()
     function: str | None = Field(None, description="name of a check function (m365audit/checks/, the CHECKS table)")
+    judges_errors_of: list[str] = Field(
+        [], description="for a function: sources of the rule whose read error the function judges itself "
+                        "(e.g. a documented licence refusal) instead of the rule becoming error")
+    uses_rules: list[str] = Field(
+        [], description="for a function: rules whose verdict (before waivers) the function may ask for")
 
     @model_validator(mode="after")
     def _function_or_conditions(self) -> Check:
         if self.function and (self.where or self.conditions or self.items):
             raise ValueError("a check has either 'function' or 'items'/'where'/'conditions', not both")
+        if not self.function and (self.judges_errors_of or self.uses_rules):
+            raise ValueError("'judges_errors_of' and 'uses_rules' belong to a check function")
         return self
 
 

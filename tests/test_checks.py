@@ -39,13 +39,15 @@ RULES = _load_rules()
 
 
 def run(rule_id: str, data: dict[str, Any], *, params: dict[str, Any] | None = None,
-        approved: list[ApprovedApp] | None = None, today: date = TODAY) -> CheckOutcome:
+        approved: list[ApprovedApp] | None = None, today: date = TODAY,
+        meta: dict[str, dict[str, Any]] | None = None) -> CheckOutcome:
     """Run a shipped rule's check function the way the engine does."""
     rule = RULES[rule_id]
-    assert rule.check is not None and rule.check.function is not None
-    return CHECKS[rule.check.function](CheckInput(
+    check = rule.active_check
+    assert check is not None and check.function is not None
+    return CHECKS[check.function](CheckInput(
         rule=rule, data=data, catalogs=CATALOGS, params={**rule.params, **(params or {})},
-        approved_apps=approved or [], today=today,
+        approved_apps=approved or [], today=today, meta=meta or {},
     ))
 
 
@@ -285,7 +287,8 @@ def auth_policy(*assignments: str, risky: bool = False) -> dict[str, Any]:
     ("ManagePermissionGrantsForOwnedResource.microsoft-dynamically-managed-permissions-for-team",),
 ])
 def test_consent_users_pass(assignments: tuple[str, ...]) -> None:
-    out = run("consent-users-cannot-grant-org-data", {"authorization_policy": auth_policy(*assignments)})
+    out = run("consent-users-cannot-grant-org-data", {"authorization_policy": auth_policy(*assignments),
+                                                      "permission_classifications": []})
     assert out.status is Status.PASS
 
 
@@ -294,17 +297,20 @@ def test_consent_users_pass(assignments: tuple[str, ...]) -> None:
     "managePermissionGrantsForSelf.microsoft-user-default-recommended",
 ])
 def test_consent_users_fail(value: str) -> None:
-    out = run("consent-users-cannot-grant-org-data", {"authorization_policy": auth_policy(value)})
+    out = run("consent-users-cannot-grant-org-data", {"authorization_policy": auth_policy(value),
+                                                      "permission_classifications": []})
     assert out.status is Status.FAIL
     assert ids(out) == [value]
 
 
 def test_consent_users_risky_apps_flag_is_a_note_not_a_failure() -> None:
     low = "ManagePermissionGrantsForSelf.microsoft-user-default-low"
-    out = run("consent-users-cannot-grant-org-data", {"authorization_policy": auth_policy(low, risky=True)})
+    out = run("consent-users-cannot-grant-org-data", {"authorization_policy": auth_policy(low, risky=True),
+                                                      "permission_classifications": []})
     assert out.status is Status.PASS
     assert "allowUserConsentForRiskyApps is on" in out.message.en
-    out = run("consent-users-cannot-grant-org-data", {"authorization_policy": auth_policy(low)})
+    out = run("consent-users-cannot-grant-org-data", {"authorization_policy": auth_policy(low),
+                                                      "permission_classifications": []})
     assert "allowUserConsentForRiskyApps" not in out.message.en
 
 
@@ -781,11 +787,16 @@ def audit_record(kind: str | None, upn: str = "j.jansen@voorbeeld.nl",
             "auditLogRecordType": kind, "auditData": {}}
 
 
+LIVE = {"audit_ai_interactions": {
+    "record_types": ["CopilotInteraction", "AIAppInteraction", "ConnectedAIAppInteraction"], "lookback_days": 30,
+    "liveness": {"records_on_first_page": 2, "record_type": "AzureActiveDirectoryStsLogon"}}}
+
+
 def test_audit_no_records_passes_and_names_window() -> None:
-    out = run("audit-no-ai-interactions", {"audit_ai_interactions": []})
+    out = run("audit-no-ai-interactions", {"audit_ai_interactions": []}, meta=LIVE)
     assert out.status is Status.PASS
     assert "last 7 days" in out.message.en
-    out = run("audit-no-ai-interactions", {"audit_ai_interactions": []}, params={"lookback_days": 30})
+    out = run("audit-no-ai-interactions", {"audit_ai_interactions": []}, params={"lookback_days": 30}, meta=LIVE)
     assert "last 30 days" in out.message.en
 
 
@@ -829,7 +840,9 @@ def test_every_rule_naming_a_function_names_an_existing_one() -> None:
             if check is not None and check.function is not None:
                 assert check.function in CHECKS, rule.id
     manual = {r.id for r in RULES.values() if r.manual is not None}
-    assert manual >= CONTRACT_MANUAL and "teams-premium-ai-attested" in manual
+    assert manual >= CONTRACT_MANUAL | {"teams-premium-ai-attested", "copilot-anthropic-subprocessor-off",
+                                        "copilot-payg-billing-absent", "sharepoint-restricted-content-discovery",
+                                        "teams-rsc-grants-none"}
 
 
 def test_every_catalog_entry_has_a_source_note() -> None:
@@ -862,8 +875,9 @@ def package(pid: str, kind: str, available: str = "none", deployed: str = "none"
 def test_agents_not_deployed() -> None:
     clean = [package("ms", "microsoft", "all", "all"), package("blocked", "custom", "all", "all", blocked=True),
              package("idle", "custom")]
-    assert declarative("copilot-agents-not-deployed", clean).status is Status.PASS
-    out = declarative("copilot-agents-not-deployed", [*clean, package("ext", "external", available="some")])
+    assert run("copilot-agents-not-deployed", {"copilot_packages": clean}).status is Status.PASS
+    leaking = [*clean, package("ext", "external", available="some")]
+    out = run("copilot-agents-not-deployed", {"copilot_packages": leaking})
     assert out.status is Status.FAIL
     assert ids(out) == ["ext"]
     assert "available to: some" in out.objects[0].detail

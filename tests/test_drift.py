@@ -187,10 +187,12 @@ def test_cli_audit_prints_regression_even_when_quiet(tmp_path: Path) -> None:
                                  "--lang", "en"])
     assert second.exit_code == 3, "the verdict exit code keeps its meaning"
     lines = [line for line in second.output.splitlines() if not line.startswith("  ERROR ")]
-    assert lines[0].startswith("INCOMPLETE") and lines[1].startswith("REGRESSION: 2 rule(s) got worse since run ")
+    assert lines[0].startswith("INCOMPLETE") and lines[1].startswith("REGRESSION: 4 rule(s) got worse since run ")
     assert [line.split(";")[0].strip() for line in lines[2:]] == [
         "REGRESSION: ai-apps-no-org-data-access pass → error",
-        "REGRESSION: apps-tenant-wide-data-access-approved pass → error"]
+        "REGRESSION: microsoft-ai-apis-not-granted pass → error",
+        "REGRESSION: apps-tenant-wide-data-access-approved pass → error",
+        "REGRESSION: apps-user-consent-org-data-approved pass → error"]
     again = runner.invoke(cli, ["audit", "--replay", str(pair / "night2"), "--reports", str(tmp_path), "-q"])
     assert again.exit_code == 3 and "VERSLECHTERD" not in again.output, "an old error is not new since last night"
     assert again.output.startswith("ONVOLLEDIG") and "REGRESSION" not in again.output

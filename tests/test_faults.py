@@ -166,11 +166,17 @@ def run_cell(kind: FaultKind, source: str, sim: GraphSimulator, pack: PolicyPack
         return
     result = audit(sim, config, tmp, timeout)
     got = statuses(result)
-    hit = {r.id for r in pack.rules if r.active_check is not None and source in closure(r.sources)}
+    hit = {r.id for r in judged(pack) if source in closure(r.sources)}
     assert {k: v for k, v in got.items() if k in hit} == {k: Status.ERROR for k in hit}
     assert {k: v for k, v in got.items() if k not in hit} == {k: v for k, v in baseline.items() if k not in hit}
     assert result.exit_code == (3 if hit else 0)
     check_evidence(result, source, kind, sim)
+
+
+def judged(pack: PolicyPack) -> list[Any]:
+    """The rules an app-only run evaluates: automated ones, and manual ones observed by app-only sources."""
+    return [r for r in pack.rules if r.check is not None
+            or r.observed_by is not None and not any(SOURCES[k].delegated for k in r.sources)]
 
 
 def _collect_only(sim: GraphSimulator, config: SimConfig, source: str, timeout: float) -> dict[str, Any]:
@@ -222,7 +228,7 @@ def test_legal_graph_quirks_change_no_verdict(config: SimConfig, sim: GraphSimul
 def test_an_audit_query_that_never_finishes_is_an_error(sim: GraphSimulator, pack: PolicyPack,
                                                         baseline: dict[str, Status], tmp_path: Path) -> None:
     result = audit(sim, SimConfig(audit_polls=1000), tmp_path)  # still "running" after every allowed poll
-    hit = {r.id for r in pack.rules if r.active_check is not None and "audit_ai_interactions" in r.sources}
+    hit = {r.id for r in judged(pack) if "audit_ai_interactions" in r.sources}
     assert hit and all(statuses(result)[k] == Status.ERROR for k in hit)
     assert {k: v for k, v in statuses(result).items() if k not in hit} == {
         k: v for k, v in baseline.items() if k not in hit}
@@ -232,8 +238,7 @@ def test_an_audit_query_that_never_finishes_is_an_error(sim: GraphSimulator, pac
 def test_throttling_that_never_clears_is_an_error_never_a_pass(sim: GraphSimulator, pack: PolicyPack,
                                                                 tmp_path: Path) -> None:
     result = audit(sim, SimConfig(throttle_rate=1.0, throttle_streak=1000), tmp_path)
-    automated = {r.id for r in pack.rules if r.active_check is not None  # observed manual rules too, unless delegated
-                 and not any(SOURCES[k].delegated for k in r.sources)}
+    automated = {r.id for r in judged(pack)}
     assert {k for k, v in statuses(result).items() if v == Status.ERROR} == automated
     assert result.exit_code == 3
     assert sim.stats.throttled == sim.stats.total  # every attempt, retries included, was a 429

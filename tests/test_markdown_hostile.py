@@ -12,7 +12,8 @@ import pytest
 
 from m365audit.audit import AuditOptions, run_audit
 from m365audit.audit.runner import AuditResult
-from m365audit.drift.notify import teams_body
+from m365audit.drift.alert_text import AlertMessage, teams_body
+from m365audit.drift.alerts import run_causes
 from tests.conftest import FIXED_NOW, TENANTS
 
 NAME = "Zaak | *vet* _schuin_ [x](http://evil.example) `code` <script>alert(1)</script> &amp;\n# KOP | nep"
@@ -66,7 +67,11 @@ def test_report_md_drift_section_escapes_tenant_strings(second_night: AuditResul
 
 def test_teams_card_escapes_tenant_strings(second_night: AuditResult) -> None:
     assert second_night.drift is not None
-    card = teams_body(second_night.drift, "reports/x")["attachments"][0]["content"]
+    report = second_night.drift
+    message = AlertMessage(tenant_id=report.tenant_id, tenant_name=report.tenant_name, lang="en",
+                           causes=run_causes([], report), verdict=report.new_run.verdict,
+                           run_id=report.new_run.run_id, run_dir="reports/x", report_link="reports/x", drift=report)
+    card = teams_body(message)["attachments"][0]["content"]
     texts = [b["text"] for b in card["body"] if b["type"] == "TextBlock"]
     facts = [f["value"] for b in card["body"] if b["type"] == "FactSet" for f in b["facts"]]
     named = [t for t in texts if "Zaak" in t]

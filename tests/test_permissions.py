@@ -25,7 +25,7 @@ from m365audit.collect import (
     preflight_summary,
     requirements,
 )
-from m365audit.collect.permissions import APP_ROLE_IDS, accepted_roles
+from m365audit.collect.permissions import APP_ROLE_IDS, UNPUBLISHED_ROLE_IDS, accepted_roles
 from m365audit.evaluate import load_pack
 from m365audit.graph import ReplayTransport
 from tests.conftest import FIXED_NOW, TENANTS, FakeCredential
@@ -42,7 +42,7 @@ ALL = sorted({p for s in SOURCES.values() if not s.delegated for p in s.permissi
 
 
 def test_every_permission_of_every_source_has_a_real_role_id() -> None:
-    missing = [p for p in ALL if not is_guid(APP_ROLE_IDS.get(p))]
+    missing = [p for p in ALL if not is_guid(APP_ROLE_IDS.get(p)) and p not in UNPUBLISHED_ROLE_IDS]
     assert missing == []
     assert len(set(APP_ROLE_IDS.values())) == len(APP_ROLE_IDS), "two permissions share a role id"
 
@@ -61,7 +61,8 @@ def test_manifest_fragment_and_az_commands_name_graph_and_every_role() -> None:
     fragment = manifest_fragment(reqs)
     [graph] = fragment["requiredResourceAccess"]  # type: ignore[index]
     assert graph["resourceAppId"] == GRAPH_APP_ID == "00000003-0000-0000-c000-000000000000"
-    assert {a["id"] for a in graph["resourceAccess"]} == {APP_ROLE_IDS[r.permission] for r in reqs}
+    assert {a["id"] for a in graph["resourceAccess"]} == {APP_ROLE_IDS[r.permission] for r in reqs
+                                                          if r.permission not in UNPUBLISHED_ROLE_IDS}
     assert all(a["type"] == "Role" for a in graph["resourceAccess"])
     add, consent = az_commands(reqs, "0e5f9a1b-2c3d-4e5f-8a9b-0c1d2e3f4a5b")
     assert add.startswith("az ad app permission add --id 0e5f9a1b-2c3d-4e5f-8a9b-0c1d2e3f4a5b --api " + GRAPH_APP_ID)
@@ -89,7 +90,8 @@ def test_permissions_command(fmt: str, expected: str) -> None:
     assert result.exit_code == 0, result.output
     assert expected in result.output
     if fmt == "manifest":
-        json.loads(result.output)
+        json.loads(result.stdout)  # the note on a permission without a published role id goes to stderr
+    assert "CopilotCostManagement-Reports.Read.All has no known app-role id" in result.stderr
 
 
 def test_broader_grants_are_accepted() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from datetime import datetime, tzinfo
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,14 @@ def people_of(tenant: Path) -> set[str]:
 
 def all_text(folder: Path) -> str:
     return "\n".join(p.read_text(encoding="utf-8").lower() for p in sorted(folder.rglob("*")) if p.is_file())
+
+
+class _RecordedAt(datetime):
+    """The clock of a live record in a test: FIXED_NOW, the time its replay is judged at."""
+
+    @classmethod
+    def now(cls, tz: tzinfo | None = None) -> _RecordedAt:
+        return cls.fromtimestamp(FIXED_NOW.timestamp(), tz)
 
 
 def statuses(tenant: Path, reports: Path) -> dict[str, str]:
@@ -125,6 +134,7 @@ def test_a_live_record_keeps_no_real_run_on_disk(tmp_path: Path, monkeypatch: py
     serve_recording(tenant)  # Graph answers from the recording through respx; no network
     monkeypatch.setattr(runner, "build_credential", lambda *a, **k: FakeCredential())
     monkeypatch.setattr(runner, "AUDIT_POLL_INTERVAL", 0.0)
+    monkeypatch.setattr(runner, "datetime", _RecordedAt)  # the cost report is asked per day: replay at that time
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))

@@ -69,9 +69,10 @@ def test_a_finished_run_reads_its_lists_from_its_own_snapshot(tmp_path: Path,
 def test_evaluate_and_drift_read_a_stored_run_page_by_page(tmp_path: Path,
                                                            serve_recording: Callable[[Path], ReplayTransport]) -> None:
     tenant = TENANTS / "throttled-paging"
-    serve_recording(tenant)
+    replay = serve_recording(tenant)
     first = asyncio.run(run_audit(AuditOptions(reports=tmp_path, replay=tenant, now=FIXED_NOW,
                                                transport=real_transport())))
+    replay.rewind()  # the next night: both audit queries (AI records, sign-ins) are created again
     second = asyncio.run(run_audit(AuditOptions(reports=tmp_path, replay=tenant,
                                                 now=datetime(2026, 11, 29, 2, 15, tzinfo=timezone.utc),
                                                 transport=real_transport())))
@@ -137,8 +138,9 @@ def test_last_nights_data_unreadable_mid_drift_is_a_warning_not_a_crash(
     from m365audit.evidence import moved, read_snapshot
 
     tenant = TENANTS / "throttled-paging"
-    serve_recording(tenant)
+    replay = serve_recording(tenant)
     asyncio.run(run_audit(AuditOptions(reports=tmp_path, replay=tenant, now=FIXED_NOW, transport=real_transport())))
+    replay.rewind()  # the next night: both audit queries are created again
     monkeypatch.setattr(drift, "read_snapshot", lambda path: moved(read_snapshot(path), tmp_path / "gone.json"))
     second = asyncio.run(run_audit(AuditOptions(reports=tmp_path, replay=tenant, transport=real_transport(),
                                                 now=datetime(2026, 11, 29, 2, 15, tzinfo=timezone.utc))))

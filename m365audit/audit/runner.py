@@ -158,6 +158,8 @@ def needed_sources(pack: PolicyPack, delegated: bool = False) -> list[str]:
     """Every source the rules read, plus organization; delegated-only sources only for a person's sign-in."""
     keys = {"organization"}
     for rule in pack.rules:
+        if rule_params(rule, pack).get("collect") is False:
+            continue  # switched off in params (teams-rsc-grants-none): a manual rule, its sources not read
         keys.update(rule.sources)
     return sorted(keys) if delegated else app_only(sorted(keys))
 
@@ -245,6 +247,7 @@ async def _run_audit(options: AuditOptions) -> AuditResult:
         store = ExchangeStore(folder.tmp / "exchanges")
         lookback, record_types = _audit_query(pack)
         ctx = FetchContext(now=started, audit_lookback_days=lookback, audit_record_types=record_types,
+                           teams_max=_teams_max(pack),
                            audit_poll_seconds=options.audit_wait,
                            audit_poll_interval=0.0 if options.replay is not None else AUDIT_POLL_INTERVAL)
         async with GraphSession(credential, sink=store, transport=transport, graph_root=options.graph_root,
@@ -375,3 +378,13 @@ def _audit_query(pack: PolicyPack) -> tuple[int, tuple[str, ...]]:
         raise PolicyFileError([f"params: audit-no-ai-interactions: record_types must be a non-empty list of audit "
                                f"record types (e.g. CopilotInteraction), got {types!r}"])
     return days, tuple(types)
+
+
+def _teams_max(pack: PolicyPack) -> int:
+    """teams-rsc-grants-none reads one page per team: max_teams bounds how many (5000 when unset)."""
+    rule = pack.rule("teams-rsc-grants-none")
+    value = rule_params(rule, pack).get("max_teams", 5000) if rule is not None else 5000
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise PolicyFileError([f"params: teams-rsc-grants-none: max_teams must be a whole number of teams, "
+                               f"1 or more, got {value!r}"])
+    return value

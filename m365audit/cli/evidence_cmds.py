@@ -178,7 +178,7 @@ def _show_drift(report: Any, lang: str, as_json: bool, label: str | None) -> Non
         return
     if label is not None:
         echo(f"{label}:")
-    echo(headline(report))
+    echo(headline(report, as_lang(lang)))
     for line in summary_lines(report, as_lang(lang)):
         echo(f"  {line}")
 

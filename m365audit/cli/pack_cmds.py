@@ -120,10 +120,21 @@ def schema(output: Path | None) -> None:
               help="The managed identity's object id for --format az-managed-identity.")
 def permissions(policies: Path | None, fmt: str, app_id: str, principal_id: str) -> None:
     """The least-privilege Graph application permissions the enabled rules need."""
-    from m365audit.collect import az_commands, az_managed_identity_commands, manifest_fragment, requirements, table
+    from m365audit.collect import (
+        UNPUBLISHED_ROLE_IDS,
+        az_commands,
+        az_managed_identity_commands,
+        manifest_fragment,
+        requirements,
+        table,
+    )
     from m365audit.evaluate import load_pack
 
     reqs = requirements(load_pack(policies))
+    for r in reqs:
+        if r.role_id is None:  # on stderr: the manifest and az output stay valid JSON and shell
+            echo(f"Note: {r.permission} has no known app-role id ("
+                       f"{UNPUBLISHED_ROLE_IDS.get(r.permission, 'grant it by name')}).", err=True)
     if fmt == "manifest":
         echo_json(json.dumps(manifest_fragment(reqs), indent=2))
     elif fmt == "az":

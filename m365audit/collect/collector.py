@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from m365audit import __version__
-from m365audit.collect.sources import SOURCES, FetchContext, Fetched, SourceFailure, permission_hint, resolve_order
+from m365audit.collect.fetching import FetchContext, Fetched, SourceFailure
+from m365audit.collect.sources import SOURCES, permission_hint, resolve_order
 from m365audit.errors import GraphError
 from m365audit.evidence import ItemsWriter, is_list
 from m365audit.graph import GraphSession, current_source

@@ -6,7 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from m365audit.collect.collector import with_dependencies
-from m365audit.collect.sources import GRAPH_APP_ID, SOURCES, app_only
+from m365audit.collect.fetching import GRAPH_APP_ID
+from m365audit.collect.sources import SOURCES, app_only
 from m365audit.models import PolicyPack, SourceError
 
 APP_ROLE_IDS: dict[str, str] = {
@@ -27,6 +28,23 @@ APP_ROLE_IDS: dict[str, str] = {
     "Reports.Read.All": "230c1aed-a721-4c5d-9cb4-a90514e508ef",
     "AuditLogsQuery.Read.All": "5e1e9171-754d-478c-812c-f1755a9a4c2d",
     "DeviceManagementConfiguration.Read.All": "dc377aa6-52d8-4e23-b271-2a7ae04cedf3",
+    # issue 14 routes; ids from MI GraphAppRoles.csv 2026-08-20 (notes/issue14-facts.md §12)
+    "AppCatalog.Read.All": "e12dae10-5a57-4817-b79d-dfbec5348930",
+    "AgentIdentityBlueprint.Read.All": "7547a7d1-36fa-4479-9c31-559a600eaa4f",
+    "AgentIdentityBlueprintPrincipal.Read.All": "9361dea9-4524-493d-941d-f1b65aaf6c7c",
+    "Team.ReadBasic.All": "2280dda6-0bfd-44ee-a2f4-cb867cfc4c1e",
+    "ResourceSpecificPermissionGrant.ReadForTeam.All": "ad4600ae-d900-42cb-a9a2-2415d05593d0",
+    "AuditLog.Read.All": "b0afded3-3588-46d8-8b3d-9842eff778da",
+    # accepted alternative for teams_rsc_grants (Learn's team-list-permissiongrants page); id from third-party
+    # code that lists the Graph appRoles (exact-string search, 2026-12), not from MI
+    "TeamsAppInstallation.ReadForTeam.All": "1f615aea-6bf9-4b05-84bd-46388e138537",
+}
+
+UNPUBLISHED_ROLE_IDS: dict[str, str] = {
+    # Least-privilege permissions whose app-role id no published list holds yet: granted by name, never guessed.
+    "CopilotCostManagement-Reports.Read.All": "not in the Graph service principal export of 2026-08-20 "
+                                              "(the cost-management API is newer); grant it by name in the "
+                                              "Entra admin center > App registrations > API permissions",
 }
 
 _DIRECTORY = ("Directory.Read.All", "Directory.ReadWrite.All")
@@ -46,6 +64,14 @@ ALSO_SATISFIED_BY: dict[str, tuple[str, ...]] = {
     "CopilotPackages.Read.All": ("CopilotPackages.ReadWrite.All",),
     "AgentIdentity.Read.All": ("AgentIdentity.ReadWrite.All",),
     "DeviceManagementConfiguration.Read.All": ("DeviceManagementConfiguration.ReadWrite.All",),
+    "AppCatalog.Read.All": ("AppCatalog.ReadWrite.All",),
+    "ResourceSpecificPermissionGrant.ReadForTeam.All": ("TeamsAppInstallation.ReadForTeam.All",
+                                                        "TeamsAppInstallation.ReadWriteForTeam.All"),
+    "AgentIdentityBlueprint.Read.All": ("AgentIdentityBlueprint.ReadWrite.All",),
+    "AgentIdentityBlueprintPrincipal.Read.All": ("AgentIdentityBlueprintPrincipal.ReadWrite.All",),
+    "Team.ReadBasic.All": ("TeamSettings.Read.All", "TeamSettings.ReadWrite.All", *_DIRECTORY),
+    "AuditLog.Read.All": _DIRECTORY,
+    "CopilotCostManagement-Reports.Read.All": ("CopilotCostManagement.Read.All",),
 }
 
 SOURCE_ALSO_SATISFIED_BY: dict[str, tuple[str, ...]] = {
@@ -153,6 +179,9 @@ def az_managed_identity_commands(reqs: list[Requirement], principal_id: str = "$
     """For a managed identity (no app registration to add permissions to): one app-role assignment per role."""
     lines = [f"GRAPH_SP=$(az ad sp show --id {GRAPH_APP_ID} --query id -o tsv)"]
     for r in reqs:
+        if not r.role_id:
+            lines.append(f"# {r.permission}: app-role id unknown, "
+                         f"{UNPUBLISHED_ROLE_IDS.get(r.permission, 'grant it by name')}")
         if r.role_id:
             body = f'{{\\"principalId\\":\\"{principal_id}\\",\\"resourceId\\":\\"$GRAPH_SP\\",' \
                    f'\\"appRoleId\\":\\"{r.role_id}\\"}}'

@@ -5,99 +5,21 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import math
 import re
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Literal, Protocol
+from datetime import timedelta, timezone
+from typing import Any
 from urllib.parse import urlsplit
 
-GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
-SHAREPOINT_APP_ID = "00000003-0000-0ff1-ce00-000000000000"
-EXCHANGE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
-RESOURCE_APPS: dict[str, str] = {
-    GRAPH_APP_ID: "Microsoft Graph",
-    SHAREPOINT_APP_ID: "Office 365 SharePoint Online",
-    EXCHANGE_APP_ID: "Office 365 Exchange Online",
-}
-
-AUDIT_POLL_INTERVAL = 10.0
-"""Seconds between two status polls of a live Purview audit query."""
-
-AI_AUDIT_RECORD_TYPES = ("CopilotInteraction", "AIAppInteraction", "ConnectedAIAppInteraction")
-
-
-class GraphReader(Protocol):
-    """What a source fetcher may ask of the Graph client (implemented by graph.GraphSession)."""
-
-    async def get_object(self, url: str) -> dict[str, Any]: ...
-
-    async def get_collection(self, url: str) -> list[Any]: ...
-
-    async def get_text(self, url: str) -> str: ...
-
-    async def post_object(self, url: str, body: dict[str, Any]) -> dict[str, Any]: ...
-
-
-@dataclass(frozen=True)
-class FetchContext:
-    """Run-wide settings a fetcher may need: the audit window and the bounded poll for audit queries."""
-
-    now: datetime
-    audit_lookback_days: int = 7
-    audit_record_types: tuple[str, ...] = AI_AUDIT_RECORD_TYPES
-    audit_poll_seconds: float = 600.0
-    audit_poll_interval: float = AUDIT_POLL_INTERVAL
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-
-    @property
-    def audit_max_polls(self) -> int:
-        """How often to ask for the query's status: the wait divided by the poll interval.
-
-        Replay polls without sleeping (interval 0) but as often as a live run would, so it reaches the same verdict.
-        """
-        interval = self.audit_poll_interval if self.audit_poll_interval > 0 else AUDIT_POLL_INTERVAL
-        return max(1, math.ceil(self.audit_poll_seconds / interval))
-
-
-@dataclass
-class Fetched:
-    """A fetcher's result: the data, plus facts worth keeping beside it (query ids, windows)."""
-
-    data: Any
-    meta: dict[str, Any] = field(default_factory=dict)
-
-
-Fetcher = Callable[[GraphReader, "Source", FetchContext, dict[str, Any]], Awaitable[Fetched]]
-
-
-@dataclass(frozen=True)
-class Source:
-    """One row of the SOURCES table."""
-
-    key: str
-    url: str
-    permissions: tuple[str, ...]
-    shape: Literal["collection", "object", "csv", "custom"]
-    description: str
-    depends_on: tuple[str, ...] = ()
-    fetcher: Fetcher | None = None
-    delegated: bool = False
-    """Readable only with a person's (delegated) sign-in: collected with --auth device-code, never app-only."""
-
-    @property
-    def version(self) -> str:
-        return self.url.split("/")[1]
-
-
-class SourceFailure(Exception):
-    """A source's data is not what Graph promises (a query that never finishes, a malformed body)."""
-
-    def __init__(self, message: str, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.hint = hint
-
+from m365audit.collect import routes
+from m365audit.collect.fetching import (
+    GRAPH_APP_ID,
+    RESOURCE_APPS,
+    FetchContext,
+    Fetched,
+    GraphReader,
+    Source,
+    SourceFailure,
+)
 
 # --------------------------------------------------------------------------- fetchers
 
@@ -162,7 +84,11 @@ def parse_csv_report(text: str) -> list[dict[str, str]]:
 async def fetch_audit_ai_interactions(
     graph: GraphReader, source: Source, ctx: FetchContext, deps: dict[str, Any]
 ) -> Fetched:
-    """Create a Purview audit query for AI record types, poll until it succeeds, then page its records."""
+    """Purview audit query for the AI record types (every page), and a small sign-in query (page 1 only).
+
+    The second query proves the audit log is on: silence in the first is only evidence when the log holds
+    anything at all (issue 14 item 3b). Only its first page is read; the snapshot keeps ids and times.
+    """
     end = ctx.now.astimezone(timezone.utc).replace(microsecond=0)
     start = end - timedelta(days=ctx.audit_lookback_days)
     body = {
@@ -172,15 +98,37 @@ async def fetch_audit_ai_interactions(
         "filterEndDateTime": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "recordTypeFilters": list(ctx.audit_record_types),
     }
-    query = await graph.post_object(source.url, body)
+    query_id, status = await _create_query(graph, source.url, body)
+    live_body = routes.liveness_body(ctx)
+    live_id, live_status = await _create_query(graph, source.url, live_body)  # after the first: replay order
+    if live_id == query_id:
+        raise SourceFailure("the liveness query got the id of the AI query: not a second query")
+    meta: dict[str, Any] = {"query_id": query_id, "window_start": body["filterStartDateTime"],
+                            "window_end": body["filterEndDateTime"], "record_types": list(ctx.audit_record_types),
+                            "lookback_days": ctx.audit_lookback_days}
+    status, live_status = await asyncio.gather(_wait(graph, ctx, query_id, status),
+                                               _wait(graph, ctx, live_id, live_status))
+    records = await graph.get_collection(f"/v1.0/security/auditLog/queries/{query_id}/records")
+    first_page = await routes.first_records(graph, f"/v1.0/security/auditLog/queries/{live_id}/records")
+    meta["status"] = status
+    meta["liveness"] = routes.liveness_meta(live_id, live_body, first_page)
+    return Fetched(records, meta)
+
+
+async def _create_query(graph: GraphReader, url: str, body: dict[str, Any]) -> tuple[str, Any]:
+    query = await graph.post_object(url, body)
     query_id = query.get("id")
     if not isinstance(query_id, str) or not query_id:
         raise SourceFailure("the audit query was not created: the response has no id")
-    meta = {"query_id": query_id, "window_start": body["filterStartDateTime"],
-            "window_end": body["filterEndDateTime"], "record_types": list(ctx.audit_record_types),
-            "lookback_days": ctx.audit_lookback_days}
+    asked = query.get("recordTypeFilters")
+    if isinstance(asked, list) and [str(t).lower() for t in asked] != [t.lower() for t in body["recordTypeFilters"]]:
+        raise SourceFailure(f"audit query {query_id} is not the query that was sent (other record types)")
+    return query_id, query.get("status")
+
+
+async def _wait(graph: GraphReader, ctx: FetchContext, query_id: str, status: Any) -> Any:
+    """Poll one audit query until it succeeded; failed, cancelled or too slow is a SourceFailure."""
     polls = 0
-    status = query.get("status")
     while status != "succeeded":
         if status in ("failed", "cancelled"):
             raise SourceFailure(f"audit query {query_id} ended '{status}'", hint="run the audit again")
@@ -193,9 +141,7 @@ async def fetch_audit_ai_interactions(
         await ctx.sleep(ctx.audit_poll_interval)
         polls += 1
         status = (await graph.get_object(f"/v1.0/security/auditLog/queries/{query_id}")).get("status")
-    records = await graph.get_collection(f"/v1.0/security/auditLog/queries/{query_id}/records")
-    meta["status"] = status
-    return Fetched(records, meta)
+    return status
 
 
 async def fetch_intune_policies(
@@ -272,6 +218,35 @@ SOURCES: dict[str, Source] = {s.key: s for s in (
            fetcher=fetch_copilot_usage),
     Source("audit_ai_interactions", "/v1.0/security/auditLog/queries", ("AuditLogsQuery.Read.All",), "custom",
            "Purview audit records of Copilot and AI app interactions", fetcher=fetch_audit_ai_interactions),
+    Source("teams_org_apps", "/v1.0/appCatalogs/teamsApps?$filter=distributionMethod eq 'organization'"
+           "&$expand=appDefinitions", ("AppCatalog.Read.All",), "collection",
+           "apps the organisation uploaded to its Teams app catalog"),
+    Source("permission_classifications",
+           f"/v1.0/servicePrincipals(appId='{GRAPH_APP_ID}')/delegatedPermissionClassifications",
+           ("Application.Read.All",), "custom",
+           "permissions the admins classified low (what users may consent to) on Graph, SharePoint, Exchange",
+           fetcher=routes.fetch_permission_classifications),
+    Source("microsoft_ai_apis", routes.MICROSOFT_AI_APIS_URL, ("Application.Read.All",), "custom",
+           "the Work IQ API and Microsoft MCP Server for Enterprise in this tenant, with app-role assignments",
+           fetcher=routes.fetch_microsoft_ai_apis),
+    Source("agent_blueprints", "/v1.0/applications/microsoft.graph.agentIdentityBlueprint",
+           ("AgentIdentityBlueprint.Read.All",), "collection", "Entra agent identity blueprints"),
+    Source("agent_blueprint_principals", "/v1.0/servicePrincipals/microsoft.graph.agentIdentityBlueprintPrincipal",
+           ("AgentIdentityBlueprintPrincipal.Read.All",), "collection", "Entra agent identity blueprint principals"),
+    Source("agent_users", "/v1.0/users/microsoft.graph.agentUser?$select=id,displayName,userPrincipalName,"
+           "accountEnabled,identityParentId,assignedLicenses&$top=999", ("User.Read.All",), "collection",
+           "Entra agent users (can hold licences and mailboxes)"),
+    Source("teams", routes.TEAMS_URL, ("Team.ReadBasic.All",), "collection", "the teams (id and name only)"),
+    Source("teams_rsc_grants", "/v1.0/teams/{team}/permissionGrants",
+           ("ResourceSpecificPermissionGrant.ReadForTeam.All", "TeamsAppInstallation.ReadForTeam.All"), "custom",
+           "resource-specific consent already granted in each team (one request per team)",
+           depends_on=("teams",), fetcher=routes.fetch_teams_rsc_grants),
+    Source("copilot_metered_usage", "/beta/copilot/costManagement/usageReports/serviceUsageRecords",
+           ("CopilotCostManagement-Reports.Read.All",), "custom",
+           "metered Copilot consumption (Copilot Credits, Work IQ) per completed day of the window",
+           fetcher=routes.fetch_metered_usage),
+    Source("sp_sign_in_activity", "/beta/reports/servicePrincipalSignInActivities", ("AuditLog.Read.All",),
+           "collection", "last sign-in of every service principal (which apps were used)"),
     Source("intune_policies", "/beta/deviceManagement/configurationPolicies?$expand=settings",
            ("DeviceManagementConfiguration.Read.All",), "custom",
            "Intune settings-catalog policies with settings and assignments", fetcher=fetch_intune_policies),

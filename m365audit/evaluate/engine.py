@@ -19,6 +19,7 @@ from m365audit.models import (
     RejectedEntry,
     Rule,
     Snapshot,
+    SourceError,
     Status,
     Text,
     Waiver,
@@ -173,11 +174,14 @@ def run_check(rule: Rule, snapshot: Snapshot, pack: PolicyPack, today: date) -> 
     check = rule.active_check
     assert check is not None
     errors = []
+    refused: dict[str, SourceError] = {}
     for key in rule.sources:
         result = snapshot.sources.get(key)
         if result is None:
             errors.append(FindingError(source=key, message="not collected in this run",
                                        hint="the snapshot has no such source; run a full audit"))
+        elif not result.ok and result.error is not None and key in check.judges_errors_of:
+            refused[key] = result.error  # the function judges this refusal itself (and errs on any other)
         elif not result.ok and result.error is not None:
             e = result.error
             errors.append(FindingError(source=key, message=e.message, status=e.status, code=e.code,
@@ -192,11 +196,19 @@ def run_check(rule: Rule, snapshot: Snapshot, pack: PolicyPack, today: date) -> 
     from m365audit.evaluate.checks import CHECKS
     from m365audit.evaluate.checks.base import CheckInput
 
-    data = {key: snapshot.sources[key].data for key in rule.sources}
+    def verdict(rule_id: str) -> Status:
+        """Another rule's verdict before waivers; error for a rule not named in uses_rules or using rules itself."""
+        other = pack.rule(rule_id)
+        if rule_id not in check.uses_rules or other is None or other.active_check is None \
+                or other.active_check.uses_rules:
+            return Status.ERROR
+        return run_check(other, snapshot, pack, today).status
+
+    data = {key: snapshot.sources[key].data for key in rule.sources if key not in refused}
     return CHECKS[check.function](CheckInput(
         meta={key: snapshot.sources[key].meta for key in rule.sources},
         rule=rule, data=data, catalogs=pack.catalogs, params=rule_params(rule, pack),
-        approved_apps=pack.approved_apps, today=today))
+        approved_apps=pack.approved_apps, today=today, refused=refused, verdict=verdict))
 
 
 def _matches_object(waiver_objects: list[str], obj: FindingObject) -> bool:

@@ -155,6 +155,10 @@ class ReplayTransport(httpx.AsyncBaseTransport):
         self._cursor[group] = position + 1
         return self.recorded[group[min(position, len(group) - 1)]]
 
+    def rewind(self) -> None:
+        """Start every sequence again: a second night replayed from the same recording."""
+        self._cursor.clear()
+
     def answer(self, request: httpx.Request) -> httpx.Response:
         """The response for a request, without waiting (respx side effects use this)."""
         return self._respond(request, self.match(request.method, str(request.url)))

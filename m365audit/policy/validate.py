@@ -158,6 +158,11 @@ def rule_problems(rule: Rule, catalogs: dict[str, list[Any]], checks: Collection
     if check is None:
         return problems
     key = _check_key(rule)
+    for i, src in enumerate(check.judges_errors_of):
+        if src not in rule.sources:
+            problems.append((f"{key}.judges_errors_of.{i}", f"'{src}' is not one of the rule's sources"))
+    if rule.id in check.uses_rules:
+        problems.append((f"{key}.uses_rules", "a rule cannot use its own verdict"))
     if check.function is not None and check.function not in checks:
         problems.append((f"{key}.function", f"unknown check function '{check.function}'"
                          + did_you_mean(check.function, checks)))

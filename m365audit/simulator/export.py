@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -37,8 +38,8 @@ class _Recorder:
         else:
             response["body_text"] = reply.body.decode()
         rel = parts.path + (f"?{parts.query}" if parts.query else "")
-        self.exchanges.append((source_of(parts.path) or "other", {"request": {"method": method, "url": rel},
-                                                                   "response": response}))
+        source = source_of(parts.path, parts.query) or "other"
+        self.exchanges.append((source, {"request": {"method": method, "url": rel}, "response": response}))
         if reply.status >= 400:
             raise RuntimeError(f"{method} {url} -> {reply.status}")
         return reply
@@ -55,6 +56,13 @@ class _Recorder:
             items.extend(doc["value"])
             next_url = doc.get("@odata.nextLink")
         return items
+
+    async def pages(self, url: str) -> AsyncIterator[list[Any]]:
+        next_url: str | None = url
+        while next_url:
+            doc = self._send("GET", next_url).json()
+            yield doc["value"]
+            next_url = doc.get("@odata.nextLink")
 
     async def get_text(self, url: str) -> str:
         return self._send("GET", url).body.decode("utf-8")
@@ -76,9 +84,9 @@ async def _crawl(recorder: _Recorder) -> None:
         if source.fetcher is not None:
             deps[key] = (await source.fetcher(recorder, source, ctx, deps)).data
         elif source.shape == "object":
-            await recorder.get_object(source.url)
+            deps[key] = await recorder.get_object(source.url)
         else:
-            await recorder.get_collection(source.url)
+            deps[key] = await recorder.get_collection(source.url)
 
 
 def export_fixtures(spec: TenantSpec, folder: Path, description: str = "") -> int:

@@ -134,7 +134,7 @@ class GraphSimulator:
     def handle(self, method: str, target: str, body: bytes) -> tuple[Reply, str]:
         """Decide the answer to one request; the second value tells the handler how to send it."""
         path, _, query = target.partition("?")
-        source = source_of(path) or "other"
+        source = source_of(path, query) or "other"
         cfg = self.config
         with self._lock:
             st = self.stats

@@ -74,14 +74,26 @@ SOURCE_PATHS: tuple[tuple[str, str], ...] = tuple(sorted((
     ("/v1.0/copilot/admin/catalog/packages", "copilot_packages"), ("/v1.0/copilot/reports/", "copilot_usage"),
     ("/v1.0/security/auditlog/queries", "audit_ai_interactions"),
     ("/beta/devicemanagement/configurationpolicies", "intune_policies"),
+    ("/v1.0/appcatalogs/teamsapps", "teams_org_apps"),
+    ("/v1.0/applications/microsoft.graph.agentidentityblueprint", "agent_blueprints"),
+    ("/v1.0/serviceprincipals/microsoft.graph.agentidentityblueprintprincipal", "agent_blueprint_principals"),
+    ("/v1.0/users/microsoft.graph.agentuser", "agent_users"), ("/v1.0/teams", "teams"),
+    ("/beta/copilot/costmanagement/", "copilot_metered_usage"),
+    ("/beta/reports/serviceprincipalsigninactivities", "sp_sign_in_activity"),
 ), key=lambda p: -len(p[0])))
 
 
-def source_of(path: str) -> str | None:
-    """The SOURCES key a request path belongs to (None for paths no source sends)."""
-    low = unquote(path).lower()
+def source_of(path: str, query: str = "") -> str | None:
+    """The SOURCES key a request (path, and query where the path is shared) belongs to; None if no source sends it."""
+    low = unquote(path).lower().rstrip("/")
     if low.startswith("/v1.0/serviceprincipals/") and low.endswith("/approleassignedto"):
         return "app_role_assignments"
+    if low.endswith("/delegatedpermissionclassifications"):
+        return "permission_classifications"
+    if low.startswith("/v1.0/teams/") and low.endswith("/permissiongrants"):
+        return "teams_rsc_grants"
+    if low == "/v1.0/serviceprincipals" and "appid in" in unquote(query.replace("+", " ")).lower():
+        return "microsoft_ai_apis"
     return next((key for prefix, key in SOURCE_PATHS if low.startswith(prefix)), None)
 
 
@@ -103,6 +115,11 @@ class TenantSpec:
     copilot_users: int = 0
     audit_records: int | None = None
     intune_policies: int = 3
+    teams: int = 3
+    org_apps: int = 0
+    agent_blueprints: int = 0
+    agent_users: int = 0
+    sign_in_records: int = 3
     seed: int = 1
     tenant_name: str = "Gemeente Voorbeeld"
 

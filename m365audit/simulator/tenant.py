@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, unquote
 
 from m365audit.collect import GRAPH_APP_ID, RESOURCE_APPS
+from m365audit.simulator import routes
 from m365audit.simulator.shapes import (
     COPILOT_PLANS,
     COPILOT_PLATFORM_APP_ID,
@@ -46,6 +47,8 @@ class SimTenant:
         self.n_sp = max(spec.service_principals, len(RESOURCE_APPS))
         self.policy_ids = [guid(s, "intune", i) for i in range(spec.intune_policies)]
         self._queries: dict[str, int] = {}
+        self._query_types: dict[str, list[str]] = {}
+        self.team_index = {self.team_id(k): k for k in range(spec.teams)}
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, ...], bytes] = {}
         self.collections: dict[str, Collection] = {
@@ -66,6 +69,7 @@ class SimTenant:
             "/beta/devicemanagement/configurationpolicies": Collection(
                 "deviceManagement/configurationPolicies", spec.intune_policies, self._intune_policy),
         }
+        routes.add_collections(self)
         for app, sp_id in self.resource_ids.items():
             n = spec.app_role_assignments if app == GRAPH_APP_ID else 0
             self.collections[f"/v1.0/serviceprincipals/{sp_id}/approleassignedto"] = Collection(
@@ -87,6 +91,9 @@ class SimTenant:
 
     def is_copilot_user(self, i: int) -> bool:
         return bool(self._stride) and i % self._stride == 0 and i // self._stride < self.n_copilot
+
+    def team_id(self, k: int) -> str:
+        return guid(self.spec.seed, "team", k)
 
     def user_id(self, i: int) -> str:
         return guid(self.spec.seed, "user", i)
@@ -271,6 +278,9 @@ class SimTenant:
             return Reply(200, json.dumps({"@odata.context": context, **self.objects[low]()}).encode())
         if low.startswith("/v1.0/copilot/reports/getmicrosoft365copilotusageuserdetail"):
             return Reply(200, self.usage_csv().encode(), "application/octet-stream")
+        routed = routes.answer(self, low, path, params, base, request_id, page_cap)
+        if routed is not None:
+            return routed
         if low in self.collections:
             return self.page(self.collections[low], path, params, base, request_id, page_cap)
         return Reply(404, error_body("Request_ResourceNotFound", f"Resource '{path}' does not exist.",
@@ -326,6 +336,7 @@ class SimTenant:
             with self._lock:
                 qid = guid(self.spec.seed, "auditquery", len(self._queries))
                 self._queries[qid] = 0
+                self._query_types[qid] = [str(t).lower() for t in req["recordTypeFilters"]]
             doc = {**req, "id": qid, "status": "succeeded" if polls < 0 else "notStarted"}
             return Reply(201,
                          json.dumps({"@odata.context": f"{base}/v1.0/$metadata#security/auditLog/queries/"
@@ -341,6 +352,8 @@ class SimTenant:
         if len(parts) == 7 and parts[6] == "records":
             coll = Collection(f"security/auditLog/queries('{qid}')/records", self.n_audit_records(),
                               self._record)
+            if self._query_types.get(qid) == [routes.LIVENESS_TYPE]:
+                coll = Collection(coll.context, self.spec.sign_in_records, partial(routes.sign_in_record, self))
             return self.page(coll, f"/v1.0/security/auditLog/queries/{qid}/records", params, base, request_id,
                              page_cap)
         return Reply(404, error_body("NotFound", f"Resource '{low}' does not exist.", request_id))
@@ -362,7 +375,8 @@ class SimTenant:
             "authorization_policy": 1, "admin_consent_policy": 1, "teams_app_settings": 1,
             "conditional_access": 1, "external_connections": 1, "copilot_packages": 1,
             "agent_identities": pages(c["/v1.0/serviceprincipals/microsoft.graph.agentidentity"]),
-            "copilot_usage": 1, "audit_ai_interactions": 1 + max(audit_polls + 1, 0) + pages(rec),
+            "copilot_usage": 1, "audit_ai_interactions": 2 + 2 * max(audit_polls + 1, 0) + pages(rec) + 1,
             "intune_policies": pages(c["/beta/devicemanagement/configurationpolicies"])
             + len(self.policy_ids),
+            **routes.minimum_requests(self),
         }

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from m365audit.evaluate.checks.agents import (
+    copilot_agents_not_deployed,
+    copilot_metered_usage_none,
+    teams_org_apps_reviewed,
+)
 from m365audit.evaluate.checks.apps import ai_apps_no_org_data_access, apps_tenant_wide_data_access_approved
 from m365audit.evaluate.checks.base import CheckFn, CheckInput, ShapeError, fail_closed
 from m365audit.evaluate.checks.conditional_access import ca_blocks_copilot_apps
@@ -12,6 +17,12 @@ from m365audit.evaluate.checks.licences import (
     copilot_subscriptions_absent,
     plans_need_attestation,
     service_plans_not_assigned,
+)
+from m365audit.evaluate.checks.routes import (
+    ai_apps_no_sign_ins,
+    apps_user_consent_org_data_approved,
+    microsoft_ai_apis_not_granted,
+    teams_rsc_grants_none,
 )
 from m365audit.evaluate.checks.settings import copilot_policy_setting
 from m365audit.evaluate.checks.usage import audit_no_ai_interactions, copilot_usage_none
@@ -34,5 +45,12 @@ CHECKS: dict[str, CheckFn] = {
         audit_no_ai_interactions,
         copilot_policy_setting,
         plans_need_attestation,
+        copilot_agents_not_deployed,
+        teams_org_apps_reviewed,
+        copilot_metered_usage_none,
+        apps_user_consent_org_data_approved,
+        microsoft_ai_apis_not_granted,
+        teams_rsc_grants_none,
+        ai_apps_no_sign_ins,
     )
 }

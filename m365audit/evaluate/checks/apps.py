@@ -257,3 +257,10 @@ def apps_tenant_wide_data_access_approved(inp: CheckInput) -> CheckOutcome:
         f"Alle {in_scope} apps met tenantbrede toegang tot organisatiegegevens zijn goedgekeurd.",
         f"All {in_scope} apps with tenant-wide access to organisation data are approved.",
     )
+
+
+# public names for checks/routes.py (issue 14): the same readers, judged for the routes added there
+org_data_accesses = _accesses
+ai_app_label = _ai_match
+service_principals_by_id = _service_principals
+sp_finding = _sp_object

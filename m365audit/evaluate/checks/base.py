@@ -10,7 +10,7 @@ from datetime import date
 from typing import Any
 
 from m365audit.evidence import ItemsError, PagedItems, first_non_object
-from m365audit.models import ApprovedApp, CheckOutcome, FindingObject, Rule, Status, Text
+from m365audit.models import ApprovedApp, CheckOutcome, FindingObject, Rule, SourceError, Status, Text
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,8 @@ class CheckInput:
     approved_apps: Sequence[ApprovedApp]
     today: date
     meta: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # source key -> what collect noted
+    refused: Mapping[str, SourceError] = field(default_factory=dict)  # check.judges_errors_of sources not read
+    verdict: Callable[[str], Status] | None = None  # rule id (of check.uses_rules) -> its verdict before waivers
 
 
 CheckFn = Callable[[CheckInput], CheckOutcome]

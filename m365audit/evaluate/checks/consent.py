@@ -6,11 +6,15 @@ from m365audit.evaluate.checks.base import (
     CheckInput,
     Obj,
     ShapeError,
+    catalog_of,
     failed,
+    items_of,
     list_of,
+    lowered,
     passed,
     single_of,
     str_list_param,
+    str_of,
 )
 from m365audit.models import CheckOutcome, FindingObject
 
@@ -55,6 +59,14 @@ def consent_users_cannot_grant_org_data(inp: CheckInput) -> CheckOutcome:
     if not own:
         return passed("Toestemming door gebruikers staat uit.", "User consent is off.")
     names = ", ".join(pid for pid, _ in own)
+    low = _low_org_permissions(inp)
+    if low:
+        return failed(
+            f"Toestemming door gebruikers is beperkt tot {names}, maar beheerders classificeerden "
+            f"{len(low)} machtiging(en) met toegang tot organisatiegegevens als 'laag': daarvoor kan elke "
+            "gebruiker zelf toestemming geven.",
+            f"User consent is limited to {names}, but admins classified {len(low)} permission(s) that reach "
+            "organisation data as 'low': every user can consent to those.", low)
     risky = policy.get("allowUserConsentForRiskyApps") is True
     return passed(
         f"Toestemming door gebruikers is beperkt tot {names}."
@@ -63,6 +75,25 @@ def consent_users_cannot_grant_org_data(inp: CheckInput) -> CheckOutcome:
         + (" Note: allowUserConsentForRiskyApps is on (apps Microsoft flags as risky too)." if risky else ""),
     )
 
+
+def _low_org_permissions(inp: CheckInput) -> list[FindingObject]:
+    """Permissions classified 'low' (what microsoft-user-default-low lets users grant) that reach org data."""
+    org = set()
+    for entry in catalog_of(inp, "org-data-permissions"):
+        kinds = {lowered(k) for k in list_of(entry, "kinds", "org-data-permissions", required=True)}
+        if "delegated" in kinds:
+            org.add((str_of(entry, "resource_app_id", "org-data-permissions").lower(),
+                     str_of(entry, "value", "org-data-permissions").lower()))
+    found = []
+    for item in items_of(inp, "permission_classifications"):
+        where = f"permission classification {item.get('id')}"
+        level = str_of(item, "classification", where)
+        name = str_of(item, "permissionName", where)
+        app = str_of(item, "resourceAppId", where).lower()
+        if level.lower() == "low" and (app, name.lower()) in org:
+            found.append(FindingObject(id=str(item.get("permissionId") or name), name=name,
+                                       detail=f"classified low on {app}: users may consent to it themselves"))
+    return found
 
 
 def consent_owners_cannot_grant_team_data(inp: CheckInput) -> CheckOutcome:

@@ -107,6 +107,20 @@ def _not_queried(inp: CheckInput, types: list[str], days: int) -> str:
     return "; ".join(gaps)
 
 
+def _silent_log(inp: CheckInput) -> str:
+    """Why the liveness query does not prove the audit log is on ('' when it found sign-in records)."""
+    live = (inp.meta.get("audit_ai_interactions") or {}).get("liveness")
+    if not isinstance(live, dict):
+        return "this run holds no liveness query (sign-in records) beside the AI query"
+    found = live.get("records_on_first_page")
+    if not isinstance(found, int) or isinstance(found, bool):
+        raise ShapeError("the liveness query's record count is missing or not a number")
+    if found == 0:
+        return (f"no {live.get('record_type')} record at all between {live.get('window_start')} and "
+                f"{live.get('window_end')}")
+    return ""
+
+
 def audit_no_ai_interactions(inp: CheckInput) -> CheckOutcome:
     """The audit search over the look-back window holds no record of the AI record types."""
     types = {t.lower(): t for t in str_list_param(inp, "record_types")}
@@ -137,6 +151,14 @@ def audit_no_ai_interactions(inp: CheckInput) -> CheckOutcome:
         raise ShapeError(f"{len(unexpected)} audit record(s) of a type the query did not ask for "
                          f"({', '.join(sorted(set(unexpected))[:5])}): cannot tell whether they are AI interactions")
     if not per_user:
+        silent = _silent_log(inp)
+        if silent:
+            return outcome(
+                Status.ERROR,
+                f"Het auditlogboek lijkt uit te staan of leeg te zijn: {silent}. Zonder bewijs dat het logboek "
+                "werkt, zegt het ontbreken van AI-records niets.",
+                f"The audit log appears off or empty: {silent}. Without proof that the log works, the absence "
+                "of AI records proves nothing.")
         return passed(
             f"Geen {names}-records in de laatste {days} dagen.",
             f"No {names} records in the last {days} days.",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -21,13 +22,19 @@ from uuid import UUID
 from kiota_abstractions.serialization import Parsable, ParsableFactory
 from kiota_serialization_json.json_parse_node import JsonParseNode
 from msgraph.generated.models.dictionary import Dictionary
+from msgraph.generated.models.directory_object import DirectoryObject
 from msgraph.generated.models.security.audit_data import AuditData
 from msgraph.generated.models.security.audit_record_type_dictionary import AuditRecordTypeDictionary
 
 U = TypeVar("U", bound=Parsable)
 
 OPEN_TYPES: tuple[type, ...] = (AuditData, AuditRecordTypeDictionary, Dictionary)
-"""Types that Graph's CSDL declares OpenType="true": any property may sit on them (Purview's record keys do)."""
+"""Types whose openness is their content: any property may sit on them (Purview's record keys sit on auditData)."""
+
+DIRECTORY_EXTENSION = re.compile(r"extension_[0-9a-fA-F]{32}_\w+")
+"""The one kind of undeclared property a directory object may carry. The CSDL marks directoryObject, user,
+servicePrincipal, application, organization … OpenType too, but for directory extension attributes
+(`extension_<app id without dashes>_<name>`); any other undeclared key there is made up."""
 
 
 @dataclass(frozen=True)
@@ -229,12 +236,13 @@ class StrictParseNode(JsonParseNode):
         extra = {} if extra is None else extra
         deserializers = _deserializers(item)
         open_type = isinstance(item, OPEN_TYPES)
+        directory = isinstance(item, DirectoryObject)
         for name, value in node.items():
             if name in deserializers:
                 if value is not None:
                     deserializers[name](self._child(value, name))
                 continue
-            if not (open_type or is_annotation(name)):
+            if not (open_type or is_annotation(name) or (directory and DIRECTORY_EXTENSION.fullmatch(name))):
                 self._wrong(f"{name!r} is not a property of {type(item).__name__} ({_sdk(type(item))})",
                             _child_path(self.path, name))
             extra[name] = self.try_get_anything(value)

@@ -160,3 +160,20 @@ def test_every_json_source_url_maps_to_a_model() -> None:
 def test_every_route_names_a_model_its_sdk_has(route: tuple[Any, ...]) -> None:
     model = route[3]()
     assert hasattr(model, "create_from_discriminator_value") and hasattr(model(), "get_field_deserializers")
+
+
+def test_directory_objects_take_extension_attributes_and_nothing_else_undeclared() -> None:
+    user = {"id": GUID, "extension_8f3c2a715d4e4b9aa6c12e7f0b9d4c53_employeeCode": "A-17", "createdDate": "2026"}
+    assert _problems(user, "user", "User") == ["createdDate: 'createdDate' is not a property of User (msgraph-sdk)"]
+    principal = {"id": GUID, "accountEnabled": True, "createdDateTime": "2019-09-17T19:10:35Z"}
+    assert _problems(principal, "agent_identity_blueprint_principal", "AgentIdentityBlueprintPrincipal") == [
+        "createdDateTime: 'createdDateTime' is not a property of AgentIdentityBlueprintPrincipal (msgraph-sdk)"]
+
+
+def test_a_documented_url_without_a_model_is_checked_as_a_collection_page(tmp_path: Path) -> None:
+    url = "/beta/copilot/costManagement/usageReports/serviceUsageRecords"
+    page = _exchange(tmp_path, "a.json", url, {"value": [{"serviceId": "workIQ", "consumedQuantity": 0.0}]})
+    not_page = _exchange(tmp_path, "b.json", url, [{"serviceId": "workIQ"}])
+    assert check_exchange(page).problems == ()
+    assert check_exchange(not_page).problems == (
+        "$: a collection page (an object with a 'value' list of objects) expected",)

@@ -177,3 +177,11 @@ def test_a_documented_url_without_a_model_is_checked_as_a_collection_page(tmp_pa
     assert check_exchange(page).problems == ()
     assert check_exchange(not_page).problems == (
         "$: a collection page (an object with a 'value' list of objects) expected",)
+
+
+def test_a_key_written_twice_is_caught_although_json_loads_keeps_the_last(tmp_path: Path) -> None:
+    (tmp_path / "exchanges").mkdir()
+    body = '{"value": [{"id": "x", "accountEnabled": false, "accountEnabled": true}]}'
+    twice = _exchange(tmp_path, "a.json", "/v1.0/users", status=200, headers={"Content-Type": "application/json"},
+                      body_text=body)
+    assert check_exchange(twice).problems == ("a key appears twice in one object: accountEnabled",)

@@ -136,10 +136,19 @@ def _json_body(rec: Recorded, inline: bool) -> tuple[bool, Any, str | None]:
     """(is JSON, body, parse error): an inline body is JSON; body_text and body_file are when their type says so."""
     if not inline and "json" not in rec.headers.get("content-type", "").lower():
         return False, None, None
+    repeated: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [k for k, _ in items]
+        repeated.extend(sorted({k for k in keys if keys.count(k) > 1}))
+        return dict(items)
     try:
-        return True, json.loads(rec.content()), None
+        body = json.loads(rec.content(), object_pairs_hook=pairs)
     except ValueError as exc:
         return True, None, f"the body is not valid JSON ({exc})"
+    if repeated:  # json.loads keeps the last; Graph never repeats a key
+        return True, body, f"a key appears twice in one object: {', '.join(sorted(set(repeated)))}"
+    return True, body, None
 
 
 def check_exchange(file: Path) -> Verdict:

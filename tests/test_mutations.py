@@ -139,6 +139,13 @@ OPTIONAL: dict[tuple[str, str, str, str], str] = {
         "the user's licence carries no catalog plan (an F3 or E3 plan is disabled): nothing to switch on",
     ("*", "service_principals", "appOwnerOrganizationId", "*"):
         "null or an unknown owner tenant makes an app third-party, which widens what the AI-app patterns test",
+    # --- policy-pack-v2 routes: values that cannot change a verdict (the code was read for each)
+    ("consent-users-cannot-grant-org-data", "permission_classifications", "permissionName", "enum"):
+        "a classification of a permission that is no organisation-data permission changes nothing: only names "
+        "the catalog org-data-permissions lists can raise a finding (classification and resourceAppId are checked)",
+    ("copilot-metered-usage-none", "copilot_metered_usage", "serviceId", "enum"):
+        "any consumption above zero fails the rule whatever its serviceId (no id is skipped); the id only names "
+        "the service in a finding",
 }
 
 

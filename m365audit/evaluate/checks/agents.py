@@ -31,6 +31,17 @@ def _str_field(obj: Obj, name: str, where: str) -> str:
     return value
 
 
+_AUDIENCES = ("none", "some", "all")
+
+
+def _audience(obj: Obj, name: str, where: str) -> str:
+    """availableTo / deployedTo: none, some or all; any other value (a future enum member) cannot be judged."""
+    value = _str_field(obj, name, where)
+    if value.lower() not in _AUDIENCES:
+        raise ShapeError(f"{where}: '{name}' is {value[:60]!r}, expected one of {', '.join(_AUDIENCES)}")
+    return value
+
+
 def _open_packages(inp: CheckInput) -> tuple[int, list[FindingObject]]:
     """(non-Microsoft packages, those not blocked and available or deployed to anyone)."""
     scope, objects = 0, []
@@ -42,8 +53,8 @@ def _open_packages(inp: CheckInput) -> tuple[int, list[FindingObject]]:
         blocked = package.get("isBlocked")
         if not isinstance(blocked, bool):
             raise ShapeError(f"{where}: 'isBlocked' is {type(blocked).__name__}, expected true or false")
-        available = _str_field(package, "availableTo", where)
-        deployed = _str_field(package, "deployedTo", where)
+        available = _audience(package, "availableTo", where)
+        deployed = _audience(package, "deployedTo", where)
         if blocked or (available.lower() == "none" and deployed.lower() == "none"):
             continue
         objects.append(FindingObject(

@@ -97,7 +97,8 @@ def _accesses(inp: CheckInput) -> list[_Access]:
                              "cannot tell what it grants")
         name = org.get((str_of(resource, "appId", "resource service principal").lower(), role.lower(), "application"))
         if name:
-            found.append(_Access(str_of(assignment, "principalId", "app role assignment").lower(), name,
+            found.append(_Access(guid_of(assignment, "principalId", f"app role assignment {assignment.get('id')}"),
+                                 name,
                                  str(resource.get("displayName") or resource.get("appId")), "application"))
     known_sps = {str_of(sp, "id", "service principal").lower() for sp in items_of(inp, "service_principals")}
     for grant in items_of(inp, "delegated_grants"):
@@ -117,7 +118,7 @@ def _accesses(inp: CheckInput) -> list[_Access]:
             name = org.get((str_of(resource, "appId", "resource service principal").lower(), scope_name.lower(),
                             "delegated"))
             if name:
-                found.append(_Access(str_of(grant, "clientId", "delegated grant").lower(), name,
+                found.append(_Access(guid_of(grant, "clientId", f"delegated grant {grant.get('id')}"), name,
                                      str(resource.get("displayName") or resource.get("appId")), kind,
                                      str(grant.get("principalId") or "")))
     return found
@@ -264,3 +265,4 @@ org_data_accesses = _accesses
 ai_app_label = _ai_match
 service_principals_by_id = _service_principals
 sp_finding = _sp_object
+client_of = _client

@@ -8,6 +8,7 @@ from m365audit.evaluate.checks.base import (
     ShapeError,
     catalog_of,
     failed,
+    guid_of,
     items_of,
     list_of,
     lowered,
@@ -76,10 +77,15 @@ def consent_users_cannot_grant_org_data(inp: CheckInput) -> CheckOutcome:
     )
 
 
+_LEVELS = ("low", "medium", "high")
+
+
 def _low_org_permissions(inp: CheckInput) -> list[FindingObject]:
     """Permissions classified 'low' (what microsoft-user-default-low lets users grant) that reach org data."""
     org = set()
+    resources = set()
     for entry in catalog_of(inp, "org-data-permissions"):
+        resources.add(str_of(entry, "resource_app_id", "org-data-permissions").lower())
         kinds = {lowered(k) for k in list_of(entry, "kinds", "org-data-permissions", required=True)}
         if "delegated" in kinds:
             org.add((str_of(entry, "resource_app_id", "org-data-permissions").lower(),
@@ -88,8 +94,14 @@ def _low_org_permissions(inp: CheckInput) -> list[FindingObject]:
     for item in items_of(inp, "permission_classifications"):
         where = f"permission classification {item.get('id')}"
         level = str_of(item, "classification", where)
+        if level.lower() not in _LEVELS:
+            raise ShapeError(f"{where}: 'classification' is {level[:60]!r}, expected one of {', '.join(_LEVELS)}")
+        # a permission name the catalog does not know is no organisation-data permission: no finding either way
         name = str_of(item, "permissionName", where)
-        app = str_of(item, "resourceAppId", where).lower()
+        app = guid_of(item, "resourceAppId", where)
+        if app not in resources:
+            raise ShapeError(f"{where}: 'resourceAppId' is {app}, a resource the catalog org-data-permissions "
+                             "does not know: cannot tell what its permissions reach")
         if level.lower() == "low" and (app, name.lower()) in org:
             found.append(FindingObject(id=str(item.get("permissionId") or name), name=name,
                                        detail=f"classified low on {app}: users may consent to it themselves"))

@@ -7,6 +7,7 @@ from typing import Any
 
 from m365audit.evaluate.checks.apps import (
     ai_app_label,
+    client_of,
     org_data_accesses,
     service_principals_by_id,
     sp_finding,
@@ -18,6 +19,7 @@ from m365audit.evaluate.checks.base import (
     catalog_of,
     dicts_of,
     failed,
+    guid_of,
     items_of,
     lowered,
     param_of,
@@ -47,13 +49,12 @@ def apps_user_consent_org_data_approved(inp: CheckInput) -> CheckOutcome:
     approved = _approved(inp)
     by_client: dict[str, list[Any]] = {}
     for access in org_data_accesses(inp):
+        client_of(sps, access.client)  # every grant and assignment must belong to a known service principal
         if access.kind == "user":
             by_client.setdefault(access.client, []).append(access)
     objects, ok = [], 0
     for client, accesses in sorted(by_client.items()):
-        sp = sps.get(client)
-        if sp is None:
-            raise ShapeError(f"a grant belongs to service principal {client}, which is not in service_principals")
+        sp = client_of(sps, client)
         if microsoft(sp):
             continue
         approval = approved.get(lowered(sp.get("appId")))
@@ -95,8 +96,13 @@ def microsoft_ai_apis_not_granted(inp: CheckInput) -> CheckOutcome:
                 detail=f"application role {assignment.get('appRoleId')} on {name} "
                        f"({assignment.get('principalType')} {assignment.get('principalId')})"))
     for grant in items_of(inp, "delegated_grants"):
-        resource = by_id.get(lowered(grant.get("resourceId")))
+        where = f"delegated grant {grant.get('id')}"
+        resource_id = guid_of(grant, "resourceId", where)
+        resource = by_id.get(resource_id)
         if resource is None:
+            if resource_id not in sps:  # a grant whose API cannot be identified cannot be proven harmless
+                raise ShapeError(f"{where} is on resource {resource_id}, which is not among the service "
+                                 "principals: cannot tell which API it opens")
             continue
         client = sps.get(lowered(grant.get("clientId")))
         who = "all users" if grant.get("consentType") == "AllPrincipals" else f"user {grant.get('principalId')}"
@@ -211,7 +217,7 @@ def ai_apps_no_sign_ins(inp: CheckInput) -> CheckOutcome:
     ai = _ai_clients(inp)
     objects, seen = [], 0
     for activity in items_of(inp, "sp_sign_in_activity"):
-        app_id = str_of(activity, "appId", "sign-in activity").lower()
+        app_id = guid_of(activity, "appId", f"sign-in activity {activity.get('id')}")
         if app_id not in ai:
             continue
         seen += 1

@@ -70,9 +70,11 @@ def test_drift_exit_code_judges_every_tenant_and_a_first_night_is_a_note(two_ten
 def test_drift_exit_code_is_0_when_no_tenant_regressed(tmp_path: Path) -> None:
     run_pair("reordered-identical", tmp_path)
     run_night(NIGHTS / "new-copilot-user" / "night1", tmp_path, {"now": "2026-11-28T03:00:00Z"})
-    result = CliRunner().invoke(cli, ["drift", "--exit-code", "--reports", str(tmp_path)])
+    result = CliRunner().invoke(cli, ["drift", "--exit-code", "--reports", str(tmp_path), "--lang", "en"])
     assert result.exit_code == 0, result.output
     assert "no regression" in result.output
+    dutch = CliRunner().invoke(cli, ["drift", "--exit-code", "--reports", str(tmp_path)])  # Dutch is the default
+    assert dutch.exit_code == 0 and "niets verslechterd" in dutch.output, dutch.output
 
 
 @pytest.mark.parametrize(("lang", "sentence"), [("nl", "Er zijn nog geen complete controles"),

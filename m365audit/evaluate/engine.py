@@ -187,10 +187,13 @@ def run_check(rule: Rule, snapshot: Snapshot, pack: PolicyPack, today: date) -> 
             errors.append(FindingError(source=key, message=e.message, status=e.status, code=e.code,
                                        request_id=e.request_id, hint=e.hint))
     if errors:
-        names = ", ".join(e.source for e in errors)
+        names = ", ".join(f"'{e.source}'" for e in errors)  # quoted: source ids are names, not words to translate
+        many = len(errors) > 1
         return CheckOutcome(status=Status.ERROR, errors=errors, message=Text(
-            en=f"Cannot judge: {names} could not be read completely. This is not a pass.",
-            nl=f"Niet te beoordelen: {names} kon niet volledig worden gelezen. Dit is geen 'voldoet'."))
+            en=f"Cannot judge: the source{'s' if many else ''} {names} could not be read completely. "
+               "This is not a pass.",
+            nl=f"Niet te beoordelen: de bron{'nen' if many else ''} {names} "
+               f"{'konden' if many else 'kon'} niet volledig worden gelezen. Dit is geen 'voldoet'."))
     if check.function is None:
         return run_declarative(check, snapshot.sources[rule.sources[0]].data, pack.catalogs)
     from m365audit.evaluate.checks import CHECKS

@@ -76,6 +76,8 @@ STATUS_NL: dict[int, str] = {
 
 CODE_NL: dict[str, str] = {
     "Authorization_RequestDenied": "onvoldoende rechten",
+    "AmbiguousJson": "dubbelzinnige JSON: lezers kunnen verschillende waarden zien",
+    "TooDeep": "JSON te diep genest",
     "Forbidden": "geen toegang",
     "AccessDenied": "geen toegang",
     "accessDenied": "geen toegang",
@@ -105,6 +107,8 @@ CODE_NL: dict[str, str] = {
 _GRAPH_ANSWERED = re.compile(r"Graph answered (\d{3})(?: (\S+))?: (.*)", re.S)
 _OWN: list[tuple[re.Pattern[str], str, int | None]] = [
     (re.compile(r"Graph answered with an empty body"), "Graph stuurde een leeg antwoord", None),
+    (re.compile(r"Graph sent a body the audit cannot read: (.*)", re.S),
+     "Graph stuurde een antwoord dat de audit niet betrouwbaar kan lezen", 1),
     (re.compile(r"Graph sent a body that is not valid JSON \(truncated\?\): (.*)", re.S),
      "Graph stuurde een antwoord dat geen geldige JSON is (afgekapt?)", 1),
     (re.compile(r"no answer from Graph in time \((\w+)\)"), "geen antwoord van Graph binnen de wachttijd", 1),
@@ -184,6 +188,30 @@ DETAIL_NL: list[tuple[re.Pattern[str], str]] = [(re.compile(p), nl) for p, nl in
     (r"^created by app: ", "gemaakt door app: "), (r" - blueprint: ", " - blauwdruk: "),
     (r" - created: ", " - gemaakt: "),
     (r" reviewers: ", " beoordelaars: "),
+    # Intune assignment scopes
+    (r"no assignment that counts", "geen toewijzing die meetelt"), (r": proves nothing", ": bewijst niets"),
+    (r"; not counted: ", "; telt niet mee: "), (r"\bexcludes group ", "sluit uit: groep "),
+    (r" with assignment filter \(", " met toewijzingsfilter ("),
+    (r": an assignment target this check does not know", ": een toewijzingsdoel dat deze controle niet kent"),
+    (r"\bgroup (?=[0-9a-f]{8}-)", "groep "),
+    # policy pack v2 routes
+    (r" - created by app: ", " - gemaakt door app: "),
+    (r"^parent agent identity: ", "bovenliggende agentidentiteit: "), (r" - licences: ", " - licenties: "),
+    (r"^held by 1 user$", "in handen van 1 gebruiker"), (r"^held by (\d+) users$", r"in handen van \1 gebruikers"),
+    (r": review whether it is an agent or reaches data$",
+     ": beoordeel of het een agent is of bij gegevens kan"),
+    (r"^classified low on (\S+): users may consent to it themselves$",
+     r"geclassificeerd als laag risico op \1: gebruikers mogen hier zelf toestemming voor geven"),
+    (r"^application role (\S+) on $", r"applicatierol \1 op "),  # the API's name follows, quoted
+    (r"^delegated (.*) on $", r"gedelegeerd \1 op "), (r"^, for user ", ", voor gebruiker "),
+    (r"^, for all users$", ", voor alle gebruikers"),
+    (r"; AI app: ", "; AI-app: "),
+    (r"; reaches transcripts, messages or files; app not approved$",
+     "; kan bij transcripties, berichten of bestanden; app niet goedgekeurd"),
+    (r"^(\S+) consumed in the window$", r"\1 verbruikt in de meetperiode"),
+    (r"^last sign-in ", "laatste aanmelding "),
+    # words last: the phrases above already hold them
+    (r"\ball devices\b", "alle apparaten"), (r"\ball users\b", "alle gebruikers"),
 )]
 """The English phrases checks write into object details, in Dutch; the values and names in them stay as they are."""
 _QUOTED = re.compile(r"('[^']*')")

@@ -93,7 +93,7 @@ def microsoft_ai_apis_not_granted(inp: CheckInput) -> CheckOutcome:
         for assignment in dicts_of(api, "appRoleAssignedTo", name):
             objects.append(FindingObject(
                 id=str(assignment.get("id")), name=str(assignment.get("principalDisplayName") or ""),
-                detail=f"application role {assignment.get('appRoleId')} on {name} "
+                detail=f"application role {assignment.get('appRoleId')} on '{name}' "
                        f"({assignment.get('principalType')} {assignment.get('principalId')})"))
     for grant in items_of(inp, "delegated_grants"):
         where = f"delegated grant {grant.get('id')}"
@@ -108,7 +108,7 @@ def microsoft_ai_apis_not_granted(inp: CheckInput) -> CheckOutcome:
         who = "all users" if grant.get("consentType") == "AllPrincipals" else f"user {grant.get('principalId')}"
         objects.append(FindingObject(
             id=str(grant.get("id")), name=str((client or {}).get("displayName") or grant.get("clientId")),
-            detail=f"delegated {grant.get('scope')} on {resource.get('displayName') or resource.get('appId')}, "
+            detail=f"delegated {grant.get('scope')} on '{resource.get('displayName') or resource.get('appId')}', "
                    f"for {who}"))
     if objects:
         return failed(

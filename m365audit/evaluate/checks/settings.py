@@ -31,16 +31,17 @@ def copilot_policy_setting(inp: CheckInput) -> CheckOutcome:
         raise ShapeError(f"setting {setting_id} was not in the answer (found {len(found)})")
     value, policy = found[0].get("value"), found[0].get("policyId")
     shown = "null (not configured)" if value is None else repr(value)
+    shown_nl = "null (niet ingesteld)" if value is None else repr(value)
     obj = FindingObject(id=setting_id, name=setting_id, detail=f"value {shown}; tenant policy {policy or 'none'}")
     if value is not None and value in compliant:
-        return passed(f"{setting_id} staat op {shown} (tenantbeleid {policy or 'geen'}).",
+        return passed(f"{setting_id} staat op {shown_nl} (tenantbeleid {policy or 'geen'}).",
                      f"{setting_id} is {shown} (tenant policy {policy or 'none'}).", [obj])
     if value in noncompliant:
-        return failed(f"{setting_id} staat op {shown}: Copilot mag dit.",
+        return failed(f"{setting_id} staat op {shown_nl}: Copilot mag dit.",
                      f"{setting_id} is {shown}: Copilot may do this.", [obj])
     return outcome(
         Status.ERROR,
-        f"Onbekende waarde {shown} voor {setting_id}: de codering is niet bevestigd. Classificeer haar in "
+        f"Onbekende waarde {shown_nl} voor {setting_id}: de codering is niet bevestigd. Classificeer haar in "
         "params.yaml (compliant_values of noncompliant_values).",
         f"Unknown value {shown} for {setting_id}: the encoding is unconfirmed. Classify it in params.yaml "
         "(compliant_values or noncompliant_values).", [obj])

@@ -271,8 +271,9 @@ def test_a_real_ctrl_c_during_an_audit_exits_130_and_leaves_nothing(tmp_path: Pa
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=120)
     finally:
-        if proc.poll() is None:
+        if proc.poll() is None:  # a hang: kill it and close its pipes, so no later test inherits the leak
             proc.kill()
+            proc.communicate()
     assert proc.returncode == 130, (out, err)
     lines = err.splitlines()
     assert len(lines) == 2 and lines[0] == "Error: interrupted (Ctrl-C)" and lines[1].startswith("Hint: "), err

@@ -32,7 +32,8 @@ def two_tenants(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("name", [VOORBEELD, VOORBEELD.upper(), "voorbeeld.nl", "GemeenteVoorbeeld.onmicrosoft.com",
                                   "Gemeente Voorbeeld", "gemeente voorbeeld"])
 def test_tenant_by_id_domain_or_display_name(two_tenants: Path, name: str) -> None:
-    result = CliRunner().invoke(cli, ["drift", "--tenant", name, "--reports", str(two_tenants), "--exit-code"])
+    result = CliRunner().invoke(cli, ["drift", "--tenant", name, "--reports", str(two_tenants), "--exit-code",
+                                      "--lang", "en"])
     assert result.exit_code == 1, result.output
     assert result.output.startswith("REGRESSION: 1 rule(s) got worse")
     history = CliRunner().invoke(cli, ["history", name, "--reports", str(two_tenants)])

@@ -184,14 +184,17 @@ def test_rsc_grants_fail_for_ai_apps_and_for_sensitive_permissions_of_unapproved
 
 
 def test_any_grant_on_work_iq_or_the_mcp_server_fails() -> None:
-    api = {"id": "wiq", "appId": "fdcc1f02-fc51-4226-8753-f668596af7f7", "displayName": "Work IQ",
-           "appRoleAssignedTo": []}
+    api = {"id": "6a0c1d3e-5f7a-4b9c-8d1e-2f3a4b5c6d7e", "appId": "fdcc1f02-fc51-4226-8753-f668596af7f7",
+           "displayName": "Work IQ", "appRoleAssignedTo": []}
     data: dict[str, Any] = {"microsoft_ai_apis": [api], "delegated_grants": [], "service_principals": SPS}
     assert run("microsoft-ai-apis-not-granted", data).status is Status.PASS
     data["delegated_grants"] = [{"id": "g1", "clientId": "sp-tool", "consentType": "Principal", "principalId": "u1",
-                                 "resourceId": "WIQ", "scope": "WorkIQAgent.Ask"}]
+                                 "resourceId": "6A0C1D3E-5F7A-4B9C-8D1E-2F3A4B5C6D7E", "scope": "WorkIQAgent.Ask"}]
     out = run("microsoft-ai-apis-not-granted", data)
     assert out.status is Status.FAIL and out.objects[0].name == "Roosterplanner"
+    stray = {**data["delegated_grants"][0], "resourceId": "0f0e0d0c-0b0a-4908-8706-050403020100"}
+    assert run("microsoft-ai-apis-not-granted", {**data, "delegated_grants": [stray]}).status is Status.ERROR, \
+        "a grant on an API that is no known service principal cannot be proven harmless"
     data["microsoft_ai_apis"] = [{k: v for k, v in api.items() if k != "appRoleAssignedTo"}]
     assert run("microsoft-ai-apis-not-granted", data).status is Status.ERROR  # $expand not applied: unknown
 

@@ -127,7 +127,11 @@ def _app_ids(app: Obj, where: str) -> set[str]:
     """Every id an approved-apps entry may name: the Teams app id, the manifest id, the Entra app ids."""
     ids = {lowered(app.get("id")), lowered(app.get("externalId"))}
     for definition in dicts_of(app, "appDefinitions", where):
-        ids.add(lowered(definition.get("azureADAppId")))
+        # v1.0 teamsAppAuthorization names the manifest's Entra app; when Graph leaves it out, the app can only be
+        # approved by its Teams or manifest id: a missing match fails the rule, it never passes one
+        authorization = definition.get("authorization")
+        if isinstance(authorization, dict):
+            ids.add(lowered(authorization.get("clientAppId")))
     return ids - {""}
 
 

@@ -97,8 +97,7 @@ def _accesses(inp: CheckInput) -> list[_Access]:
                              "cannot tell what it grants")
         name = org.get((str_of(resource, "appId", "resource service principal").lower(), role.lower(), "application"))
         if name:
-            found.append(_Access(guid_of(assignment, "principalId", f"app role assignment {assignment.get('id')}"),
-                                 name,
+            found.append(_Access(str_of(assignment, "principalId", "app role assignment").lower(), name,
                                  str(resource.get("displayName") or resource.get("appId")), "application"))
     known_sps = {str_of(sp, "id", "service principal").lower() for sp in items_of(inp, "service_principals")}
     for grant in items_of(inp, "delegated_grants"):
@@ -118,7 +117,7 @@ def _accesses(inp: CheckInput) -> list[_Access]:
             name = org.get((str_of(resource, "appId", "resource service principal").lower(), scope_name.lower(),
                             "delegated"))
             if name:
-                found.append(_Access(guid_of(grant, "clientId", f"delegated grant {grant.get('id')}"), name,
+                found.append(_Access(str_of(grant, "clientId", "delegated grant").lower(), name,
                                      str(resource.get("displayName") or resource.get("appId")), kind,
                                      str(grant.get("principalId") or "")))
     return found

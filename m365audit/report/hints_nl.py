@@ -195,7 +195,7 @@ DETAIL_NL: list[tuple[re.Pattern[str], str]] = [(re.compile(p), nl) for p, nl in
     (r": an assignment target this check does not know", ": een toewijzingsdoel dat deze controle niet kent"),
     (r"\bgroup (?=[0-9a-f]{8}-)", "groep "),
     # policy pack v2 routes
-    (r" - created by app: ", " - gemaakt door app: "),
+    (r" - created by app: ", " - gemaakt door app: "), (r" - owner tenant: ", " - tenant van de eigenaar: "),
     (r"^parent agent identity: ", "bovenliggende agentidentiteit: "), (r" - licences: ", " - licenties: "),
     (r"^held by 1 user$", "in handen van 1 gebruiker"), (r"^held by (\d+) users$", r"in handen van \1 gebruikers"),
     (r": review whether it is an agent or reaches data$",

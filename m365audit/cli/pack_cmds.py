@@ -34,15 +34,17 @@ def validate(folder: Path | None, local: Path | None) -> None:
 def rules(policies: Path | None, lang: str) -> None:
     """List the rules: id, severity, sources and title."""
     from m365audit.evaluate import load_pack
+    from m365audit.report import labels
 
     pack = load_pack(policies)
     nl = lang == "nl"
     width = max([5, *(len(r.id) for r in pack.rules)])
-    echo(f"{'regel' if nl else 'rule':<{width}}  {'ernst' if nl else 'severity':<8}  "
+    echo(f"{'regel' if nl else 'rule':<{width}}  {'ernst' if nl else 'severity':<9}  "
                f"{'titel' if nl else 'title'}  [{'bronnen' if nl else 'sources'}]")
     for r in pack.rules:
         sources = ",".join(r.sources) if r.sources else ("(handmatig)" if nl else "(manual)")
-        echo(f"{r.id:<{width}}  {r.severity.value:<8}  {r.title.get(as_lang(lang))}  [{sources}]")
+        severity = labels(as_lang(lang))[r.severity.value]
+        echo(f"{r.id:<{width}}  {severity:<9}  {r.title.get(as_lang(lang))}  [{sources}]")
 
 
 @click.command()

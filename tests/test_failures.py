@@ -261,15 +261,22 @@ def test_a_real_ctrl_c_during_an_audit_exits_130_and_leaves_nothing(tmp_path: Pa
     doc = json.loads(users.read_text(encoding="utf-8"))
     users.write_text(json.dumps({**doc, "delay_ms": 600_000}), encoding="utf-8")
     reports = tmp_path / "reports"
-    proc = subprocess.Popen([sys.executable, "-m", "m365audit", "audit", "--replay", str(tenant), "--reports",
-                             str(reports)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    # -X faulthandler: if the audit ever hangs after Ctrl-C, SIGABRT makes it print every thread's stack
+    proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "m365audit", "audit", "--replay", str(tenant),
+                             "--reports", str(reports)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=ROOT)
     try:
         deadline = time.monotonic() + 120  # a guard against a hang, not a measurement
         while not list((reports / ".incomplete").glob("*/exchanges/*.json")) and time.monotonic() < deadline:
             assert proc.poll() is None, proc.communicate()
             time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
+        try:
+            out, err = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            out, err = proc.communicate(timeout=30)
+            pytest.fail(f"the audit did not stop after Ctrl-C; its stacks:\n{err[-8000:]}")
     finally:
         if proc.poll() is None:  # a hang: kill it and close its pipes, so no later test inherits the leak
             proc.kill()

@@ -16,6 +16,7 @@ from m365audit.errors import PolicyFileError
 from m365audit.evaluate import load_pack
 from m365audit.models import CatalogRef
 from m365audit.policy import SCHEMA_COMMAND, default_policy_dir, pack_schema
+from m365audit.report import labels
 from tests.conftest import ROOT
 
 CORPUS = ROOT / "tests" / "data" / "bad_policies"
@@ -184,7 +185,7 @@ def test_rules_lists_every_rule_with_severity_sources_and_title(lang: str, manua
                               else ["regel", "ernst", "titel", "[bronnen]"])
     assert len(lines) == len(pack.rules)
     for line, rule in zip(lines, pack.rules, strict=True):
-        assert line.split()[:2] == [rule.id, rule.severity.value]
+        assert line.split()[:2] == [rule.id, labels(lang)[rule.severity.value]]  # type: ignore[arg-type]
         assert rule.title.get(lang) in line  # type: ignore[arg-type]
         assert line.endswith(f"[{','.join(rule.sources)}]" if rule.sources else f"[{manual}]")
 

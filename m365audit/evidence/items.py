@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import bisect
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, overload
+from typing import IO, Any, Protocol, overload
 
 from m365audit.errors import AuditError
-from m365audit.evidence.strictjson import STORED_DEPTH, loads
+from m365audit.evidence.strictjson import DECODES, STORED_DEPTH, loads
 
 PAGE_ITEMS = 1000
 """Items per page when an in-memory list is written as pages (Graph pages are kept as Graph sent them)."""
@@ -59,20 +59,31 @@ def parse_page(raw: bytes) -> list[Any]:
     return parsed
 
 
+class PageObserver(Protocol):
+    """Takes what it needs from each page as it is written (one decode per page), finished into a fact."""
+
+    def add_page(self, items: list[Any]) -> None: ...
+
+    def finish(self) -> Any: ...
+
+
 class PagedItems(Sequence[Any]):
     """A source's items on disk: len() and iteration cost one page of memory; each iteration parses afresh.
 
     Indexing reads the whole page holding the item, so it is for the odd lookup (``organization[0]``), not
     for loops; iterate instead. ``first_non_object`` is the index of the first item that is not a JSON object
-    (None when all are), known without reading the pages again.
+    (None when all are), known without reading the pages again. ``facts`` holds what page observers took from
+    the pages while they were written (by name; empty for a stored snapshot), so rules need not read them again.
     """
 
     __hash__ = None  # type: ignore[assignment]  # equal to lists, so not hashable
 
-    def __init__(self, path: Path, pages: list[PageRef], first_non_object: int | None = None) -> None:
+    def __init__(self, path: Path, pages: list[PageRef], first_non_object: int | None = None,
+                 facts: dict[str, Any] | None = None) -> None:
         self.path = path
         self.pages = pages
         self.first_non_object = first_non_object
+        self.facts: dict[str, Any] = {} if facts is None else facts
         self._starts: list[int] = []
         total = 0
         for page in pages:
@@ -135,7 +146,10 @@ class PagedItems(Sequence[Any]):
         return f"PagedItems({self._len} items in {len(self.pages)} pages of {self.path.name})"
 
     def moved_to(self, path: Path, pages: list[PageRef] | None = None) -> PagedItems:
-        """The same items at another place (the run folder renamed, or copied into snapshot.json)."""
+        """The same items at another place (the run folder renamed, or copied into snapshot.json).
+
+        The facts stay behind: they were taken for the evaluation of the night that collected them.
+        """
         return PagedItems(path, self.pages if pages is None else pages, self.first_non_object)
 
     def _open(self) -> IO[bytes]:
@@ -152,6 +166,7 @@ class PagedItems(Sequence[Any]):
         return raw
 
     def _parse(self, number: int, page: PageRef, raw: bytes) -> list[Any]:
+        DECODES["stored_pages"] += 1
         try:
             items = parse_page(raw)
         except ValueError as exc:
@@ -173,10 +188,11 @@ def first_non_object(items: Iterable[Any], start: int = 0) -> int | None:
 class ItemsWriter:
     """Appends pages to a new file and hands back a PagedItems; a failed source discards its file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, observers: Mapping[str, Callable[[Path], PageObserver]] | None = None) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file: IO[bytes] | None = path.open("xb")
+        self._observers = {name: make(path) for name, make in (observers or {}).items()}
         self._pages: list[PageRef] = []
         self._count = 0
         self._first_non_object: int | None = None
@@ -188,6 +204,8 @@ class ItemsWriter:
         assert self._file is not None, "add_page after finish"
         if self._first_non_object is None:
             self._first_non_object = first_non_object(items, self._count)
+        for observer in self._observers.values():
+            observer.add_page(items)
         raw = page_bytes(items)
         self._pages.append(PageRef(self._file.tell(), len(raw), len(items)))
         self._file.write(raw + b"\n")
@@ -198,7 +216,8 @@ class ItemsWriter:
         if self._file is not None:
             self._file.close()
             self._file = None
-        return PagedItems(self.path, self._pages, self._first_non_object)
+        return PagedItems(self.path, self._pages, self._first_non_object,
+                          {name: observer.finish() for name, observer in self._observers.items()})
 
     def discard(self) -> None:
         """Close and delete the file (the source failed: no partial data is kept)."""

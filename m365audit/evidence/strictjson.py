@@ -30,6 +30,10 @@ MAX_DEPTH = 100
 STORED_DEPTH = MAX_DEPTH + 8
 """Deepest nesting accepted in a stored file: a body's data plus the envelope of an exchange or snapshot.json."""
 
+DECODES: dict[str, int] = {"graph_bodies": 0, "stored_pages": 0}
+"""How often JSON of the data was decoded: Graph bodies (graph/jsonparse.py) and spooled or stored pages read
+back (items.PagedItems); bench/audit_child.py prints decodes per page from these."""
+
 MALFORMED = "MalformedBody"
 AMBIGUOUS = "AmbiguousJson"
 TOO_DEEP = "TooDeep"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import marshal
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,16 +75,21 @@ class PagedItems(Sequence[Any]):
     for loops; iterate instead. ``first_non_object`` is the index of the first item that is not a JSON object
     (None when all are), known without reading the pages again. ``facts`` holds what page observers took from
     the pages while they were written (by name; empty for a stored snapshot), so rules need not read them again.
+
+    While a collection is still in the run's spool, ``decoded`` is a second file holding each page's items as
+    they were decoded from Graph's body (marshal, written and read by this process only): every later reader of
+    tonight's pages gets those items back without decoding the JSON again. A stored snapshot has none.
     """
 
     __hash__ = None  # type: ignore[assignment]  # equal to lists, so not hashable
 
     def __init__(self, path: Path, pages: list[PageRef], first_non_object: int | None = None,
-                 facts: dict[str, Any] | None = None) -> None:
+                 facts: dict[str, Any] | None = None, decoded: tuple[Path, list[PageRef]] | None = None) -> None:
         self.path = path
         self.pages = pages
         self.first_non_object = first_non_object
         self.facts: dict[str, Any] = {} if facts is None else facts
+        self.decoded = decoded
         self._starts: list[int] = []
         total = 0
         for page in pages:
@@ -103,9 +109,33 @@ class PagedItems(Sequence[Any]):
         """Every page as a fresh list of parsed items, in order."""
         if not self.pages:
             return
+        if self.decoded is not None:
+            yield from self._iter_decoded()
+            return
         with self._open() as f:
             for index, page in enumerate(self.pages):
                 yield self._parse(index, page, self._read(f, page))
+
+    def _decoded_pages(self, only: int | None = None) -> list[list[Any]]:
+        """Every page (or page number ``only``) from the already-decoded copy; a page at a time when iterated."""
+        return list(self._iter_decoded(only))
+
+    def _iter_decoded(self, only: int | None = None) -> Iterator[list[Any]]:
+        assert self.decoded is not None
+        path, refs = self.decoded
+        try:
+            f = path.open("rb")
+        except OSError as exc:
+            raise ItemsError(f"the decoded items at {path} cannot be read: {exc.strerror}") from exc
+        with f:
+            for ref in refs if only is None else refs[only:only + 1]:
+                f.seek(ref.offset)
+                raw = f.read(ref.length)
+                if len(raw) != ref.length:
+                    raise ItemsError(f"{path}: a page at byte {ref.offset} is cut short (the file was truncated)")
+                items: list[Any] = marshal.loads(raw)  # our own scratch file, written by this process
+                DECODES["decoded_pages"] += 1
+                yield items
 
     def raw_pages(self) -> Iterator[tuple[bytes, int]]:
         """Every page's exact bytes (`item,item,…`) and item count, for copying without parsing."""
@@ -130,6 +160,8 @@ class PagedItems(Sequence[Any]):
             raise IndexError("PagedItems index out of range")
         number = bisect.bisect_right(self._starts, index) - 1
         page = self.pages[number]
+        if self.decoded is not None:
+            return self._decoded_pages(number)[0][index - self._starts[number]]
         with self._open() as f:
             items = self._parse(number, page, self._read(f, page))
         return items[index - self._starts[number]]
@@ -193,6 +225,9 @@ class ItemsWriter:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file: IO[bytes] | None = path.open("xb")
         self._observers = {name: make(path) for name, make in (observers or {}).items()}
+        self._decoded_path = path.with_suffix(".decoded")
+        self._decoded: IO[bytes] | None = self._decoded_path.open("xb")
+        self._decoded_refs: list[PageRef] = []
         self._pages: list[PageRef] = []
         self._count = 0
         self._first_non_object: int | None = None
@@ -206,6 +241,10 @@ class ItemsWriter:
             self._first_non_object = first_non_object(items, self._count)
         for observer in self._observers.values():
             observer.add_page(items)
+        assert self._decoded is not None
+        binary = marshal.dumps(items)
+        self._decoded_refs.append(PageRef(self._decoded.tell(), len(binary), len(items)))
+        self._decoded.write(binary)
         raw = page_bytes(items)
         self._pages.append(PageRef(self._file.tell(), len(raw), len(items)))
         self._file.write(raw + b"\n")
@@ -216,14 +255,22 @@ class ItemsWriter:
         if self._file is not None:
             self._file.close()
             self._file = None
+        if self._decoded is not None:
+            self._decoded.close()
+            self._decoded = None
         return PagedItems(self.path, self._pages, self._first_non_object,
-                          {name: observer.finish() for name, observer in self._observers.items()})
+                          {name: observer.finish() for name, observer in self._observers.items()},
+                          (self._decoded_path, self._decoded_refs))
 
     def discard(self) -> None:
         """Close and delete the file (the source failed: no partial data is kept)."""
         if self._file is not None:
             self._file.close()
             self._file = None
+        if self._decoded is not None:
+            self._decoded.close()
+            self._decoded = None
+        self._decoded_path.unlink(missing_ok=True)
         self.path.unlink(missing_ok=True)
 
 

@@ -30,9 +30,9 @@ MAX_DEPTH = 100
 STORED_DEPTH = MAX_DEPTH + 8
 """Deepest nesting accepted in a stored file: a body's data plus the envelope of an exchange or snapshot.json."""
 
-DECODES: dict[str, int] = {"graph_bodies": 0, "stored_pages": 0}
-"""How often JSON of the data was decoded: Graph bodies (graph/jsonparse.py) and spooled or stored pages read
-back (items.PagedItems); bench/audit_child.py prints decodes per page from these."""
+DECODES: dict[str, int] = {"graph_bodies": 0, "stored_pages": 0, "decoded_pages": 0}
+"""How often the data was decoded: Graph bodies (graph/jsonparse.py), spooled or stored JSON pages read back, and
+pages read back from a spool's already-decoded copy (no JSON: items.PagedItems); bench/audit_child.py prints them."""
 
 MALFORMED = "MalformedBody"
 AMBIGUOUS = "AmbiguousJson"

@@ -69,7 +69,8 @@ def _plans(value: Any) -> Any:
     for entry in value:
         if type(entry) is not dict:
             raise _Odd
-        out.append((_scalar(entry.get("servicePlanId")), _scalar(entry.get("capabilityStatus"))))
+        plan, status = entry.get("servicePlanId"), entry.get("capabilityStatus")
+        out.append((plan if type(plan) is str else _scalar(plan), status if type(status) is str else _scalar(status)))
     return tuple(out)
 
 

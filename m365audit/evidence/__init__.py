@@ -23,13 +23,14 @@ from m365audit.evidence.runfolder import RunFolder, interrupted_runs, policy_cop
 from m365audit.evidence.runpaths import previous_run, resolve_pair
 from m365audit.evidence.signing import SIGNATURE, Signer, generate_key_pair, load_public_keys, load_signer
 from m365audit.evidence.snapshot_file import moved, read_head, read_snapshot, rebound, write_snapshot
-from m365audit.evidence.strictjson import MAX_DEPTH, STORED_DEPTH, MalformedJson
+from m365audit.evidence.strictjson import DECODES, MAX_DEPTH, STORED_DEPTH, MalformedJson
 from m365audit.evidence.strictjson import loads as strict_loads
 from m365audit.evidence.tenant_lookup import describe as describe_tenant
 from m365audit.evidence.tenant_lookup import find_tenant, stored_tenants
 from m365audit.evidence.verify import VerifyReport, verify_chain, verify_run
 
 __all__ = [
+    "DECODES",
     "ExchangeRef", "ExchangeSink", "ExchangeStore", "ItemsError", "ItemsWriter", "MANIFEST", "MAX_DEPTH",
     "MalformedJson", "PageObserver", "PagedItems", "RecordedExchange", "RunFolder", "SIGNATURE", "STORED_DEPTH",
     "Signer",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import hashlib
 import json
 import marshal
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -78,13 +79,16 @@ class PagedItems(Sequence[Any]):
 
     While a collection is still in the run's spool, ``decoded`` is a second file holding each page's items as
     they were decoded from Graph's body (marshal, written and read by this process only): every later reader of
-    tonight's pages gets those items back without decoding the JSON again. A stored snapshot has none.
+    tonight's pages gets those items back without decoding the JSON again. Each JSON page is still read and
+    compared with the SHA-256 it had when written, so a damaged spool is an ItemsError as before. A stored
+    snapshot has no decoded copy.
     """
 
     __hash__ = None  # type: ignore[assignment]  # equal to lists, so not hashable
 
     def __init__(self, path: Path, pages: list[PageRef], first_non_object: int | None = None,
-                 facts: dict[str, Any] | None = None, decoded: tuple[Path, list[PageRef]] | None = None) -> None:
+                 facts: dict[str, Any] | None = None,
+                 decoded: tuple[Path, list[PageRef], list[bytes]] | None = None) -> None:
         self.path = path
         self.pages = pages
         self.first_non_object = first_non_object
@@ -122,20 +126,34 @@ class PagedItems(Sequence[Any]):
 
     def _iter_decoded(self, only: int | None = None) -> Iterator[list[Any]]:
         assert self.decoded is not None
-        path, refs = self.decoded
+        path, refs, digests = self.decoded
+        numbers = range(len(refs)) if only is None else range(only, only + 1)
         try:
             f = path.open("rb")
         except OSError as exc:
             raise ItemsError(f"the decoded items at {path} cannot be read: {exc.strerror}") from exc
-        with f:
-            for ref in refs if only is None else refs[only:only + 1]:
+        with f, self._open() as json_file:
+            for number in numbers:
+                page, ref = self.pages[number], refs[number]
+                if hashlib.sha256(self._read(json_file, page)).digest() != digests[number]:
+                    raise ItemsError(f"{self.path}: page {number + 1} (byte {page.offset}) is not the JSON it was "
+                                     "when written")
                 f.seek(ref.offset)
                 raw = f.read(ref.length)
                 if len(raw) != ref.length:
                     raise ItemsError(f"{path}: a page at byte {ref.offset} is cut short (the file was truncated)")
                 items: list[Any] = marshal.loads(raw)  # our own scratch file, written by this process
+                if len(items) != page.count:
+                    raise ItemsError(f"{path}: page {number + 1} holds {len(items)} items, {page.count} were written")
                 DECODES["decoded_pages"] += 1
                 yield items
+
+    def check_readable(self) -> None:
+        """ItemsError when the file is gone or shorter than its pages (facts taken from it are then not used)."""
+        with self._open() as f:
+            end = f.seek(0, 2)
+        if self.pages and end < self.pages[-1].offset + self.pages[-1].length:
+            raise ItemsError(f"{self.path}: the file is shorter than its pages (it was truncated)")
 
     def raw_pages(self) -> Iterator[tuple[bytes, int]]:
         """Every page's exact bytes (`item,item,…`) and item count, for copying without parsing."""
@@ -228,6 +246,7 @@ class ItemsWriter:
         self._decoded_path = path.with_suffix(".decoded")
         self._decoded: IO[bytes] | None = self._decoded_path.open("xb")
         self._decoded_refs: list[PageRef] = []
+        self._digests: list[bytes] = []
         self._pages: list[PageRef] = []
         self._count = 0
         self._first_non_object: int | None = None
@@ -246,6 +265,7 @@ class ItemsWriter:
         self._decoded_refs.append(PageRef(self._decoded.tell(), len(binary), len(items)))
         self._decoded.write(binary)
         raw = page_bytes(items)
+        self._digests.append(hashlib.sha256(raw).digest())
         self._pages.append(PageRef(self._file.tell(), len(raw), len(items)))
         self._file.write(raw + b"\n")
         self._count += len(items)
@@ -260,7 +280,7 @@ class ItemsWriter:
             self._decoded = None
         return PagedItems(self.path, self._pages, self._first_non_object,
                           {name: observer.finish() for name, observer in self._observers.items()},
-                          (self._decoded_path, self._decoded_refs))
+                          (self._decoded_path, self._decoded_refs, self._digests))
 
     def discard(self) -> None:
         """Close and delete the file (the source failed: no partial data is kept)."""

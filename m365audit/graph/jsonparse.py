@@ -13,8 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from m365audit.errors import GraphError
-from m365audit.evidence import MalformedJson, strict_loads
-from m365audit.evidence.strictjson import DECODES
+from m365audit.evidence import DECODES, MalformedJson, strict_loads
 
 NEXT_LINK = "@odata.nextLink"
 DELTA_LINK = "@odata.deltaLink"

@@ -144,6 +144,7 @@ def licence_facts(users: Iterable[Any]) -> LicenceFacts:
     if isinstance(users, PagedItems):
         found = users.facts.get(FACTS_KEY)
         if isinstance(found, LicenceFacts):
+            users.check_readable()  # the collection these facts came from is still whole (fail closed)
             return found
         facts = LicenceFacts()
         for page in users.iter_pages():

@@ -46,7 +46,7 @@ def main() -> None:
               f"(recorded night: {night.output['verdict']} {night.output['statuses']})")
         print(f"time, process wall: replay {replay.seconds:.2f} s, floor {floor.seconds:.2f} s -> "
               f"replay/floor = {ratio(replay.seconds, floor.seconds)} (target <= 1.50)")
-        dec = replay.output["decodes"]
+        dec = replay.output.get("decodes") or {"graph_bodies": 0, "stored_pages": 0, "decoded_pages": 0}
         print(f"decodes per page of the replayed night: ({dec['graph_bodies']} bodies + {dec['stored_pages']} "
               f"spooled JSON pages read again) / {dec['graph_bodies']} bodies = "
               f"{(dec['graph_bodies'] + dec['stored_pages']) / max(1, dec['graph_bodies']):.2f}; "

@@ -80,7 +80,9 @@ def main() -> None:
     statuses: dict[str, int] = {}
     for f in findings:
         statuses[f.status.value] = statuses.get(f.status.value, 0) + 1
-    print(json.dumps({"import_s": imported - START, "audit_s": done - imported, "verdict": verdict,
+    from m365audit.evidence.strictjson import DECODES  # Graph bodies decoded, and spooled pages read back
+
+    print(json.dumps({"import_s": imported - START, "audit_s": done - imported, "verdict": verdict, "decodes": DECODES,
                       "exit_code": exit_code, "statuses": statuses, "run_dir": str(run_dir), "drift": drift,
                       "phases": {k: round(v, 3) for k, v in PHASES.items()}, "peak_mib_after": PEAK_AFTER}))
 

@@ -49,6 +49,11 @@ def main() -> None:
         rounds = [[round(r.seconds, 2) for r in xs] for xs in (audits, smalls, floors)]
         print(f"all rounds: audit {rounds[0]}, what-if {rounds[1]}, floor {rounds[2]}")
         print(f"audit phases (s): {audit.output['phases']}")
+        # a first night: no drift, so every stored page read back is tonight's (an older child prints no counters)
+        dec = audit.output.get("decodes") or {"graph_bodies": 0, "stored_pages": 0}
+        print(f"decodes per page of tonight's Graph data: ({dec['graph_bodies']} bodies + {dec['stored_pages']} "
+              f"spooled pages read again) / {dec['graph_bodies']} bodies = "
+              f"{(dec['graph_bodies'] + dec['stored_pages']) / max(1, dec['graph_bodies']):.2f} (target 1.00)")
         print(f"peak RSS: audit {audit.max_rss_mib:.0f} MiB, floor {floor.max_rss_mib:.0f} MiB")
 
 

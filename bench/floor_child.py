@@ -6,6 +6,7 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -38,13 +39,17 @@ class Floor:
         doc: dict[str, Any] = json.loads((await self._get(url)).content)
         return doc
 
-    async def get_collection(self, url: str) -> list[Any]:
-        items: list[Any] = []
+    async def pages(self, url: str) -> AsyncIterator[list[Any]]:
         next_url: str | None = url
         while next_url:
             doc = json.loads((await self._get(next_url)).content)
-            items.extend(doc["value"])
+            yield doc["value"]
             next_url = doc.get("@odata.nextLink")
+
+    async def get_collection(self, url: str) -> list[Any]:
+        items: list[Any] = []
+        async for page in self.pages(url):
+            items.extend(page)
         return items
 
     async def get_text(self, url: str) -> str:
@@ -60,6 +65,7 @@ async def crawl(base: str, concurrency: int) -> Floor:
         floor = Floor(base, client, concurrency)
         ctx = FetchContext(now=datetime.now(timezone.utc), audit_poll_interval=0.0)
         data: dict[str, Any] = {}
+        needed = {d for s in SOURCES.values() for d in s.depends_on}
         for wave in resolve_order([k for k, s in SOURCES.items() if not s.delegated]):  # an app-only night
             async def one(key: str) -> None:
                 src = SOURCES[key]
@@ -69,7 +75,8 @@ async def crawl(base: str, concurrency: int) -> Floor:
                 elif src.shape == "object":
                     data[key] = await floor.get_object(src.url)
                 else:
-                    data[key] = len(await floor.get_collection(src.url))  # dropped at once, like a stream
+                    items = await floor.get_collection(src.url)  # dropped at once, like a stream, unless a
+                    data[key] = items if key in needed else len(items)  # later source's fetcher reads it
             await asyncio.gather(*(one(k) for k in wave))
         return floor
 

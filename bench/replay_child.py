@@ -20,7 +20,10 @@ def main() -> None:
     statuses: dict[str, int] = {}
     for f in result.findings:
         statuses[f.status.value] = statuses.get(f.status.value, 0) + 1
-    print(json.dumps({"audit_s": time.perf_counter() - start, "verdict": result.verdict, "statuses": statuses}))
+    from m365audit.evidence.strictjson import DECODES
+
+    print(json.dumps({"audit_s": time.perf_counter() - start, "verdict": result.verdict, "statuses": statuses,
+                      "decodes": DECODES}))
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ from m365audit.errors import (
     PolicyFileError,
     UsageError,
 )
-from m365audit.evaluate import evaluate, load_pack
+from m365audit.evaluate import PAGE_FACTS, evaluate, load_pack
 from m365audit.evidence import (
     ExchangeStore,
     RecordedExchange,
@@ -262,7 +262,8 @@ async def _run_audit(options: AuditOptions) -> AuditResult:
             missing = sorted({SOURCES[k].permissions[0] for k in refused})
             progress = options.progress
             sources = await collect(session, keys, ctx, refused=refused, spool=folder.work,
-                                    on_done=(lambda r: progress.source_done(r.key, r.ok)) if progress else None)
+                                    on_done=(lambda r: progress.source_done(r.key, r.ok)) if progress else None,
+                                    page_facts=PAGE_FACTS)
             if options.progress is not None:
                 options.progress.end()
         snapshot = build_snapshot(sources, started, tenant_id=meta.get("tenant_id") or options.credential.tenant_id,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -13,11 +13,14 @@ from m365audit import __version__
 from m365audit.collect.fetching import FetchContext, Fetched, SourceFailure
 from m365audit.collect.sources import SOURCES, permission_hint, resolve_order
 from m365audit.errors import GraphError
-from m365audit.evidence import ItemsWriter, is_list
+from m365audit.evidence import ItemsWriter, PageObserver, is_list
 from m365audit.graph import GraphSession, current_source
 from m365audit.models import Snapshot, SourceError, SourceResult
 
 log = logging.getLogger(__name__)
+
+PageFacts = Mapping[str, Mapping[str, Callable[[Path], PageObserver]]]
+"""Source key -> fact name -> a page observer for that source's spool file (evaluate.PAGE_FACTS)."""
 
 DEPENDENCY_FAILED = "DependencyFailed"
 """Error code of a source not read because a source it depends on failed."""
@@ -39,7 +42,7 @@ def with_dependencies(keys: Iterable[str]) -> list[str]:
 
 
 async def _fetch(session: GraphSession, key: str, ctx: FetchContext, deps: dict[str, Any],
-                 spool: Path | None) -> Fetched:
+                 spool: Path | None, facts: PageFacts) -> Fetched:
     source = SOURCES[key]
     if source.fetcher is not None:
         return await source.fetcher(session, source, ctx, deps)
@@ -47,7 +50,7 @@ async def _fetch(session: GraphSession, key: str, ctx: FetchContext, deps: dict[
         return Fetched(await session.get_object(source.url))
     if spool is None:
         return Fetched(await session.get_collection(source.url))
-    writer = ItemsWriter(spool / f"{key}.items")
+    writer = ItemsWriter(spool / f"{key}.items", facts.get(key))  # facts taken from each page as it comes
     try:
         async for page in session.pages(source.url):
             writer.add_page(page)  # on disk at once: memory holds one page, whatever the tenant's size
@@ -65,7 +68,7 @@ def _failed(key: str, session: GraphSession, error: SourceError) -> SourceResult
 
 
 async def _run_source(session: GraphSession, key: str, ctx: FetchContext,
-                      done: dict[str, SourceResult], spool: Path | None) -> SourceResult:
+                      done: dict[str, SourceResult], spool: Path | None, facts: PageFacts) -> SourceResult:
     source = SOURCES[key]
     broken = [d for d in source.depends_on if not done[d].ok]
     if broken:
@@ -74,7 +77,7 @@ async def _run_source(session: GraphSession, key: str, ctx: FetchContext,
             code=DEPENDENCY_FAILED, hint=f"fix {', '.join(broken)} first"))
     token = current_source.set(key)
     try:
-        fetched = await _fetch(session, key, ctx, {d: done[d].data for d in source.depends_on}, spool)
+        fetched = await _fetch(session, key, ctx, {d: done[d].data for d in source.depends_on}, spool, facts)
     except GraphError as exc:
         return _failed(key, session, SourceError(message=exc.message, status=exc.status, code=exc.code,
                                                  request_id=exc.request_id, url=exc.url,
@@ -97,19 +100,22 @@ async def _run_source(session: GraphSession, key: str, ctx: FetchContext,
 
 async def collect(session: GraphSession, keys: Iterable[str], ctx: FetchContext,
                   refused: dict[str, SourceError] | None = None, spool: Path | None = None,
-                  on_done: Callable[[SourceResult], None] | None = None) -> dict[str, SourceResult]:
+                  on_done: Callable[[SourceResult], None] | None = None,
+                  page_facts: PageFacts | None = None) -> dict[str, SourceResult]:
     """Read every source (and what it depends on); one failing source never stops the others.
 
     ``refused`` marks sources as error before any request, e.g. when the token lacks their permission.
     With ``spool`` (a folder), plain collections go to disk page by page and their data is PagedItems.
     ``on_done`` hears of each source as soon as it is finished, read or not (the progress display).
+    ``page_facts`` (with ``spool``) has the rules' facts taken from each page while it is read, so that a page
+    is decoded once per audit (PagedItems.facts).
     """
     refused = refused or {}
     done: dict[str, SourceResult] = {}
     tell = on_done or (lambda result: None)
 
     async def run(key: str) -> SourceResult:
-        result = await _run_source(session, key, ctx, done, spool)
+        result = await _run_source(session, key, ctx, done, spool, page_facts or {})
         tell(result)
         return result
 

@@ -30,6 +30,10 @@ MAX_DEPTH = 100
 STORED_DEPTH = MAX_DEPTH + 8
 """Deepest nesting accepted in a stored file: a body's data plus the envelope of an exchange or snapshot.json."""
 
+DECODES: dict[str, int] = {"graph_bodies": 0, "stored_pages": 0, "decoded_pages": 0}
+"""How often the data was decoded: Graph bodies (graph/jsonparse.py), spooled or stored JSON pages read back, and
+pages read back from a spool's already-decoded copy (no JSON: items.PagedItems); bench/audit_child.py prints them."""
+
 MALFORMED = "MalformedBody"
 AMBIGUOUS = "AmbiguousJson"
 TOO_DEEP = "TooDeep"

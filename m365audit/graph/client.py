@@ -280,29 +280,48 @@ class GraphSession:
         return items
 
     async def pages(self, url: str) -> AsyncIterator[list[Any]]:
-        """Each page's items in turn, following @odata.nextLink; only one page is held at a time."""
+        """Each page's items in turn, following @odata.nextLink; at most two pages are held at a time.
+
+        The next page is asked for before this one is handed over, so that what the caller does with a page
+        (spooling it, taking the rules' facts) overlaps Graph's answer instead of lengthening the chain.
+        """
         seen: set[str] = set()
         next_url: str | None = url
         count = _PageCount(url)
-        while next_url is not None:
-            seen.add(next_url)
-            doc = await self._json("GET", next_url)
-            if not isinstance(doc, dict) or not isinstance(doc.get("value"), list):
-                raise GraphError("a page of the collection has no 'value' list", code="MalformedBody",
-                                 url=self.absolute(next_url), hint="the page is not a Graph collection")
-            if graphjson.DELTA_LINK in doc:
-                raise GraphError("a page carries @odata.deltaLink, but the audit asked for no delta query",
-                                 code="UnexpectedPaging", url=next_url, hint="Graph paging misbehaved; run again")
-            link = doc.get(graphjson.NEXT_LINK)
-            if link is not None and not isinstance(link, str):
-                raise GraphError("@odata.nextLink is not a string", code="MalformedBody", url=next_url)
-            if link in seen:
-                raise GraphError("@odata.nextLink points back to a page already read", code="PagingLoop",
-                                 url=link, hint="Graph paging misbehaved; run again")
-            count.add(doc, next_url)
-            yield doc["value"]
-            next_url = link
+        ahead: asyncio.Future[Any] | None = None
+        try:
+            while next_url is not None:
+                seen.add(next_url)
+                doc = await (ahead if ahead is not None else self._json("GET", next_url))
+                ahead = None
+                link = self._checked_page(doc, next_url, seen)
+                count.add(doc, next_url)
+                if link is not None:
+                    ahead = asyncio.ensure_future(self._json("GET", link))
+                yield doc["value"]
+                next_url = link
+        finally:
+            if ahead is not None:  # the caller stopped early or failed: the page asked for is not wanted
+                ahead.cancel()
+                if ahead.done() and not ahead.cancelled():
+                    ahead.exception()  # retrieved, so that asyncio does not log it: the caller's error counts
         count.finish()
+
+    def _checked_page(self, doc: Any, next_url: str, seen: set[str]) -> str | None:
+        """The page's @odata.nextLink, or a GraphError when the body is no page or the paging misbehaves."""
+        if not isinstance(doc, dict) or not isinstance(doc.get("value"), list):
+            raise GraphError("a page of the collection has no 'value' list", code="MalformedBody",
+                             url=self.absolute(next_url), hint="the page is not a Graph collection")
+        if graphjson.DELTA_LINK in doc:
+            raise GraphError("a page carries @odata.deltaLink, but the audit asked for no delta query",
+                             code="UnexpectedPaging", url=next_url, hint="Graph paging misbehaved; run again")
+        link = doc.get(graphjson.NEXT_LINK)
+        if link is not None and not isinstance(link, str):
+            raise GraphError("@odata.nextLink is not a string", code="MalformedBody", url=next_url)
+        if link in seen:
+            raise GraphError("@odata.nextLink points back to a page already read", code="PagingLoop",
+                             url=link, hint="Graph paging misbehaved; run again")
+        return link
 
     async def get_text(self, url: str) -> str:
         raw = await self._send("GET", url)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from m365audit.errors import GraphError
-from m365audit.evidence import MalformedJson, strict_loads
+from m365audit.evidence import DECODES, MalformedJson, strict_loads
 
 NEXT_LINK = "@odata.nextLink"
 DELTA_LINK = "@odata.deltaLink"
@@ -27,6 +27,7 @@ CUT_SHORT_HINT = "keep the run folder: the exchanges show what Graph sent"
 def parse(raw: bytes, url: str) -> Any:
     """The body's JSON, or a GraphError (MalformedBody, AmbiguousJson, TooDeep, TruncatedExpand, CountMismatch)."""
     inner: set[str] = set()
+    DECODES["graph_bodies"] += 1
     try:
         doc = strict_loads(raw, inner_keys=inner)
     except MalformedJson as exc:

@@ -12,6 +12,7 @@ from m365audit.evaluate.checks.base import CheckFn, CheckInput, ShapeError, fail
 from m365audit.evaluate.checks.conditional_access import ca_blocks_copilot_apps
 from m365audit.evaluate.checks.consent import consent_owners_cannot_grant_team_data, consent_users_cannot_grant_org_data
 from m365audit.evaluate.checks.intune import intune_setting_enforced
+from m365audit.evaluate.checks.licence_facts import FACTS_KEY, facts_writer
 from m365audit.evaluate.checks.licences import (
     ai_plans_in_catalog,
     copilot_subscriptions_absent,
@@ -27,7 +28,10 @@ from m365audit.evaluate.checks.routes import (
 from m365audit.evaluate.checks.settings import copilot_policy_setting
 from m365audit.evaluate.checks.usage import audit_no_ai_interactions, copilot_usage_none
 
-__all__ = ["CHECKS", "CheckFn", "CheckInput", "ShapeError"]
+__all__ = ["CHECKS", "PAGE_FACTS", "CheckFn", "CheckInput", "ShapeError"]
+
+PAGE_FACTS = {"users": {FACTS_KEY: facts_writer}}
+"""Per source, what checks take from each page while it is collected (collect's ``page_facts``)."""
 
 CHECKS: dict[str, CheckFn] = {
     fn.__name__: fail_closed(fn)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -164,9 +165,15 @@ def _publisher(sp: Obj) -> str:
     return str(name or sp.get("publisherName") or "")
 
 
+@functools.lru_cache(maxsize=512)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    """A catalog pattern compiled once per audit, not looked up in re's cache for every service principal."""
+    return re.compile(pattern, re.IGNORECASE)
+
+
 def _search(pattern: str, text: str) -> bool:
     try:
-        return re.search(pattern, text, re.IGNORECASE) is not None
+        return _compiled(pattern).search(text) is not None
     except re.error as exc:
         raise ShapeError(f"catalog pattern {pattern!r} is not a valid regular expression: {exc}") from exc
 

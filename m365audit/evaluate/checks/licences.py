@@ -25,6 +25,7 @@ from m365audit.evaluate.checks.base import (
     str_list_param,
     str_of,
 )
+from m365audit.evaluate.checks.licence_facts import licence_facts
 from m365audit.models import CheckOutcome, FindingObject, Status
 
 # --------------------------------------------------------------------------- licences
@@ -128,17 +129,27 @@ def _held_plans(user: Obj, skus: Mapping[str, _Sku], plans: Mapping[str, Obj]) -
     return held
 
 
+def _holders(inp: CheckInput, plans: Mapping[str, Obj]) -> tuple[int, list[tuple[Obj, dict[str, tuple[str, str]]]]]:
+    """How many users there are, and each user holding a catalog plan (in order) with what _held_plans found.
+
+    Users are judged by licence shape (licence_facts.py), each shape once, in the order the shapes first appear:
+    the first user whose data is malformed raises the same ShapeError a walk of every user would.
+    """
+    skus = _sku_index(inp, plans)
+    facts = licence_facts(items_of(inp, "users"))
+    held_by_shape = [_held_plans(first, skus, plans) for first in facts.shapes]
+    if not any(held_by_shape):
+        return facts.count, []
+    return facts.count, [(user, held_by_shape[shape]) for user, shape in facts.users() if held_by_shape[shape]]
+
+
 def service_plans_not_assigned(inp: CheckInput) -> CheckOutcome:
     """No user holds an enabled plan of the catalog named by the parameter plan_catalog."""
     catalog = param_of(inp, "plan_catalog", str)
     plans = catalog_ids(inp, catalog, "id")
-    skus = _sku_index(inp, plans)
-    users = items_of(inp, "users")
+    users, holders = _holders(inp, plans)
     objects = []
-    for user in users:
-        held = _held_plans(user, skus, plans)
-        if not held:
-            continue
+    for user, held in holders:
         via: dict[str, list[str]] = {}
         for name, source in held.values():
             via.setdefault(source, []).append(name)
@@ -150,14 +161,14 @@ def service_plans_not_assigned(inp: CheckInput) -> CheckOutcome:
         return passed("0 in scope: de tenant heeft geen gebruikers.", "0 in scope: the tenant has no users.")
     if not objects:
         return passed(
-            f"Geen van de {len(users)} gebruikers heeft een ingeschakeld plan uit '{catalog}'.",
-            f"None of the {len(users)} users holds an enabled plan from '{catalog}'.",
+            f"Geen van de {users} gebruikers heeft een ingeschakeld plan uit '{catalog}'.",
+            f"None of the {users} users holds an enabled plan from '{catalog}'.",
         )
     off = sum(1 for o in objects if o.detail.endswith("account disabled"))
     return failed(
-        f"{len(objects)} van de {len(users)} gebruikers {'heeft' if len(objects) == 1 else 'hebben'} een"
+        f"{len(objects)} van de {users} gebruikers {'heeft' if len(objects) == 1 else 'hebben'} een"
         f" ingeschakeld plan uit '{catalog}'" + (f" (waarvan {off} met een uitgeschakeld account)." if off else "."),
-        f"{len(objects)} of {len(users)} users {'holds' if len(objects) == 1 else 'hold'} an enabled plan from"
+        f"{len(objects)} of {users} users {'holds' if len(objects) == 1 else 'hold'} an enabled plan from"
         f" '{catalog}'" + (f" ({off} of them with a disabled account)." if off else "."),
         objects,
     )
@@ -264,10 +275,9 @@ def plans_need_attestation(inp: CheckInput) -> CheckOutcome:
     """
     catalog = param_of(inp, "plan_catalog", str)
     plans = catalog_ids(inp, catalog, "id")
-    skus = _sku_index(inp, plans)
     holders: dict[str, list[str]] = {}
-    for user in items_of(inp, "users"):
-        for name, _ in _held_plans(user, skus, plans).values():
+    for user, held in _holders(inp, plans)[1]:
+        for name, _ in held.values():
             holders.setdefault(name, []).append(_user_name(user))
     if not holders:
         return passed("0 in scope: geen gebruiker heeft een plan dat hier een verklaring vraagt.",

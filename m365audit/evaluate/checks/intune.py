@@ -56,9 +56,10 @@ def _configured(node: Any, where: str) -> Iterable[tuple[str, str]]:
                 if isinstance(value, dict):
                     chosen = value.get("value")  # a choice is an option id (text); a simple value may be a number
                     if not isinstance(chosen, str) if key == "choiceSettingValue" else \
-                            chosen is None or isinstance(chosen, (dict, list)):
+                            isinstance(chosen, (dict, list)):
                         raise ShapeError(f"{where}: setting {definition} has no readable {key}.value")
-                    yield definition, str(chosen)
+                    if chosen is not None:  # a secret simple value may come back empty: it proves nothing
+                        yield definition, str(chosen)
         for child in node.values():
             yield from _configured(child, where)
 

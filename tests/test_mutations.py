@@ -88,6 +88,14 @@ OPTIONAL: dict[tuple[str, str, str, str], str] = {
         "template references say which template a value came from, not what it sets",
     ("endpoint-*", "intune_policies", "settings[].settingInstance.choiceSettingValue.children", "*"):
         "children of a setting that is itself compliant: only searched for further catalog settings",
+    ("endpoint-*", "intune_policies", "settings[].settingInstance.settingDefinitionId", "enum"):
+        "a sibling setting of the enforcing one renamed to an id no catalog entry names: a setting the rule does "
+        "not read (the enforcing setting renamed stops the pass)",
+    ("endpoint-*", "intune_policies", "settings[].settingInstance.choiceSettingValue.value", "enum"):
+        "an unknown option of a sibling setting the rule does not read (the enforcing one becomes not compliant)",
+    ("endpoint-*", "intune_policies", "settings[].settingInstance.choiceSettingValue.children?*", "*"):
+        "inside the children of an Edge list policy (its URL list): no rule reads list entries, only the list "
+        "setting's own choice (one '[]' only in the pattern: fnmatch reads a second as a character class)",
     ("endpoint-*", "intune_policies", "assignments[].target.@odata.type", "enum"):
         "an unknown target type does not count: the policy still enforces through its other assignment",
     ("endpoint-*", "intune_policies", "assignments[].target.@odata.type", "type"):

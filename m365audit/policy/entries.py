@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from m365audit.policy.catalog_entries import CATALOG_ENTRIES
 from m365audit.policy.messages import (
     DATE_FIELDS,
     EXAMPLES,
@@ -120,6 +121,12 @@ def read_catalogs(report: FileReport) -> dict[str, list[dict[str, Any]]]:
                 report.add(("catalogs", name, n), f"entry {n}: every entry needs a 'source' note (where the fact "
                                                   "comes from)", where="")
                 good = False
+            elif name in CATALOG_ENTRIES:
+                try:
+                    CATALOG_ENTRIES[name].model_validate(entry)
+                except ValidationError as exc:
+                    report.pydantic(exc, ("catalogs", name, n), CATALOG_ENTRIES[name])
+                    good = False
         if good:
             out[str(name)] = entries
     return out

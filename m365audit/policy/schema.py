@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from m365audit.policy.catalog_entries import CATALOG_ENTRIES
 from m365audit.policy.messages import SINGLE_FILES, CatalogsFile, PolicyFile, RulesFile
 from m365audit.policy.validate import (
     LIST_OPERATORS,
@@ -37,7 +38,9 @@ def pack_schema() -> dict[str, Any]:
     from pydantic.json_schema import models_json_schema
 
     kinds: list[type[PolicyFile]] = [RulesFile, CatalogsFile, *SINGLE_FILES.values()]
-    refs, top = models_json_schema([(m, "validation") for m in kinds], ref_template="#/$defs/{model}")
+    entry_models = list(CATALOG_ENTRIES.values())
+    refs, top = models_json_schema([(m, "validation") for m in [*kinds, *entry_models]],
+                                   ref_template="#/$defs/{model}")
     defs: dict[str, Any] = top.get("$defs", {})
     properties: dict[str, Any] = {}
     for model in kinds:
@@ -45,6 +48,8 @@ def pack_schema() -> dict[str, Any]:
         file_schema = defs.pop(name)
         for key, prop in file_schema["properties"].items():
             properties[key] = {**prop, "description": f"{model.__doc__}"}
+    properties["catalogs"]["properties"] = {  # catalogs a check reads field by field have a fixed entry shape
+        name: {"type": "array", "items": refs[(model, "validation")]} for name, model in CATALOG_ENTRIES.items()}
     condition = defs["Condition"]
     condition["allOf"] = [{"if": {"properties": {"op": {"enum": list(ops)}}, "required": ["op"]}, "then": then}
                           for ops, then in _CONDITION_VALUE_RULES]

@@ -183,6 +183,8 @@ DETAIL_NL: list[tuple[re.Pattern[str], str]] = [(re.compile(p), nl) for p, nl in
     (r"^last activity ", "laatste activiteit "),
     (r"user name concealed \(hashed\) in the report", "gebruikersnaam verborgen (gehasht) in het rapport"),
     (r"\(not compliant\)", "(voldoet niet)"), (r"\(compliant\)", "(voldoet)"),
+    (r"\(meaning unconfirmed\)", "(betekenis niet bevestigd)"),
+    (r"\(does not decide this rule\)", "(beslist niet over deze regel)"),
     (r"not assigned: proves nothing", "niet toegewezen: bewijst niets"), (r"assigned to group", "toegewezen aan groep"),
     (r"assigned to ", "toegewezen aan "),
     (r"^created by app: ", "gemaakt door app: "), (r" - blueprint: ", " - blauwdruk: "),

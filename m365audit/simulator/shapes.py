@@ -48,13 +48,14 @@ USAGE_HEADER = ",".join(["Report Refresh Date", "User Principal Name", "Display 
     f"{app} Last Activity Date" for app in ("Copilot Chat", "Microsoft Teams Copilot", "Word Copilot",
                                             "Excel Copilot", "PowerPoint Copilot", "Outlook Copilot",
                                             "OneNote Copilot", "Loop Copilot")] + ["Report Period"])
-INTUNE_SETTINGS = (
-    ("Windows - Copilot uit", "user_vendor_msft_policy_config_windowsai_turnoffwindowscopilot", "1"),
-    ("Windows - Recall niet beschikbaar", "device_vendor_msft_policy_config_windowsai_allowrecallenablement",
-     "0"),
-    ("Edge - Copilot leest geen pagina's",
-     "device_vendor_msft_policy_config_microsoft_edgev130~policy~microsoft_edge_edgeentracopilotpagecontext",
-     "0"),
+INTUNE_SETTINGS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (  # (policy name, ((setting, value), ...))
+    ("Windows - Copilot uit", (("user_vendor_msft_policy_config_windowsai_turnoffwindowscopilot", "1"),)),
+    ("Windows - Recall en Click to Do uit", (
+        ("device_vendor_msft_policy_config_windowsai_allowrecallenablement", "0"),
+        ("device_vendor_msft_policy_config_windowsai_disableclicktodo", "1"))),
+    ("Edge - Copilot leest geen pagina's en browst niet", (
+        ("device_vendor_msft_policy_config_microsoft_edgev130~policy~microsoft_edge_edgeentracopilotpagecontext", "0"),
+        ("device_vendor_msft_policy_config_microsoft_edgev148~policy~microsoft_edge_allowbrowsingwithcopilot", "0"))),
 )
 JSON_TYPE = ("application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;"
              "charset=utf-8")

@@ -220,15 +220,15 @@ class SimTenant:
                 "lastModifiedDateTime": "2026-01-06T00:07:20Z"}
 
     def _intune_policy(self, k: int) -> dict[str, Any]:
-        name, setting, value = INTUNE_SETTINGS[k] if k < len(INTUNE_SETTINGS) else (
-            f"Ongebruikt profiel {k}", "device_vendor_msft_policy_config_experience_allowcortana", "0")
+        name, chosen = INTUNE_SETTINGS[k] if k < len(INTUNE_SETTINGS) else (
+            f"Ongebruikt profiel {k}", (("device_vendor_msft_policy_config_experience_allowcortana", "0"),))
         return {"id": self.policy_ids[k], "name": name, "description": "", "platforms": "windows10",
-                "technologies": "mdm", "settingCount": 1, "isAssigned": k < len(INTUNE_SETTINGS),
-                "settings": [{"id": "0", "settingInstance": {
+                "technologies": "mdm", "settingCount": len(chosen), "isAssigned": k < len(INTUNE_SETTINGS),
+                "settings": [{"id": str(n), "settingInstance": {
                     "@odata.type": "#microsoft.graph.deviceManagementConfigurationChoiceSettingInstance",
                     "settingDefinitionId": setting, "choiceSettingValue": {
                         "@odata.type": "#microsoft.graph.deviceManagementConfigurationChoiceSettingValue",
-                        "value": f"{setting}_{value}", "children": []}}}]}
+                        "value": f"{setting}_{value}", "children": []}}} for n, (setting, value) in enumerate(chosen)]}
 
     def _intune_assignment(self, k: int, _: int) -> dict[str, Any]:
         target = "allLicensedUsersAssignmentTarget" if k == 0 else "allDevicesAssignmentTarget"

@@ -12,6 +12,7 @@ import httpx
 
 from m365audit import __version__
 from m365audit.audit.alerting import AlertPlan, Tonight, failed_alert, run_alert, tenant_of
+from m365audit.audit.early import EarlyEvaluation
 from m365audit.collect import (
     AI_AUDIT_RECORD_TYPES,
     AUDIT_POLL_INTERVAL,
@@ -47,7 +48,7 @@ from m365audit.errors import (
     PolicyFileError,
     UsageError,
 )
-from m365audit.evaluate import evaluate, load_pack
+from m365audit.evaluate import load_pack
 from m365audit.evidence import (
     ExchangeStore,
     RecordedExchange,
@@ -74,7 +75,7 @@ from m365audit.graph import (
     recorded_paths,
     tenant_metadata,
 )
-from m365audit.models import Finding, Lang, PolicyPack, Snapshot, SourceError
+from m365audit.models import Finding, Lang, PolicyPack, Snapshot, SourceError, SourceResult
 from m365audit.policy import default_policy_dir, rule_params
 from m365audit.report import Evidence, Pseudonymiser, verdict, write_reports
 
@@ -261,16 +262,27 @@ async def _run_audit(options: AuditOptions) -> AuditResult:
             refused = _preflight(keys, roles, options.progress) if options.replay is None else {}
             missing = sorted({SOURCES[k].permissions[0] for k in refused})
             progress = options.progress
-            sources = await collect(session, keys, ctx, refused=refused, spool=folder.work,
-                                    on_done=(lambda r: progress.source_done(r.key, r.ok)) if progress else None)
+            tenant_id, tenant_name = meta.get("tenant_id") or options.credential.tenant_id, meta.get("display_name")
+            early = EarlyEvaluation(pack, today, lambda done: build_snapshot(done, started, tenant_id, tenant_name))
+
+            def source_done(result: SourceResult) -> None:
+                early.source_done(result)  # its rules are judged while the other sources are still read
+                if progress is not None:
+                    progress.source_done(result.key, result.ok)
+
+            try:
+                sources = await collect(session, keys, ctx, refused=refused, spool=folder.work, on_done=source_done)
+            except BaseException:
+                early.close()
+                raise
             if options.progress is not None:
                 options.progress.end()
-        snapshot = build_snapshot(sources, started, tenant_id=meta.get("tenant_id") or options.credential.tenant_id,
-                                  tenant_name=meta.get("display_name"))
+        snapshot = build_snapshot(sources, started, tenant_id=tenant_id, tenant_name=tenant_name)
         failure = _environment_failure(snapshot)
         if failure is not None:
+            early.close()
             raise failure
-        findings = evaluate(snapshot, pack, today)
+        findings = await early.findings(snapshot)  # most were judged during collection: only the last sources' wait
         finished = options.now or datetime.now(timezone.utc)
         for name, data in policy_copies(pack.files, options.policies or default_policy_dir(), options.local,
                                         options.policies is not None, default_policy_dir()).items():

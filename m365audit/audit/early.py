@@ -7,7 +7,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date
 
-from m365audit.evaluate.engine import evaluate_rule, rule_needs
+from m365audit.evaluate import evaluate_rule, rule_needs
 from m365audit.models import Finding, PolicyPack, Snapshot, SourceResult
 
 
@@ -21,10 +21,12 @@ class EarlyEvaluation:
     """
 
     def __init__(self, pack: PolicyPack, today: date,
-                 snapshot_of: Callable[[dict[str, SourceResult]], Snapshot]) -> None:
+                 snapshot_of: Callable[[dict[str, SourceResult]], Snapshot],
+                 tell: Callable[[SourceResult], None] | None = None) -> None:
         self._pack = pack
         self._today = today
         self._snapshot_of = snapshot_of
+        self._tell = tell
         self._needs = [rule_needs(rule, pack) for rule in pack.rules]
         self._waiting = list(range(len(pack.rules)))
         self._arrived: dict[str, SourceResult] = {}
@@ -32,11 +34,13 @@ class EarlyEvaluation:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="m365audit-evaluate")
 
     def source_done(self, result: SourceResult) -> None:
-        """A source is finished (read or not): start every rule that was waiting only for it."""
+        """A source is finished (read or not): start every rule that was waiting only for it; then tell."""
         self._arrived[result.key] = result
         ready = [i for i in self._waiting if self._needs[i] <= self._arrived.keys()]
         if ready:
             self._start(ready, self._snapshot_of(dict(self._arrived)))
+        if self._tell is not None:
+            self._tell(result)  # the progress display
 
     def _start(self, ready: list[int], snapshot: Snapshot) -> None:
         self._waiting = [i for i in self._waiting if i not in ready]

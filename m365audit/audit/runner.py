@@ -75,7 +75,7 @@ from m365audit.graph import (
     recorded_paths,
     tenant_metadata,
 )
-from m365audit.models import Finding, Lang, PolicyPack, Snapshot, SourceError, SourceResult
+from m365audit.models import Finding, Lang, PolicyPack, Snapshot, SourceError
 from m365audit.policy import default_policy_dir, rule_params
 from m365audit.report import Evidence, Pseudonymiser, verdict, write_reports
 
@@ -240,6 +240,10 @@ async def _run_audit(options: AuditOptions) -> AuditResult:
         credential: Any = PlaceholderCredential()
     else:
         credential = _live_credential(options)
+    tenant_id, tenant_name = meta.get("tenant_id") or options.credential.tenant_id, meta.get("display_name")
+    progress = options.progress
+    early = EarlyEvaluation(pack, today, lambda done: build_snapshot(done, started, tenant_id, tenant_name),
+                            tell=(lambda r: progress.source_done(r.key, r.ok)) if progress else None)
     folder = RunFolder(options.reports, new_run_id(started), started)
     try:
         known_tenant = meta.get("tenant_id") or options.credential.tenant_id
@@ -261,26 +265,12 @@ async def _run_audit(options: AuditOptions) -> AuditResult:
             keys = needed_sources(pack, delegated)
             refused = _preflight(keys, roles, options.progress) if options.replay is None else {}
             missing = sorted({SOURCES[k].permissions[0] for k in refused})
-            progress = options.progress
-            tenant_id, tenant_name = meta.get("tenant_id") or options.credential.tenant_id, meta.get("display_name")
-            early = EarlyEvaluation(pack, today, lambda done: build_snapshot(done, started, tenant_id, tenant_name))
-
-            def source_done(result: SourceResult) -> None:
-                early.source_done(result)  # its rules are judged while the other sources are still read
-                if progress is not None:
-                    progress.source_done(result.key, result.ok)
-
-            try:
-                sources = await collect(session, keys, ctx, refused=refused, spool=folder.work, on_done=source_done)
-            except BaseException:
-                early.close()
-                raise
+            sources = await collect(session, keys, ctx, refused=refused, spool=folder.work, on_done=early.source_done)
             if options.progress is not None:
                 options.progress.end()
         snapshot = build_snapshot(sources, started, tenant_id=tenant_id, tenant_name=tenant_name)
         failure = _environment_failure(snapshot)
         if failure is not None:
-            early.close()
             raise failure
         findings = await early.findings(snapshot)  # most were judged during collection: only the last sources' wait
         finished = options.now or datetime.now(timezone.utc)
@@ -326,6 +316,7 @@ async def _run_audit(options: AuditOptions) -> AuditResult:
             "reports_pseudonymised": pseudonymiser is not None,
         }, signer=options.sign_key)
     except BaseException:
+        early.close()  # a failed run judges nothing more
         folder.discard()
         raise
     snapshot = moved(snapshot, run_dir / "snapshot.json")  # its lists are read from the finished run from now on

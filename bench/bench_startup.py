@@ -11,11 +11,11 @@ from pathlib import Path
 from common import ENV, PY, ROOT
 
 
-def timed(cmd: list[str], n: int, env: dict[str, str] = ENV) -> list[float]:
+def timed(cmd: list[str], n: int, env: dict[str, str] = ENV, cwd: Path = ROOT) -> list[float]:
     out = []
     for _ in range(n):
         t = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env, cwd=ROOT)
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env, cwd=cwd)
         out.append(time.perf_counter() - t)
     return out
 
@@ -29,13 +29,13 @@ def main() -> None:
     help_cmd = [PY, "-m", "m365audit", "--help"]
     before_env = {**ENV, "PYTHONPATH": str(args.before)} if args.before else None
     timed(help_cmd, 2)  # warm the page cache and .pyc files
-    if before_env:
-        timed(help_cmd, 2, before_env)
+    if before_env and args.before:
+        timed(help_cmd, 2, before_env, args.before)
     helps, befores, clicks, bare = [], [], [], []
     for _ in range(args.n):  # interleaved, so machine noise hits all alike
         helps += timed(help_cmd, 1)
-        if before_env:
-            befores += timed(help_cmd, 1, before_env)
+        if before_env and args.before:
+            befores += timed(help_cmd, 1, before_env, args.before)  # -m puts the cwd first
         clicks += timed([PY, "-c", "import click"], 1)
         bare += timed([PY, "-c", "pass"], 1)
     rows = [("m365audit --help", helps), (f"before: {args.before}", befores),

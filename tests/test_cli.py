@@ -148,6 +148,13 @@ def test_help_lists_commands_without_importing_anything_heavy() -> None:
     assert out.strip().splitlines()[-1] == "LOADED []", "m365audit --help must stay fast (bench/bench_startup.py)"
 
 
+def test_version_is_printed_as_click_prints_it() -> None:
+    from m365audit import __version__
+
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0 and result.output == f"m365audit, version {__version__}\n"
+
+
 def test_the_lazy_command_table_matches_the_commands() -> None:
     """--help lists COMMANDS without importing them: each entry is the command's name and first help paragraph."""
     import inspect

@@ -71,8 +71,16 @@ class LazyGroup(click.Group):
         return guarded(ctx, lambda: super(LazyGroup, self).invoke(ctx))
 
 
+def _show_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """--version, as click.version_option prints it (which imports locale: 1 ms of every --help)."""
+    if value and not ctx.resilient_parsing:
+        click.echo(f"m365audit, version {__version__}")
+        ctx.exit()
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="m365audit")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_show_version,
+              help="Show the version and exit.")
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of short error messages.")
 def cli(debug: bool) -> None:
     """Prove every night that no generative AI reaches organisation or resident data in a Microsoft 365 tenant.

@@ -74,7 +74,9 @@ class LazyGroup(click.Group):
 def _show_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
     """--version, as click.version_option prints it (which imports locale: 1 ms of every --help)."""
     if value and not ctx.resilient_parsing:
-        click.echo(f"m365audit, version {__version__}")
+        from m365audit.cli.base import echo
+
+        echo(f"m365audit, version {__version__}")
         ctx.exit()
 
 

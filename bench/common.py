@@ -70,10 +70,14 @@ class ChildRun:
     output: dict[str, Any]
 
 
-def run_child(args: list[str], timeout: float = 900) -> ChildRun:
-    """Run a bench helper script in its own process; its peak RSS is its own, not the simulator's."""
+def run_child(args: list[str], timeout: float = 900, code: Path | None = None) -> ChildRun:
+    """Run a bench helper script in its own process; its peak RSS is its own, not the simulator's.
+
+    ``code``: the m365audit tree the child imports (default: this one), e.g. another commit's, side by side.
+    """
     start = time.perf_counter()
-    proc = subprocess.Popen([PY, *args], stdout=subprocess.PIPE, env=ENV, cwd=ROOT, text=True)
+    env = ENV if code is None else {**ENV, "PYTHONPATH": str(code)}
+    proc = subprocess.Popen([PY, *args], stdout=subprocess.PIPE, env=env, cwd=ROOT, text=True)
     assert proc.stdout is not None
     out = proc.stdout.read()  # the child prints little; reading to EOF first cannot deadlock
     deadline = start + timeout

@@ -44,7 +44,7 @@ ENGLISH = re.compile(r"\b(the|and|with|could|must|rules?|errors?|fail(?:s|ed|ing
                      # words of the phrases checks write into object details (hints_nl.DETAIL_NL must know them)
                      r"by|on|for|to|not|whether|users?|devices|created|held|consumed|window|review|classified|"
                      r"reaches|licen[cs]es|delegated|application|role|parent|approved|messages|files|assigned|"
-                     r"last|sign-in|themselves|may|owner)")
+                     r"last|sign-in|themselves|may|owner)\b")
 PROPER_NAMES = {"Microsoft Products and Services DPA", "Microsoft MCP Server for Enterprise", "Click to Do"}
 """Names of things (a contract, a product) that stay as their owner wrote them."""
 SAME_IN_BOTH = {"Tenant", "Status", "status", "Id", "Detail", "DPIA"}

@@ -12,6 +12,7 @@ import httpx
 
 from m365audit import __version__
 from m365audit.audit.alerting import AlertPlan, Tonight, failed_alert, run_alert, tenant_of
+from m365audit.audit.early import EarlyEvaluation
 from m365audit.collect import (
     AI_AUDIT_RECORD_TYPES,
     AUDIT_POLL_INTERVAL,
@@ -47,7 +48,7 @@ from m365audit.errors import (
     PolicyFileError,
     UsageError,
 )
-from m365audit.evaluate import PAGE_FACTS, evaluate, load_pack
+from m365audit.evaluate import PAGE_FACTS, load_pack
 from m365audit.evidence import (
     ExchangeStore,
     RecordedExchange,
@@ -239,6 +240,10 @@ async def _run_audit(options: AuditOptions) -> AuditResult:
         credential: Any = PlaceholderCredential()
     else:
         credential = _live_credential(options)
+    tenant_id, tenant_name = meta.get("tenant_id") or options.credential.tenant_id, meta.get("display_name")
+    progress = options.progress
+    early = EarlyEvaluation(pack, today, lambda done: build_snapshot(done, started, tenant_id, tenant_name),
+                            tell=(lambda r: progress.source_done(r.key, r.ok)) if progress else None)
     folder = RunFolder(options.reports, new_run_id(started), started)
     try:
         known_tenant = meta.get("tenant_id") or options.credential.tenant_id
@@ -260,18 +265,15 @@ async def _run_audit(options: AuditOptions) -> AuditResult:
             keys = needed_sources(pack, delegated)
             refused = _preflight(keys, roles, options.progress) if options.replay is None else {}
             missing = sorted({SOURCES[k].permissions[0] for k in refused})
-            progress = options.progress
-            sources = await collect(session, keys, ctx, refused=refused, spool=folder.work,
-                                    on_done=(lambda r: progress.source_done(r.key, r.ok)) if progress else None,
+            sources = await collect(session, keys, ctx, refused=refused, spool=folder.work, on_done=early.source_done,
                                     page_facts=PAGE_FACTS)
             if options.progress is not None:
                 options.progress.end()
-        snapshot = build_snapshot(sources, started, tenant_id=meta.get("tenant_id") or options.credential.tenant_id,
-                                  tenant_name=meta.get("display_name"))
+        snapshot = build_snapshot(sources, started, tenant_id=tenant_id, tenant_name=tenant_name)
         failure = _environment_failure(snapshot)
         if failure is not None:
             raise failure
-        findings = evaluate(snapshot, pack, today)
+        findings = await early.findings(snapshot)  # most were judged during collection: only the last sources' wait
         finished = options.now or datetime.now(timezone.utc)
         for name, data in policy_copies(pack.files, options.policies or default_policy_dir(), options.local,
                                         options.policies is not None, default_policy_dir()).items():
@@ -315,6 +317,7 @@ async def _run_audit(options: AuditOptions) -> AuditResult:
             "reports_pseudonymised": pseudonymiser is not None,
         }, signer=options.sign_key)
     except BaseException:
+        early.close()  # a failed run judges nothing more
         folder.discard()
         raise
     snapshot = moved(snapshot, run_dir / "snapshot.json")  # its lists are read from the finished run from now on

@@ -56,32 +56,30 @@ EXIT_BROKEN_PIPE = 141
 """What a shell reports for a command its pipe reader closed on (128 + SIGPIPE); not a verdict."""
 
 
-class AuditGroup(click.Group):
-    """Turns our errors into clean messages with their exit codes; --debug shows the traceback."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except AuditError as exc:
-            if ctx.params.get("debug"):
-                raise
-            raise AuditClickError(exc) from exc
-        except KeyboardInterrupt:  # Ctrl-C (asyncio.run turns SIGINT into this after cancelling the run)
-            if ctx.params.get("debug"):
-                raise
-            echo("Error: interrupted (Ctrl-C)", err=True)
-            echo("Hint: run the command again; an interrupted audit leaves no run folder and no lock behind", err=True)
-            ctx.exit(EXIT_INTERRUPTED)
-        except BrokenPipeError:  # `m365audit … | head`: the reader left; nothing to tell it, and the run is written
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
-            ctx.exit(EXIT_BROKEN_PIPE)
-        except OSError as exc:  # a full disk, a folder we may not write: a clear line, not a traceback
-            if ctx.params.get("debug"):
-                raise
-            where = f"{exc.filename}: " if exc.filename else ""
-            raise AuditClickError(AuditError(
-                f"{where}{exc.strerror or exc}", hint="check the free space and the permissions of the reports "
-                "folder; an unfinished run is never left looking complete")) from exc
+def guarded(ctx: click.Context, invoke: Callable[[], Any]) -> Any:
+    """Run the group's invoke, turning our errors into clean messages with their exit codes (--debug: traceback)."""
+    try:
+        return invoke()
+    except AuditError as exc:
+        if ctx.params.get("debug"):
+            raise
+        raise AuditClickError(exc) from exc
+    except KeyboardInterrupt:  # Ctrl-C (asyncio.run turns SIGINT into this after cancelling the run)
+        if ctx.params.get("debug"):
+            raise
+        echo("Error: interrupted (Ctrl-C)", err=True)
+        echo("Hint: run the command again; an interrupted audit leaves no run folder and no lock behind", err=True)
+        ctx.exit(EXIT_INTERRUPTED)
+    except BrokenPipeError:  # `m365audit … | head`: the reader left; nothing to tell it, and the run is written
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        ctx.exit(EXIT_BROKEN_PIPE)
+    except OSError as exc:  # a full disk, a folder we may not write: a clear line, not a traceback
+        if ctx.params.get("debug"):
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise AuditClickError(AuditError(
+            f"{where}{exc.strerror or exc}", hint="check the free space and the permissions of the reports "
+            "folder; an unfinished run is never left looking complete")) from exc
 
 
 def run_coro(coro: Any) -> Any:

@@ -113,21 +113,27 @@ async def collect(session: GraphSession, keys: Iterable[str], ctx: FetchContext,
     refused = refused or {}
     done: dict[str, SourceResult] = {}
     tell = on_done or (lambda result: None)
+    order = [k for wave in resolve_order(with_dependencies(keys)) for k in sorted(wave, key=lambda k: k not in refused)]
+    for key in order:
+        if key in refused:
+            done[key] = SourceResult(key=key, ok=False, url=SOURCES[key].url, error=refused[key])
+            tell(done[key])
+    tasks: dict[str, asyncio.Task[SourceResult]] = {}
 
     async def run(key: str) -> SourceResult:
+        for dep in SOURCES[key].depends_on:  # each source starts when its own dependencies are done, not a wave
+            if dep in tasks:
+                await tasks[dep]
         result = await _run_source(session, key, ctx, done, spool, page_facts or {})
+        done[key] = result
         tell(result)
         return result
 
-    for wave in resolve_order(with_dependencies(keys)):
-        for key in wave:
-            if key in refused:
-                done[key] = SourceResult(key=key, ok=False, url=SOURCES[key].url, error=refused[key])
-                tell(done[key])
-        todo = [k for k in wave if k not in done]
-        results = await asyncio.gather(*(run(k) for k in todo))
-        done.update(zip(todo, results, strict=True))
-    return done
+    todo = [k for k in order if k not in refused]
+    for key in sorted(todo, key=lambda k: not SOURCES[k].long_chain):  # the longest chain asks first
+        tasks[key] = asyncio.ensure_future(run(key))
+    await asyncio.gather(*tasks.values())
+    return {key: done[key] for key in order}  # the order of the waves, as before: snapshot.json does not change
 
 
 def build_snapshot(sources: dict[str, SourceResult], collected_at: datetime,

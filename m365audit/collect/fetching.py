@@ -85,6 +85,8 @@ class Source:
     fetcher: Fetcher | None = None
     delegated: bool = False
     """Readable only with a person's (delegated) sign-in: collected with --auth device-code, never app-only."""
+    long_chain: bool = False
+    """Its requests form the night's longest chain (a Purview query runs minutes): it gets the first request slot."""
 
     @property
     def version(self) -> str:

@@ -217,7 +217,8 @@ SOURCES: dict[str, Source] = {s.key: s for s in (
            ("Reports.Read.All",), "csv", "Copilot usage per user over 30 days (CSV)",
            fetcher=fetch_copilot_usage),
     Source("audit_ai_interactions", "/v1.0/security/auditLog/queries", ("AuditLogsQuery.Read.All",), "custom",
-           "Purview audit records of Copilot and AI app interactions", fetcher=fetch_audit_ai_interactions),
+           "Purview audit records of Copilot and AI app interactions", fetcher=fetch_audit_ai_interactions,
+           long_chain=True),
     Source("teams_org_apps", "/v1.0/appCatalogs/teamsApps?$filter=distributionMethod eq 'organization'"
            "&$expand=appDefinitions", ("AppCatalog.Read.All",), "collection",
            "apps the organisation uploaded to its Teams app catalog"),

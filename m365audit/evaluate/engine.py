@@ -317,19 +317,30 @@ def observed(rule: Rule, snapshot: Snapshot) -> bool:
     return rule.observed_by is not None and all(key in snapshot.sources for key in rule.sources)
 
 
+def rule_needs(rule: Rule, pack: PolicyPack) -> set[str]:
+    """Every source the rule's finding depends on: its own, and those of the rules whose verdict it uses."""
+    keys = set(rule.sources)
+    check = rule.active_check
+    for rule_id in check.uses_rules if check is not None else []:
+        other = pack.rule(rule_id)
+        if other is not None:
+            keys.update(other.sources)
+    return keys
+
+
+def evaluate_rule(rule: Rule, snapshot: Snapshot, pack: PolicyPack, today: date) -> Finding:
+    """One rule's finding; it reads only the sources rule_needs names, so a snapshot holding those suffices."""
+    if rule.manual is not None and not observed(rule, snapshot):
+        return manual_finding(rule, pack.attestations, today, pack.rejected)
+    outcome = run_check(rule, snapshot, pack, today)
+    if outcome.status is Status.MANUAL and rule.manual is not None:  # seen, but only a person can judge
+        return manual_finding(rule, pack.attestations, today, pack.rejected, observed=outcome)
+    if outcome.status is Status.MANUAL:  # a rule without a manual part cannot be left to a person
+        outcome = _error("The check answered 'manual' for a rule that has no manual part.",
+                         "De controle gaf 'handmatig' voor een regel zonder handmatige controle.")
+    return apply_waivers(rule, outcome, pack.waivers, today, pack.rejected)
+
+
 def evaluate(snapshot: Snapshot, pack: PolicyPack, today: date) -> list[Finding]:
     """Every rule of the pack against the snapshot, in pack order."""
-    findings = []
-    for rule in pack.rules:
-        if rule.manual is not None and not observed(rule, snapshot):
-            findings.append(manual_finding(rule, pack.attestations, today, pack.rejected))
-        else:
-            outcome = run_check(rule, snapshot, pack, today)
-            if outcome.status is Status.MANUAL and rule.manual is not None:  # seen, but only a person can judge
-                findings.append(manual_finding(rule, pack.attestations, today, pack.rejected, observed=outcome))
-                continue
-            if outcome.status is Status.MANUAL:  # a rule without a manual part cannot be left to a person
-                outcome = _error("The check answered 'manual' for a rule that has no manual part.",
-                                 "De controle gaf 'handmatig' voor een regel zonder handmatige controle.")
-            findings.append(apply_waivers(rule, outcome, pack.waivers, today, pack.rejected))
-    return findings
+    return [evaluate_rule(rule, snapshot, pack, today) for rule in pack.rules]

@@ -51,6 +51,7 @@ class SimConfig:
     """How the simulator misbehaves. Throttling and faults are deterministic for a given seed."""
 
     latency_ms: float = 0.0
+    item_latency_ms: float = 0.0  # more per item of a collection page: 0.2 makes a page of 999 users 200 ms slower
     throttle_rate: float = 0.0
     retry_after: int = 1
     throttle_streak: int = 2  # max 429s in a row for one URL: the SDK's 3 retries always get through
@@ -60,6 +61,7 @@ class SimConfig:
     page_cap: int | None = None  # serve at most this many items per page, whatever $top says (Graph may)
     empty_pages: bool = False  # an empty page with a next link before every page: legal, changes nothing
     audit_polls: int = 0  # polls answered "running" before an audit query succeeds; -1: created as succeeded
+    audit_seconds: float = 0.0  # > 0: an audit query runs this long after its creation, however often it is polled
     seed: int = 1
 
 
@@ -167,6 +169,8 @@ class GraphSimulator:
             reply, how = self._faulty(fault.kind, method, path, query, body, rid)
         else:
             reply = self._answer(method, path, query, body, rid)
+        if cfg.item_latency_ms and reply.items:
+            time.sleep(reply.items * cfg.item_latency_ms / 1000)  # Graph takes longer to build a fuller page
         with self._lock:
             self.stats.log.append((method, target, reply.status, source))
             self.stats.bytes_sent += len(reply.body)
@@ -191,10 +195,11 @@ class GraphSimulator:
             if token != _EMPTY_MARK:
                 rest.append(("$skiptoken", token[len(_EMPTY_MARK):]))
             return self.tenant.answer(method, path, _qs(rest), body, self.url,
-                                      audit_polls=self.config.audit_polls,
+                                      audit_polls=self.config.audit_polls, audit_seconds=self.config.audit_seconds,
                                       page_cap=self.config.page_cap, request_id=rid)
         reply = self.tenant.answer(method, path, query, body, self.url, audit_polls=self.config.audit_polls,
-                                   page_cap=self.config.page_cap, request_id=rid)
+                                   audit_seconds=self.config.audit_seconds, page_cap=self.config.page_cap,
+                                   request_id=rid)
         if self.config.empty_pages and reply.status == 200 and reply.content_type == JSON_TYPE:
             doc = reply.json()
             if isinstance(doc.get("value"), list):
@@ -307,6 +312,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--throttle-rate", type=float, default=0.0)
     parser.add_argument("--rate-limit", type=float, default=0.0, help="requests per second before 429s")
     parser.add_argument("--audit-polls", type=int, default=0)
+    parser.add_argument("--item-latency-ms", type=float, default=0.0, help="more latency per item of a page")
+    parser.add_argument("--audit-seconds", type=float, default=0.0,
+                        help="audit queries run this long after creation (instead of --audit-polls)")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--fault", action="append", default=[], metavar="SOURCE=KIND",
                         help=f"kinds: {FAULT_KINDS}")
@@ -322,7 +330,8 @@ def main(argv: list[str] | None = None) -> None:
         if kind not in FAULT_KINDS:
             parser.error(f"--fault {item}: the kind must be one of {', '.join(FAULT_KINDS)}")
         faults[source] = Fault(kind)
-    config = SimConfig(latency_ms=args["latency_ms"], throttle_rate=args["throttle_rate"],
+    config = SimConfig(latency_ms=args["latency_ms"], item_latency_ms=args["item_latency_ms"],
+                       audit_seconds=args["audit_seconds"], throttle_rate=args["throttle_rate"],
                        rate_limit=args["rate_limit"],
                        audit_polls=args["audit_polls"], faults=faults, seed=spec.seed)
     with GraphSimulator(spec, config, port=args["port"]) as sim:

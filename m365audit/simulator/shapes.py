@@ -133,6 +133,7 @@ class Reply:
     body: bytes
     content_type: str = JSON_TYPE
     headers: dict[str, str] = field(default_factory=dict)
+    items: int = 0  # items in a collection page: SimConfig.item_latency_ms waits this many times longer
 
     def json(self) -> Any:
         return json.loads(self.body)

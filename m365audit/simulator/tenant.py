@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -47,6 +48,7 @@ class SimTenant:
         self.n_sp = max(spec.service_principals, len(RESOURCE_APPS))
         self.policy_ids = [guid(s, "intune", i) for i in range(spec.intune_policies)]
         self._queries: dict[str, int] = {}
+        self._created: dict[str, float] = {}  # audit query id -> time.monotonic() of its creation
         self._query_types: dict[str, list[str]] = {}
         self.team_index = {self.team_id(k): k for k in range(spec.teams)}
         self._lock = threading.Lock()
@@ -263,13 +265,17 @@ class SimTenant:
     # ------------------------------------------------------------------ answering requests
 
     def answer(self, method: str, path: str, query: str, body: bytes, base: str, *,
-               audit_polls: int = 0, page_cap: int | None = None, request_id: str = "") -> Reply:
-        """Answer one request as Graph would; ``base`` is the scheme and host put into next links."""
+               audit_polls: int = 0, page_cap: int | None = None, request_id: str = "",
+               audit_seconds: float = 0.0) -> Reply:
+        """Answer one request as Graph would; ``base`` is the scheme and host put into next links.
+
+        ``audit_seconds`` > 0: an audit query runs that long after its creation (``audit_polls`` is then unused).
+        """
         path = unquote(path)
         low = path.lower().rstrip("/")
         params = {k.lower(): v for k, v in parse_qsl(query, keep_blank_values=True)}
         if low.startswith("/v1.0/security/auditlog/queries"):
-            return self._audit(method, low, params, body, base, audit_polls, request_id, page_cap)
+            return self._audit(method, low, params, body, base, audit_polls, request_id, page_cap, audit_seconds)
         if method != "GET":
             return Reply(405, error_body("Request_BadRequest", f"{method} is not supported here", request_id))
         if low in self.objects:
@@ -306,7 +312,7 @@ class SimTenant:
         with self._lock:
             cached = self._cache.get(key)
         if cached is not None:
-            return Reply(200, cached)
+            return Reply(200, cached, items=max(0, min(offset + top, coll.count) - offset))
         fields = frozenset(select.split(",")) | {"id"} if select else coll.default_fields
         items = [coll.item(i) for i in range(offset, min(offset + top, coll.count))]
         if fields is not None:
@@ -320,10 +326,10 @@ class SimTenant:
         data = json.dumps(doc, separators=(",", ":")).encode()
         with self._lock:
             self._cache[key] = data
-        return Reply(200, data)
+        return Reply(200, data, items=len(items))
 
     def _audit(self, method: str, low: str, params: dict[str, str], body: bytes, base: str, polls: int,
-               request_id: str, page_cap: int | None) -> Reply:
+               request_id: str, page_cap: int | None, seconds: float = 0.0) -> Reply:
         parts = low.split("/")  # ['', 'v1.0', 'security', 'auditlog', 'queries', id?, 'records'?]
         if method == "POST" and len(parts) == 5:
             try:
@@ -336,8 +342,9 @@ class SimTenant:
             with self._lock:
                 qid = guid(self.spec.seed, "auditquery", len(self._queries))
                 self._queries[qid] = 0
+                self._created[qid] = time.monotonic()
                 self._query_types[qid] = [str(t).lower() for t in req["recordTypeFilters"]]
-            doc = {**req, "id": qid, "status": "succeeded" if polls < 0 else "notStarted"}
+            doc = {**req, "id": qid, "status": "succeeded" if polls < 0 and not seconds else "notStarted"}
             return Reply(201,
                          json.dumps({"@odata.context": f"{base}/v1.0/$metadata#security/auditLog/queries/"
                                           "$entity", **doc}).encode())
@@ -347,7 +354,7 @@ class SimTenant:
         if len(parts) == 6:
             with self._lock:
                 self._queries[qid] += 1
-                done = self._queries[qid] > polls
+                done = time.monotonic() - self._created[qid] >= seconds if seconds > 0 else self._queries[qid] > polls
             return Reply(200, json.dumps({"id": qid, "status": "succeeded" if done else "running"}).encode())
         if len(parts) == 7 and parts[6] == "records":
             coll = Collection(f"security/auditLog/queries('{qid}')/records", self.n_audit_records(),

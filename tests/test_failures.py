@@ -261,10 +261,13 @@ def test_a_real_ctrl_c_during_an_audit_exits_130_and_leaves_nothing(tmp_path: Pa
     doc = json.loads(users.read_text(encoding="utf-8"))
     users.write_text(json.dumps({**doc, "delay_ms": 600_000}), encoding="utf-8")
     reports = tmp_path / "reports"
-    # -X faulthandler: if the audit ever hangs after Ctrl-C, SIGABRT makes it print every thread's stack
+    # The audit starts with Ctrl-C delivered, as from a terminal. A test run started in the background (`pytest &`,
+    # some CI runners) ignores SIGINT, and an ignored signal stays ignored in every child: without this reset the
+    # audit rightly never sees the Ctrl-C and the test hangs. -X faulthandler: should the audit ever hang after
+    # Ctrl-C, SIGABRT makes it print every thread's stack into the failure.
     proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "m365audit", "audit", "--replay", str(tenant),
                              "--reports", str(reports)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=ROOT)
+                            cwd=ROOT, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120  # a guard against a hang, not a measurement
         while not list((reports / ".incomplete").glob("*/exchanges/*.json")) and time.monotonic() < deadline:

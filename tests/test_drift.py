@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+from collections import Counter
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,8 @@ from m365audit.audit import AuditOptions, run_audit
 from m365audit.audit.runner import AuditResult
 from m365audit.cli import cli
 from m365audit.drift import DriftReport
-from m365audit.drift.nights import RuleDrift
-from m365audit.drift.snapdiff import diff, normalise
+from m365audit.drift.nights import RuleDrift, object_tally
+from m365audit.drift.snapdiff import diff, diff_items, normalise
 from m365audit.evidence import verify_run
 from m365audit.graph import ReplayTransport
 from m365audit.models import Status
@@ -364,3 +365,16 @@ def test_a_person_who_left_since_last_night_is_not_named_in_pseudonymised_drift(
     drift = (run / "drift.json").read_text(encoding="utf-8")
     assert '"removed"' in drift or '"removed": 1' in drift
     assert "Bram de Groot" not in drift and "degroot" not in drift.lower() and "user-" in drift
+
+
+def test_source_counts_are_objects_not_paths() -> None:
+    """A licence given to a user is one changed user, not three added paths (as an officer reads +N -N ~N)."""
+    old = [{"id": "u1", "assignedLicenses": []}, {"id": "u2", "assignedLicenses": []}, {"id": "u4"}]
+    new = [{"id": "u1", "assignedLicenses": [{"skuId": "s1"}],
+            "assignedPlans": [{"servicePlanId": "p1"}, {"servicePlanId": "p2"}]},
+           {"id": "u2", "assignedLicenses": []}, {"id": "u3"}]
+    paths = diff_items(old, new, "users")
+    assert len([p for p in paths if p.path.startswith("users[id=u1]")]) >= 2, paths
+    assert object_tally("users", paths) == Counter(added=1, removed=1, changed=1)
+    policy = diff({"a": 1, "b": 2}, {"a": 2, "d": 3}, "authorization_policy")  # a source that is one object
+    assert object_tally("authorization_policy", policy) == Counter(added=1, removed=1, changed=1), "its properties"

@@ -85,7 +85,7 @@ class RuleChange(Frozen):
 
 
 class SourceDrift(Frozen):
-    """A source whose readability or data changed, with a compact path-level summary."""
+    """A source whose readability or data changed: objects added, removed and changed, and the first paths."""
 
     source: str
     old_state: SourceState
@@ -317,6 +317,29 @@ def _error_text(result: SourceResult | None) -> str | None:
     return " ".join(str(x) for x in (e.status, e.code) if x) or e.message
 
 
+def object_tally(key: str, paths: list[PathChange]) -> Counter[str]:
+    """Objects added, removed and changed in a source, from its path changes.
+
+    A collection's item that appears or disappears counts once as added or removed; an item with changes
+    inside (a licence added to a user) counts once as changed, however many of its paths changed. A source
+    that is one object (a policy) counts each changed property.
+    """
+    tally: Counter[str] = Counter()
+    changed_items: set[str] = set()
+    for change in paths:
+        rest = change.path[len(key):] if change.path.startswith(key) else change.path
+        if not rest.startswith("[") or "]" not in rest:
+            tally[change.change] += 1  # a property of a source that is one object
+            continue
+        item = rest[:rest.index("]") + 1]
+        if rest == item and change.change in ("added", "removed"):
+            tally[change.change] += 1
+        else:
+            changed_items.add(item)
+    tally["changed"] += len(changed_items)
+    return tally
+
+
 def source_drift(old: Snapshot, new: Snapshot) -> list[SourceDrift]:
     """Sources whose readability or (normalised) data changed, sorted by key."""
     out = []
@@ -335,7 +358,7 @@ def source_drift(old: Snapshot, new: Snapshot) -> list[SourceDrift]:
                 continue
         elif state_a == state_b and _error_text(a) == _error_text(b):
             continue
-        tally = Counter(p.change for p in paths)
+        tally = object_tally(key, paths)
         out.append(SourceDrift(source=key, old_state=state_a, new_state=state_b, old_error=_error_text(a),
                                new_error=_error_text(b), added=tally["added"], removed=tally["removed"],
                                changed=tally["changed"], paths=paths[:PATH_CAP],

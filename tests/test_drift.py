@@ -18,8 +18,8 @@ from m365audit.audit import AuditOptions, run_audit
 from m365audit.audit.runner import AuditResult
 from m365audit.cli import cli
 from m365audit.drift import DriftReport
-from m365audit.drift.nights import RuleDrift, object_tally
-from m365audit.drift.snapdiff import diff, diff_items, normalise
+from m365audit.drift.nights import RuleDrift
+from m365audit.drift.snapdiff import diff, diff_items, normalise, object_tally
 from m365audit.evidence import verify_run
 from m365audit.graph import ReplayTransport
 from m365audit.models import Status

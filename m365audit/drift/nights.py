@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-from m365audit.drift.snapdiff import PathChange, diff, diff_items
+from m365audit.drift.snapdiff import PathChange, diff, diff_items, object_tally
 from m365audit.errors import UsageError
 from m365audit.evidence import MANIFEST, ItemsError, previous_run, read_snapshot
 from m365audit.models import (
@@ -315,29 +314,6 @@ def _error_text(result: SourceResult | None) -> str | None:
         return None
     e = result.error
     return " ".join(str(x) for x in (e.status, e.code) if x) or e.message
-
-
-def object_tally(key: str, paths: list[PathChange]) -> Counter[str]:
-    """Objects added, removed and changed in a source, from its path changes.
-
-    A collection's item that appears or disappears counts once as added or removed; an item with changes
-    inside (a licence added to a user) counts once as changed, however many of its paths changed. A source
-    that is one object (a policy) counts each changed property.
-    """
-    tally: Counter[str] = Counter()
-    changed_items: set[str] = set()
-    for change in paths:
-        rest = change.path[len(key):] if change.path.startswith(key) else change.path
-        if not rest.startswith("[") or "]" not in rest:
-            tally[change.change] += 1  # a property of a source that is one object
-            continue
-        item = rest[:rest.index("]") + 1]
-        if rest == item and change.change in ("added", "removed"):
-            tally[change.change] += 1
-        else:
-            changed_items.add(item)
-    tally["changed"] += len(changed_items)
-    return tally
 
 
 def source_drift(old: Snapshot, new: Snapshot) -> list[SourceDrift]:

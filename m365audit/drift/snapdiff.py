@@ -231,3 +231,26 @@ def _stream_by_id(old: Sequence[Any], new: Sequence[Any], path: str) -> list[Pat
     found += [(k, [PathChange(path=f"{path}[id={k}]", change="added", new=_label(v))]) for k, v in now.pool.items()]
     found.sort(key=itemgetter(0))
     return [change for _, changes in found for change in changes]
+
+
+def object_tally(key: str, paths: list[PathChange]) -> Counter[str]:
+    """Objects added, removed and changed in a source, from its path changes.
+
+    A collection's item that appears or disappears counts once as added or removed; an item with changes
+    inside (a licence added to a user) counts once as changed, however many of its paths changed. A source
+    that is one object (a policy) counts each changed property.
+    """
+    tally: Counter[str] = Counter()
+    changed_items: set[str] = set()
+    for change in paths:
+        rest = change.path[len(key):] if change.path.startswith(key) else change.path
+        if not rest.startswith("[") or "]" not in rest:
+            tally[change.change] += 1  # a property of a source that is one object
+            continue
+        item = rest[:rest.index("]") + 1]
+        if rest == item and change.change in ("added", "removed"):
+            tally[change.change] += 1
+        else:
+            changed_items.add(item)
+    tally["changed"] += len(changed_items)
+    return tally

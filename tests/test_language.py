@@ -32,7 +32,7 @@ from m365audit.drift.text import LABELS as DRIFT_LABELS
 from m365audit.evaluate import load_pack
 from m365audit.report.exports import CSV_COLUMNS
 from m365audit.report.hints_nl import graph_error
-from m365audit.report.vocabulary import LABELS, PLURALS
+from m365audit.report.vocabulary import LABELS, PLURALS, VERDICT_WORDS
 from tests.conftest import FIXED_NOW, TENANTS
 from tests.test_drift import NIGHTS
 
@@ -128,7 +128,8 @@ def english_left(text: str, exempt: set[str]) -> list[str]:
 
 
 @pytest.mark.parametrize("name, table", [("report", LABELS), ("drift", DRIFT_LABELS), ("history", HISTORY_LABELS),
-                                         ("overview", OVERVIEW_LABELS), ("csv", CSV_COLUMNS), ("cli", CLI_WORDS)])
+                                         ("overview", OVERVIEW_LABELS), ("csv", CSV_COLUMNS), ("cli", CLI_WORDS),
+                                         ("verdict", VERDICT_WORDS)])
 def test_every_label_has_dutch_and_english(name: str, table: dict[str, dict[str, str]]) -> None:
     for key, entry in table.items():
         assert set(entry) == {"nl", "en"}, f"{name}.{key}"

@@ -141,9 +141,8 @@ def _for_print(findings: list[Any], snapshot: Any, key: bytes | None) -> list[An
     return [pseudonymiser.finding(f) for f in findings]
 
 
-VERDICT_TEXT = {"pass": "COMPLIANT", "fail": "NOT COMPLIANT", "error": "INCOMPLETE (not a pass)"}
-VERDICT_TEXT_NL = {"pass": "IN ORDE", "fail": "NIET IN ORDE", "error": "ONVOLLEDIG (geen bewijs van naleving)"}
 CLI_WORDS: dict[str, dict[str, str]] = {
+    "not_a_pass": {"nl": " (geen bewijs van naleving)", "en": " (not a pass)"},
     "run": {"nl": "controle", "en": "run"},
     "run_folder": {"nl": "Bewijsmap: ", "en": "Run folder: "},
     "report": {"nl": "Rapport:   ", "en": "Report:     "},
@@ -173,12 +172,12 @@ def _audit_config(config: Path, quiet: bool) -> None:
 def _print_summary(tenant_name: str, tenant_id: str, run_id: str, findings: list[Any], verdict: str, lang: str,
                    quiet: bool) -> None:
     """The verdict line; then FAIL, ERROR and WAIVED lines (with --quiet: ERROR lines only, each with its fix)."""
-    from m365audit.report import counts, labels, ordered
+    from m365audit.report import VERDICT_WORDS, counts, labels, ordered
 
     c, L = counts(findings), labels(as_lang(lang))
     line = " · ".join(f"{L[k]} {v}" for k, v in c.items())
-    text = VERDICT_TEXT_NL if lang == "nl" else VERDICT_TEXT
-    echo(f"{text[verdict]}: {tenant_name or tenant_id} {cli_word('run', lang)} {run_id}: {line}")
+    word = VERDICT_WORDS[verdict][as_lang(lang)] + (cli_word("not_a_pass", lang) if verdict == "error" else "")
+    echo(f"{word}: {tenant_name or tenant_id} {cli_word('run', lang)} {run_id}: {line}")
     width = 18 if lang == "nl" else 6
     for f in ordered(findings):
         if f.status.value in ("fail", "error", "waived") and not (quiet and f.status.value != "error"):

@@ -14,16 +14,14 @@ from m365audit.drift.nights import DriftReport
 from m365audit.drift.text import headline, summary_lines
 from m365audit.evidence import safe_name
 from m365audit.models import Lang
-from m365audit.report import in_lang
+from m365audit.report import VERDICT_WORDS, in_lang
 
 CARD_LINES = 15
 CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\u0085]+")
 MARKDOWN = re.compile(r"[\\`*_{}\[\]()<>#+!|~]")
 
 W: dict[str, dict[Lang, str]] = {
-    "pass": {"nl": "IN ORDE", "en": "COMPLIANT"},
-    "fail": {"nl": "NIET IN ORDE", "en": "NOT COMPLIANT"},
-    "error": {"nl": "ONVOLLEDIG", "en": "INCOMPLETE"},
+    **VERDICT_WORDS,
     "failed": {"nl": "MISLUKT: geen bewijs", "en": "FAILED: no evidence"},
     "regression": {"nl": "Verslechterd sinds de vorige controle: {title} ({old} → {new}).",
                    "en": "Got worse since the previous run: {title} ({old} → {new})."},

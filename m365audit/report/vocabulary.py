@@ -137,6 +137,13 @@ LABELS: dict[str, dict[Lang, str]] = {
     "downloads": {"nl": "Bestanden in deze bewijsmap", "en": "Files in this run folder"},
 }
 
+VERDICT_WORDS: dict[str, dict[Lang, str]] = {
+    "pass": {"nl": "IN ORDE", "en": "COMPLIANT"},
+    "fail": {"nl": "NIET IN ORDE", "en": "NOT COMPLIANT"},
+    "error": {"nl": "ONVOLLEDIG", "en": "INCOMPLETE"},
+}
+"""The verdict as one word, where a line starts with it: the terminal, the log, an alert's subject and card."""
+
 PLURALS: dict[str, dict[Lang, tuple[str, str]]] = {
     "sum_fail": {"nl": ("{n} van de {total} regels voldoet niet: {critical} kritiek, {high} hoog.",
                         "{n} van de {total} regels voldoen niet: {critical} kritiek, {high} hoog."),

@@ -42,15 +42,21 @@ def _scalar(value: Any) -> Any:
     raise _Odd
 
 
-def _licences(value: Any) -> Any:
+def _entries(value: Any) -> list[dict[str, Any]] | None:
+    """A list of objects as it is, None as None; anything else cannot be a shape key."""
     if value is None:
         return None
-    if type(value) is not list:
+    if type(value) is not list or any(type(entry) is not dict for entry in value):
         raise _Odd
+    return value
+
+
+def _licences(value: Any) -> Any:
+    entries = _entries(value)
+    if entries is None:
+        return None
     out = []
-    for entry in value:
-        if type(entry) is not dict:
-            raise _Odd
+    for entry in entries:
         disabled = entry.get("disabledPlans")
         if disabled is not None:
             if type(disabled) is not list:
@@ -61,14 +67,11 @@ def _licences(value: Any) -> Any:
 
 
 def _plans(value: Any) -> Any:
-    if value is None:
+    entries = _entries(value)
+    if entries is None:
         return None
-    if type(value) is not list:
-        raise _Odd
     out = []
-    for entry in value:
-        if type(entry) is not dict:
-            raise _Odd
+    for entry in entries:
         plan, status = entry.get("servicePlanId"), entry.get("capabilityStatus")
         out.append((plan if type(plan) is str else _scalar(plan), status if type(status) is str else _scalar(status)))
     return tuple(out)

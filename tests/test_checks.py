@@ -1089,3 +1089,18 @@ def test_licence_status_or_sku_that_is_not_classified_is_error() -> None:
     assert out.status is Status.ERROR and "capabilityStatus" in out.message.en
     out = run("copilot-plans-not-assigned", plans_data([user("u1", [licence("0b0b0b0b-0000-4000-8000-000000000000")])]))
     assert out.status is Status.ERROR and "subscribedSkus does not list" in out.message.en
+
+
+def test_a_fault_in_a_check_is_error_for_that_rule_not_a_lost_night(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug in one check (here: an AttributeError a shape the code did not foresee would raise) is that rule's
+    error, in both languages, and never a pass; the audit goes on and keeps its run folder."""
+    import m365audit.evaluate.checks.licences as licences
+
+    def broken(users: Any) -> Any:
+        raise AttributeError("'int' object has no attribute 'lower'")
+
+    monkeypatch.setattr(licences, "licence_facts", broken)
+    out = run("copilot-plans-not-assigned", {"users": [{"id": "u1"}], "subscribed_skus": []})
+    assert out.status is Status.ERROR
+    assert "fault in the check itself" in out.message.en and "AttributeError" in out.message.en
+    assert "Fout in de controle zelf" in out.message.nl

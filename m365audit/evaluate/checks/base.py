@@ -70,6 +70,15 @@ def fail_closed(fn: CheckFn) -> CheckFn:
                 f"De opgeslagen gegevens zijn niet meer leesbaar, de regel kan niet worden beoordeeld: {exc}",
                 f"The stored data can no longer be read, the rule cannot be judged: {exc} ({exc.hint})",
             )
+        except Exception as exc:  # a fault in the check itself: this rule cannot be judged, the night's evidence stays
+            what = f"{type(exc).__name__}: {str(exc)[:200]}"
+            return outcome(
+                Status.ERROR,
+                f"Fout in de controle zelf, de regel kan niet worden beoordeeld ({what}). Meld dit bij de beheerders "
+                "van m365audit en bewaar de bewijsmap.",
+                f"A fault in the check itself, the rule cannot be judged ({what}). Report it to the m365audit "
+                "maintainers and keep the run folder.",
+            )
 
     return functools.wraps(fn)(run)
 

@@ -78,19 +78,22 @@ def tenant_dirs() -> list[Path]:
     return sorted(p for p in TENANTS.iterdir() if (p / "expected.yaml").is_file()) if TENANTS.is_dir() else []
 
 
-def collect_from_simulator(url: str, keys: list[str], **session_options: Any) -> tuple[dict[str, Any], Any]:
-    """collect() against a Graph simulator through the real SDK stack, no sleeping between audit-query polls.
+def collect_from_simulator(url: str, keys: list[str], poll_scale: float = 0.0,
+                           **session_options: Any) -> tuple[dict[str, Any], Any]:
+    """collect() against a Graph simulator through the real SDK stack.
 
-    Returns the sources and the session's throttling gate (session_options go to GraphSession).
+    Between audit-query polls it sleeps ``poll_scale`` times what a live audit sleeps (0: not at all). Returns
+    the sources and the session's throttling gate (session_options go to GraphSession).
     """
     from m365audit.collect import FetchContext, collect
     from m365audit.graph import GraphSession, PlaceholderCredential
 
     async def go() -> tuple[dict[str, Any], Any]:
-        async def no_sleep(seconds: float) -> None:
-            return None
+        async def scaled_sleep(seconds: float) -> None:
+            if poll_scale:
+                await asyncio.sleep(seconds * poll_scale)
 
-        ctx = FetchContext(now=datetime.now(timezone.utc), sleep=no_sleep, audit_poll_seconds=60)
+        ctx = FetchContext(now=datetime.now(timezone.utc), sleep=scaled_sleep, audit_poll_seconds=60)
         transport = httpx.AsyncHTTPTransport(verify=False)
         try:
             async with GraphSession(PlaceholderCredential(), graph_root=url, transport=transport,

@@ -13,6 +13,7 @@ from m365audit.evidence.files import (
 from m365audit.evidence.items import (
     ItemsError,
     ItemsWriter,
+    Page,
     PagedItems,
     PageObserver,
     first_non_object,
@@ -23,7 +24,7 @@ from m365audit.evidence.runfolder import RunFolder, interrupted_runs, policy_cop
 from m365audit.evidence.runpaths import previous_run, resolve_pair
 from m365audit.evidence.signing import SIGNATURE, Signer, generate_key_pair, load_public_keys, load_signer
 from m365audit.evidence.snapshot_file import moved, read_head, read_snapshot, rebound, write_snapshot
-from m365audit.evidence.strictjson import DECODES, MAX_DEPTH, STORED_DEPTH, MalformedJson
+from m365audit.evidence.strictjson import DECODES, MAX_DEPTH, STORED_DEPTH, MalformedJson, loads_page
 from m365audit.evidence.strictjson import loads as strict_loads
 from m365audit.evidence.tenant_lookup import describe as describe_tenant
 from m365audit.evidence.tenant_lookup import find_tenant, stored_tenants
@@ -32,10 +33,10 @@ from m365audit.evidence.verify import VerifyReport, verify_chain, verify_run
 __all__ = [
     "DECODES",
     "ExchangeRef", "ExchangeSink", "ExchangeStore", "ItemsError", "ItemsWriter", "MANIFEST", "MAX_DEPTH",
-    "MalformedJson", "PageObserver", "PagedItems", "RecordedExchange", "RunFolder", "SIGNATURE", "STORED_DEPTH",
+    "MalformedJson", "Page", "PageObserver", "PagedItems", "RecordedExchange", "RunFolder", "SIGNATURE", "STORED_DEPTH",
     "Signer",
     "VerifyReport", "describe_tenant", "exchange_refs", "find_tenant", "first_non_object", "generate_key_pair",
-    "interrupted_runs", "is_list", "latest_run", "load_public_keys", "load_signer", "moved", "new_run_id",
+    "interrupted_runs", "is_list", "latest_run", "loads_page", "load_public_keys", "load_signer", "moved", "new_run_id",
     "policy_copies", "previous_run", "prune_tenant", "read_head", "read_snapshot", "rebound", "resolve_pair",
     "runs", "safe_name", "sealed_run_around", "sha256_file", "stored_tenants", "strict_loads", "tenant_dirs",
     "verify_chain", "verify_chain_with_ledger", "verify_run", "write_snapshot",

@@ -61,6 +61,26 @@ def parse_page(raw: bytes) -> list[Any]:
     return parsed
 
 
+class Page(list[Any]):
+    """One page of a collection's items as decoded from Graph, with ``raw``: the same items exactly as Graph sent
+    them (the bytes between the brackets of the body's ``value`` array), or None when they must be written anew.
+
+    A spool keeps ``raw`` as it is instead of serialising the items again; so a Page is read, never changed: a
+    caller that wants other items builds a plain list (a Page whose length changed is written anew all the same).
+    """
+
+    __slots__ = ("raw", "_count")
+
+    def __init__(self, items: list[Any], raw: bytes | None) -> None:
+        super().__init__(items)
+        self.raw = raw
+        self._count = len(items)
+
+    def kept_bytes(self) -> bytes | None:
+        """``raw`` while the page still holds the items it was made with (by count), else None."""
+        return self.raw if len(self) == self._count else None
+
+
 class PageObserver(Protocol):
     """Takes what it needs from each page as it is written (one decode per page), finished into a fact."""
 
@@ -261,10 +281,11 @@ class ItemsWriter:
         for observer in self._observers.values():
             observer.add_page(items)
         assert self._decoded is not None
-        binary = marshal.dumps(items)
+        binary = marshal.dumps(items if type(items) is list else list(items))  # marshal takes no subclass
         self._decoded_refs.append(PageRef(self._decoded.tell(), len(binary), len(items)))
         self._decoded.write(binary)
-        raw = page_bytes(items)
+        kept = items.kept_bytes() if isinstance(items, Page) else None
+        raw = page_bytes(items) if kept is None else kept  # Graph's own bytes of these items, when it can be
         self._digests.append(hashlib.sha256(raw).digest())
         self._pages.append(PageRef(self._file.tell(), len(raw), len(items)))
         self._file.write(raw + b"\n")

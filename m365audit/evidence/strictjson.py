@@ -38,6 +38,8 @@ MALFORMED = "MalformedBody"
 AMBIGUOUS = "AmbiguousJson"
 TOO_DEEP = "TooDeep"
 
+_WHITESPACE = re.compile(r"[ \t\n\r]*")  # json.decoder.WHITESPACE: what json skips between tokens
+_scanstring = json.decoder.scanstring  # type: ignore[attr-defined]  # the C scanner's string reader
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'"{}[]')
@@ -58,6 +60,43 @@ def loads(raw: bytes, *, max_depth: int = MAX_DEPTH, inner_keys: set[str] | None
     below the outermost one, so that a caller can look for annotations such as ``members@odata.nextLink``
     without walking the data. ``repair=False`` keeps lone surrogate escapes as they are: a file m365audit wrote
     itself reads back to exactly the value it wrote."""
+    raw, text = _text(raw, max_depth)
+    hook, built = _pairs_hook(inner_keys)
+    doc = _decode(text, hook, max_depth)
+    if inner_keys is not None and built:
+        inner_keys.update(*(built[:-1] if built[-1] is doc else built))
+    return _repaired(doc) if repair and _SURROGATE_ESCAPE.search(raw) else doc
+
+
+def loads_page(raw: bytes, *, inner_keys: set[str] | None = None) -> tuple[Any, bytes | None]:
+    """loads(raw), and the exact bytes of the top-level ``value`` array between its brackets when a stored page
+    can hold them as Graph sent them; None when the body is no object with a ``value`` array, or when those
+    bytes would read back differently or break a page line (a lone surrogate that loads replaced, a raw line
+    break between tokens). The decoded value is the same as loads() gives: the top-level object is walked here
+    with json's own C scanner for each of its values, so only the walk knows where ``value`` starts and ends.
+    """
+    raw, text = _text(raw, MAX_DEPTH)
+    hook, built = _pairs_hook(inner_keys)
+    try:
+        doc, span = _walk_top(text, hook)
+    except (ValueError, IndexError, StopIteration):  # anything irregular: the plain decoder decides and words it
+        hook, built = _pairs_hook(inner_keys)
+        doc, span = _decode(text, hook, MAX_DEPTH), None
+    except RecursionError:  # unreachable after the depth pre-pass, as in loads
+        raise MalformedJson(f"JSON nested deeper than {MAX_DEPTH} levels", TOO_DEEP) from None
+    if inner_keys is not None and built:
+        inner_keys.update(*(built[:-1] if built[-1] is doc else built))
+    if _SURROGATE_ESCAPE.search(raw):
+        return _repaired(doc), None
+    if span is None:
+        return doc, None
+    start, end = span[0] + 1, span[1] - 1  # inside the brackets
+    items = raw[start:end] if text.isascii() else text[start:end].encode("utf-8")  # str index = byte index
+    return doc, (None if b"\n" in items or b"\r" in items else items)
+
+
+def _text(raw: bytes, max_depth: int) -> tuple[bytes, str]:
+    """The bytes without a UTF-8 BOM and their text; MalformedJson when not UTF-8 or nested too deep."""
     if raw.startswith(codecs.BOM_UTF8):
         raw = raw[len(codecs.BOM_UTF8):]
     try:
@@ -65,18 +104,66 @@ def loads(raw: bytes, *, max_depth: int = MAX_DEPTH, inner_keys: set[str] | None
     except UnicodeDecodeError as exc:
         raise MalformedJson(f"not UTF-8 at byte {exc.start} ({exc.reason})") from None
     check_depth(raw, max_depth)
-    hook, built = _pairs_hook(inner_keys)
+    return raw, text
+
+
+def _skip(text: str, at: int) -> int:
+    """The index of the first character at or after ``at`` that is not JSON whitespace."""
+    found = _WHITESPACE.match(text, at)
+    return at if found is None else found.end()  # the pattern matches the empty string: never None
+
+
+def _decode(text: str, hook: Callable[[list[tuple[str, Any]]], dict[str, Any]], max_depth: int) -> Any:
     try:
-        doc = json.loads(text, object_pairs_hook=hook, parse_constant=_no_constant, parse_float=_finite)
+        return json.loads(text, object_pairs_hook=hook, parse_constant=_no_constant, parse_float=_finite)
     except MalformedJson:
         raise
     except RecursionError:  # the pre-pass makes this unreachable; kept so that no input can crash a caller
         raise MalformedJson(f"JSON nested deeper than {max_depth} levels", TOO_DEEP) from None
     except ValueError as exc:  # JSONDecodeError, and int() refusing a number of thousands of digits
         raise MalformedJson(f"not valid JSON: {exc}") from None
-    if inner_keys is not None and built:
-        inner_keys.update(*(built[:-1] if built[-1] is doc else built))
-    return _repaired(doc) if repair and _SURROGATE_ESCAPE.search(raw) else doc
+
+
+def _walk_top(text: str, hook: Callable[[list[tuple[str, Any]]], dict[str, Any]]) -> tuple[Any, tuple[int, int] | None]:
+    """A top-level object decoded pair by pair as json.loads would, and where its ``value`` array lies in ``text``.
+
+    Raises ValueError (also for anything merely unusual), IndexError or StopIteration instead of deciding what is
+    wrong: the caller then decodes the text the plain way, which gives the error json.loads would give.
+    """
+    decoder = json.JSONDecoder(object_pairs_hook=hook, parse_constant=_no_constant, parse_float=_finite)
+    scan: Callable[[str, int], tuple[Any, int]] = decoder.scan_once  # type: ignore[attr-defined]
+    ws = _skip
+    end = ws(text, 0)
+    if text[end] != "{":
+        raise ValueError("not an object")
+    end += 1
+    pairs: list[tuple[str, Any]] = []
+    span: tuple[int, int] | None = None
+    while True:
+        end = ws(text, end)
+        if text[end] == "}" and not pairs:
+            end += 1
+            break
+        if text[end] != '"':
+            raise ValueError("no key")
+        key, end = _scanstring(text, end + 1, True)
+        end = ws(text, end)
+        if text[end] != ":":
+            raise ValueError("no colon")
+        start = ws(text, end + 1)
+        value, end = scan(text, start)
+        if key == "value" and type(value) is list:
+            span = (start, end)
+        pairs.append((key, value))
+        end = ws(text, end)
+        end += 1
+        if text[end - 1] == "}":
+            break
+        if text[end - 1] != ",":
+            raise ValueError("no comma")
+    if ws(text, end) != len(text):
+        raise ValueError("extra data")
+    return hook(pairs), span
 
 
 def check_depth(raw: bytes, max_depth: int = MAX_DEPTH) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from m365audit.errors import GraphError
-from m365audit.evidence import DECODES, MalformedJson, strict_loads
+from m365audit.evidence import DECODES, MalformedJson, loads_page, strict_loads
 
 NEXT_LINK = "@odata.nextLink"
 DELTA_LINK = "@odata.deltaLink"
@@ -26,16 +26,52 @@ CUT_SHORT_HINT = "keep the run folder: the exchanges show what Graph sent"
 
 def parse(raw: bytes, url: str) -> Any:
     """The body's JSON, or a GraphError (MalformedBody, AmbiguousJson, TooDeep, TruncatedExpand, CountMismatch)."""
-    inner: set[str] = set()
+    return parse_page(raw, url, items=False)[0]
+
+
+def parse_page(raw: bytes, url: str, items: bool = True) -> tuple[Any, bytes | None]:
+    """parse(), and with ``items`` the exact bytes of a page's ``value`` array when a spool may keep them as
+    Graph sent them instead of writing the decoded items again (see strictjson.loads_page; None otherwise)."""
+    # Without a \u escape every key is in the bytes as it reads, so the annotations can be counted there (C);
+    # with one, every key below the top is gathered while decoding instead (slower, and exact either way).
+    inner: set[str] | None = set() if b"\\u" in raw else None
     DECODES["graph_bodies"] += 1
     try:
-        doc = strict_loads(raw, inner_keys=inner)
+        doc, kept = loads_page(raw, inner_keys=inner) if items else (strict_loads(raw, inner_keys=inner), None)
     except MalformedJson as exc:
         raise GraphError(f"Graph sent a body the audit cannot read: {exc}", code=exc.code, url=url,
                          hint=MALFORMED_HINT) from None
-    if any(key.endswith(_PAGING) for key in inner):  # rare: only then is the data walked
-        check_inner_annotations(doc, url)
-    return doc
+    if inner is not None and any(key.endswith(_PAGING) for key in inner) or inner is None and _annotated(raw, doc):
+        check_inner_annotations(doc, url)  # rare: only then is the data walked
+    return doc, kept
+
+
+_PAGING_BYTES = tuple(key.encode() + b'"' for key in _PAGING)
+
+
+def _annotated(raw: bytes, doc: Any) -> bool:
+    """Whether the body may hold a paging annotation below its top level: one of the annotation names closes a
+    string more often than the top level's own keys account for (a string value that ends so only costs a walk)."""
+    top = list(doc) if isinstance(doc, dict) else []
+    return any(raw.count(name) > sum(key.endswith(name[:-1].decode()) for key in top) for name in _PAGING_BYTES)
+
+
+_NEXT_LINK_KEY = b'"@odata.nextLink":"'
+
+
+def peek_next_link(raw: bytes) -> str | None:
+    """A guess at a page's ``@odata.nextLink`` from its bytes, before they are decoded, so that the next page can
+    be asked for at once; None when there is no plain one to see. Only a guess: the pager compares it with the
+    link of the decoded page and drops a wrong one (a nested key of that name, an escaped link)."""
+    start = raw.find(_NEXT_LINK_KEY)
+    if start < 0:
+        return None
+    start += len(_NEXT_LINK_KEY)
+    end = raw.find(b'"', start)
+    link = raw[start:end]
+    if end < 0 or b"\\" in link or not link.isascii():
+        return None
+    return link.decode("ascii")
 
 
 def check_inner_annotations(doc: Any, url: str) -> None:

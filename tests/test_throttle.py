@@ -331,8 +331,8 @@ def test_without_the_gate_the_same_night_runs_out_of_retries(tight_tenant: Graph
     """What the gate fixes: each request retrying on its own burns its three retries against the budget."""
     from m365audit.graph import client as graph
 
-    real = graph._middleware
-    monkeypatch.setattr(graph, "_middleware", lambda on_exchange, instant, gate=None: real(on_exchange, instant))
+    real = graph.middleware_chain
+    monkeypatch.setattr(graph, "middleware_chain", lambda on_exchange, instant, gate=None: real(on_exchange, instant))
     results, _ = collect_all(tight_tenant, 16)
     assert any(not r.ok and r.error is not None and r.error.status == 429 for r in results.values())
 

@@ -1,6 +1,7 @@
 """Talk to Microsoft Graph: the msgraph-sdk client, sign-in, replay of recorded exchanges, throttling, JSON."""
 
-from m365audit.graph.client import GRAPH_ROOT, GraphSession, current_source
+from m365audit.graph.capture import current_source
+from m365audit.graph.client import GRAPH_ROOT, GraphSession
 from m365audit.graph.credentials import (
     AUTH_METHODS,
     DELEGATED_METHODS,

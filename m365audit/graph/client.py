@@ -1,99 +1,26 @@
-"""The only module that talks to Microsoft Graph: SDK client, evidence capture, raw-bytes paging, error translation."""
+"""The only module that talks to Microsoft Graph: the SDK client, raw-bytes paging, error translation."""
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import json
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from m365audit.errors import AuthError, GraphError, UsageError
-from m365audit.evidence import ExchangeSink, RecordedExchange
+from m365audit.evidence import ExchangeSink, Page, RecordedExchange
 from m365audit.graph import jsonparse as graphjson
+from m365audit.graph.capture import SENT_WAIT, SourceStats, middleware_chain, request_sent
 from m365audit.graph.credentials import token_roles
 from m365audit.graph.signin import sign_in_error
-from m365audit.graph.throttle import ThrottleGate, gate_middleware, gated_retry_handler, kiota_retry_delay
+from m365audit.graph.throttle import ThrottleGate
 
 GRAPH_ROOT = "https://graph.microsoft.com"
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
-"""Methods that sign in a person: the token carries scopes (scp), not application roles."""
-KEPT_RESPONSE_HEADERS = ("content-type", "request-id", "client-request-id", "retry-after", "date", "location")
-
-current_source: contextvars.ContextVar[str | None] = contextvars.ContextVar("current_source", default=None)
-"""The source key a request belongs to, set by collect for each source task."""
-
-
-# --------------------------------------------------------------------------- evidence capture
-
-
-@dataclass
-class SourceStats:
-    """Requests made on behalf of one source."""
-
-    requests: int = 0
-    request_ids: list[str] = field(default_factory=list)
-    first_url: str | None = None
-    throttled: int = 0
-
-
-def _make_recording_middleware(on_exchange: Callable[[RecordedExchange], None]) -> Any:
-    """A kiota middleware placed last in the chain, below the retry handler, so it sees every attempt."""
-    from kiota_http.middleware import BaseMiddleware
-
-    class RecordEveryAttempt(BaseMiddleware):
-        async def send(self, request: httpx.Request, transport: httpx.AsyncBaseTransport) -> httpx.Response:
-            response: httpx.Response = await super().send(request, transport)
-            body = await response.aread()
-            retry_attempt = request.headers.get("Retry-Attempt")
-            on_exchange(RecordedExchange(
-                source=current_source.get(),
-                method=request.method,
-                url=str(request.url),
-                request_body=request.content or None,
-                status=response.status_code,
-                headers={k: response.headers[k] for k in KEPT_RESPONSE_HEADERS if k in response.headers},
-                body=body,
-                recorded_at=datetime.now(timezone.utc),
-                attempt=int(retry_attempt) + 1 if retry_attempt and retry_attempt.isdigit() else 1,
-            ))
-            return response
-
-    return RecordEveryAttempt()
-
-
-def _middleware(on_exchange: Callable[[RecordedExchange], None], instant_retries: bool,
-                gate: ThrottleGate | None = None) -> list[Any]:
-    from kiota_http.kiota_client_factory import KiotaClientFactory
-    from kiota_http.middleware import RetryHandler
-    from msgraph.graph_request_adapter import options as sdk_options
-    from msgraph_core.middleware import GraphTelemetryHandler
-    from msgraph_core.middleware.options import GraphTelemetryHandlerOption
-
-    class InstantRetryHandler(RetryHandler):
-        """Replay answers at once: retrying a recorded 429 needs no real wait."""
-
-        def get_delay_time(self, *args: Any, **kwargs: Any) -> float:
-            return 0.0
-
-    chain = KiotaClientFactory.get_default_middleware(sdk_options)
-    if instant_retries:
-        chain = [InstantRetryHandler(m.options) if isinstance(m, RetryHandler) else m for m in chain]
-    elif gate is not None:  # a throttled request's retry waits at the gate, not in the retry handler
-        chain = [gated_retry_handler(m.options) if isinstance(m, RetryHandler) else m for m in chain]
-    telemetry = sdk_options.get(GraphTelemetryHandlerOption.get_key())
-    chain.append(GraphTelemetryHandler(options=telemetry))
-    if gate is not None and not instant_retries:  # above the recorder: every attempt passes it, retries too
-        retry = next(m for m in chain if isinstance(m, RetryHandler))
-        chain.append(gate_middleware(gate, kiota_retry_delay(retry)))
-    chain.append(_make_recording_middleware(on_exchange))
-    return chain
-
+"""The scope the token is asked for: every Graph permission the app was granted."""
 
 # --------------------------------------------------------------------------- error translation
 
@@ -191,7 +118,7 @@ class GraphSession:
         http = httpx.AsyncClient(transport=self._transport or self._owned_transport,
                                  timeout=httpx.Timeout(self._timeout, connect=15), follow_redirects=False)
         self._http = GraphClientFactory.create_with_custom_middleware(
-            _middleware(self._on_exchange, self._instant_retries, self.gate), client=http)
+            middleware_chain(self._on_exchange, self._instant_retries, self.gate), client=http)
         auth = AzureIdentityAuthenticationProvider(self._credential, scopes=[GRAPH_SCOPE])
         self._adapter = GraphRequestAdapter(auth, client=self._http)
         GraphServiceClient(request_adapter=self._adapter)  # registers the JSON, text and form parse nodes
@@ -282,30 +209,54 @@ class GraphSession:
     async def pages(self, url: str) -> AsyncIterator[list[Any]]:
         """Each page's items in turn, following @odata.nextLink; at most two pages are held at a time.
 
-        The next page is asked for before this one is handed over, so that what the caller does with a page
-        (spooling it, taking the rules' facts) overlaps Graph's answer instead of lengthening the chain.
+        The next page is asked for as soon as this page's bytes are in, before they are decoded: the link is
+        read from the bytes (graphjson.peek_next_link) and checked against the decoded page, and a wrong guess
+        is dropped and the right page asked for. So decoding a page, spooling it and taking the rules' facts
+        overlap Graph's answer instead of lengthening the chain.
         """
         seen: set[str] = set()
         next_url: str | None = url
         count = _PageCount(url)
-        ahead: asyncio.Future[Any] | None = None
+        ahead: asyncio.Future[bytes] | None = None
+        ahead_url: str | None = None
         try:
             while next_url is not None:
                 seen.add(next_url)
-                doc = await (ahead if ahead is not None else self._json("GET", next_url))
+                raw = await (ahead if ahead is not None else self._send("GET", next_url))
                 ahead = None
+                guess = graphjson.peek_next_link(raw)
+                if guess is not None and guess not in seen:
+                    ahead, ahead_url = await self._ask_ahead(guess), guess
+                doc, kept = graphjson.parse_page(raw, self.absolute(next_url))
                 link = self._checked_page(doc, next_url, seen)
                 count.add(doc, next_url)
-                if link is not None:
-                    ahead = asyncio.ensure_future(self._json("GET", link))
-                yield doc["value"]
+                if ahead is not None and link != ahead_url:  # the guess was not the page's link: drop its answer
+                    _drop(ahead)
+                    ahead = None
+                if link is not None and ahead is None:
+                    ahead, ahead_url = await self._ask_ahead(link), link
+                yield Page(doc["value"], kept)
                 next_url = link
         finally:
             if ahead is not None:  # the caller stopped early or failed: the page asked for is not wanted
-                ahead.cancel()
-                if ahead.done() and not ahead.cancelled():
-                    ahead.exception()  # retrieved, so that asyncio does not log it: the caller's error counts
+                _drop(ahead)
         count.finish()
+
+    async def _ask_ahead(self, url: str) -> asyncio.Future[bytes]:
+        """Ask for a page ahead and return once the request is written (or has failed, or SENT_WAIT passed):
+        decoding a page holds the event loop, so a request merely scheduled before it would wait for it."""
+        sent = asyncio.Event()
+        token = request_sent.set(sent)
+        try:
+            ahead = asyncio.ensure_future(self._send("GET", url))  # the task keeps a copy of this context
+        finally:
+            request_sent.reset(token)
+        waiter = asyncio.ensure_future(sent.wait())
+        try:
+            await asyncio.wait((ahead, waiter), timeout=SENT_WAIT, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        return ahead
 
     def _checked_page(self, doc: Any, next_url: str, seen: set[str]) -> str | None:
         """The page's @odata.nextLink, or a GraphError when the body is no page or the paging misbehaves."""
@@ -329,6 +280,14 @@ class GraphSession:
             return raw.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise translate_error(exc, self.absolute(url)) from exc
+
+
+def _drop(ahead: asyncio.Future[bytes]) -> None:
+    """Cancel a page asked for ahead that is not wanted; a failure it already had is retrieved, so that asyncio
+    does not log it (the caller's own error, if any, is the one that counts)."""
+    ahead.cancel()
+    if ahead.done() and not ahead.cancelled():
+        ahead.exception()
 
 
 def _single(doc: Any, url: str) -> dict[str, Any]:

@@ -17,6 +17,8 @@ import os
 import tempfile
 import weakref
 from collections.abc import Iterable, Iterator
+from itertools import chain
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +79,30 @@ def _plans(value: Any) -> Any:
     return tuple(out)
 
 
+_PLAN = itemgetter("servicePlanId", "capabilityStatus")
+_LICENCE = itemgetter("skuId", "disabledPlans")
+
+
+def _plain_key(user: dict[str, Any]) -> Any:
+    """The shape key of a user whose licence fields are all there and all strings: the same key as
+    (_licences, _plans) give, built in C (itemgetter, join) for the common case. Raises _Odd (or KeyError,
+    TypeError) for anything else, which then takes the careful road."""
+    licences, plans = user["assignedLicenses"], user["assignedPlans"]
+    if type(licences) is not list or type(plans) is not list:
+        raise _Odd
+    plan_key = tuple(map(_PLAN, plans))  # an entry that is no object: TypeError; a field missing: KeyError
+    licence_key = []
+    strings = [sku for sku, _ in map(_LICENCE, licences)]
+    for sku, disabled in map(_LICENCE, licences):
+        if type(disabled) is not list:
+            raise _Odd
+        licence_key.append((sku, tuple(disabled)))
+        strings += disabled
+    strings += chain.from_iterable(plan_key)
+    "".join(strings)  # TypeError unless every value is a string: 1, 1.0 and True must keep their own shapes
+    return tuple(licence_key), plan_key
+
+
 class LicenceFacts:
     """Users by licence shape: ``shapes`` (first user of each, in order of appearance) and ``users()``."""
 
@@ -105,10 +131,13 @@ class LicenceFacts:
                 continue
             get = user.get
             try:
-                key: Any = (_licences(get("assignedLicenses")), _plans(get("assignedPlans")))
-                shape = self._index.get(key)
-            except _Odd:
-                key, shape = None, None
+                key: Any = _plain_key(user)
+            except (_Odd, KeyError, TypeError):
+                try:
+                    key = (_licences(get("assignedLicenses")), _plans(get("assignedPlans")))
+                except _Odd:
+                    key = None
+            shape = None if key is None else self._index.get(key)
             if shape is None:
                 shape = len(self.shapes)
                 self.shapes.append({k: user[k] for k in NAME_FIELDS + LICENCE_FIELDS if k in user})

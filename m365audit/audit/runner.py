@@ -13,6 +13,7 @@ import httpx
 from m365audit import __version__
 from m365audit.audit.alerting import AlertPlan, Tonight, failed_alert, run_alert, tenant_of
 from m365audit.audit.early import EarlyEvaluation
+from m365audit.audit.pace import fewer_collections
 from m365audit.collect import (
     AI_AUDIT_RECORD_TYPES,
     AUDIT_POLL_INTERVAL,
@@ -202,7 +203,8 @@ async def run_audit(options: AuditOptions) -> AuditResult:
     check_tenant_id(options.credential.tenant_id)  # it names the tenant's folder and lock: checked before either
     check_targets(options.notify)  # before any lock, evidence or alert state: a bad target is a usage error (exit 2)
     try:
-        return await _run_audit(options)
+        with fewer_collections():
+            return await _run_audit(options)
     except (AuditError, OSError) as exc:
         if options.notify:
             try:

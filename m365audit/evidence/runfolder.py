@@ -25,6 +25,7 @@ from m365audit.evidence.files import (
     safe_name,
     seal_line,
     sha256_file,
+    sha256_files,
     write_new,
 )
 from m365audit.evidence.lock import TenantLock, process_alive
@@ -94,10 +95,11 @@ class RunFolder:
             previous = latest_run(tenant_dir)
             if self.work.exists():
                 shutil.rmtree(self.work)  # scratch, not evidence: the snapshot.json now holds those items
+            names = run_files(self.tmp)
             manifest = {
                 **manifest,
                 "run_id": self.run_id,
-                "files": {rel: sha256_file(self.tmp / rel) for rel in run_files(self.tmp)},
+                "files": dict(zip(names, sha256_files([self.tmp / rel for rel in names]), strict=True)),
                 "previous_run_id": previous.name if previous else None,
                 "previous_manifest_sha256": sha256_file(previous / MANIFEST) if previous else None,
             }

@@ -86,7 +86,8 @@ def _tell_when_sent(request: httpx.Request, transport: httpx.AsyncBaseTransport,
 
 
 def middleware_chain(on_exchange: Callable[[RecordedExchange], None], instant_retries: bool,
-                gate: ThrottleGate | None = None) -> list[Any]:
+                     gate: ThrottleGate | None = None) -> list[Any]:
+    """msgraph-sdk's default middleware, then the throttle gate and the recorder of every attempt, last."""
     from kiota_http.kiota_client_factory import KiotaClientFactory
     from kiota_http.middleware import RetryHandler
     from msgraph.graph_request_adapter import options as sdk_options
@@ -99,7 +100,6 @@ def middleware_chain(on_exchange: Callable[[RecordedExchange], None], instant_re
         def get_delay_time(self, *args: Any, **kwargs: Any) -> float:
             return 0.0
 
-    """msgraph-sdk's default middleware, then the throttle gate and the recorder of every attempt, last."""
     chain = KiotaClientFactory.get_default_middleware(sdk_options)
     if instant_retries:
         chain = [InstantRetryHandler(m.options) if isinstance(m, RetryHandler) else m for m in chain]

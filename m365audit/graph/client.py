@@ -254,6 +254,9 @@ class GraphSession:
         waiter = asyncio.ensure_future(sent.wait())
         try:
             await asyncio.wait((ahead, waiter), timeout=SENT_WAIT, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # cancelled while waiting (Ctrl-C): nobody else holds the page asked for
+            _drop(ahead)
+            raise
         finally:
             waiter.cancel()
         return ahead

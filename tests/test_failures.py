@@ -74,6 +74,25 @@ def test_an_unreadable_certificate_key_is_one_line(pems: dict[str, Path], pem: s
     assert says in error
 
 
+def test_a_wrong_password_that_decrypts_to_garbage_is_still_the_wrong_password(
+        pems: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """About one key in 256, a wrong password passes the padding check and the key then fails to parse:
+    cryptography says 'Could not deserialize key data' and nothing about a password (seen in CI)."""
+    from azure.identity import aio
+
+    def garbage(*args: Any, **kwargs: Any) -> Any:
+        raise ValueError("Could not deserialize key data. The data may be in an incorrect format, it may be "
+                         "encrypted with an unsupported algorithm. Details: ASN.1 parsing error: unexpected tag")
+
+    monkeypatch.setattr(aio, "CertificateCredential", garbage)
+    with pytest.raises(AuthError, match="the password is wrong"):
+        build_credential(CredentialSettings("certificate", TENANT, CLIENT, str(pems["encrypted"])),
+                         {"AZURE_CLIENT_CERTIFICATE_PASSWORD": "fout"})
+    with pytest.raises(AuthError, match="cannot read the certificate"):  # not encrypted: not a password matter
+        build_credential(CredentialSettings("certificate", TENANT, CLIENT, str(pems["cert-only"])),
+                         {"AZURE_CLIENT_CERTIFICATE_PASSWORD": "fout"})
+
+
 # --------------------------------------------------------------------------- tenant ids
 
 

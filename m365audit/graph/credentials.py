@@ -129,13 +129,25 @@ def build_credential(settings: CredentialSettings, env: dict[str, str] | None = 
     return aio.AzureCliCredential(tenant_id=s.tenant_id) if s.tenant_id else aio.AzureCliCredential()
 
 
+def _encrypted_pem(path: str) -> bool:
+    """Whether the file holds a password-protected PEM private key (PKCS#8 or the older OpenSSL form)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 20)
+    except OSError:
+        return False
+    return b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in head or b"Proc-Type: 4,ENCRYPTED" in head
+
+
 def _certificate(aio: Any, tenant_id: str, client_id: str, path: str, password: str | None) -> Any:
     """CertificateCredential; a key it cannot read (no key, wrong or missing password) is one clear line."""
     try:
         return aio.CertificateCredential(tenant_id, client_id, path, password=password)
     except (ValueError, TypeError) as exc:
         text = str(exc)
-        if "password" in text.lower() or "decrypt" in text.lower():
+        # A wrong password usually fails the decryption; about one key in 256 it decrypts to bytes that merely
+        # fail to parse ("Could not deserialize key data"): an encrypted key that will not load is that too.
+        if "password" in text.lower() or "decrypt" in text.lower() or password is not None and _encrypted_pem(path):
             what = "a password is needed" if password is None else "the password is wrong"
             raise AuthError(f"cannot read the private key in {path}: {what}",
                             hint="set AZURE_CLIENT_CERTIFICATE_PASSWORD to the key's password (from the environment "

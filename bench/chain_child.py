@@ -6,7 +6,6 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -18,22 +17,11 @@ from m365audit.collect import AUDIT_POLL_INTERVAL, SOURCES, FetchContext
 START = time.perf_counter()
 
 
-class Chain(Floor):
-    """floor_child's thin reader, with the page iterator the liveness query's first page needs."""
-
-    async def pages(self, url: str) -> AsyncIterator[list[Any]]:
-        next_url: str | None = url
-        while next_url:
-            doc = json.loads((await self._get(next_url)).content)
-            yield doc["value"]
-            next_url = doc.get("@odata.nextLink")
-
-
 async def chains(base: str) -> dict[str, Any]:
     """Users paged with json.loads, beside the audit's own Purview fetcher (create, poll at the live interval,
     records): the same requests the audit makes on these two chains, and nothing else."""
     async with httpx.AsyncClient(timeout=120) as client:
-        floor = Chain(base, client, 4)
+        floor = Floor(base, client, 4)  # its pages() also serves the liveness query's first page
         ctx = FetchContext(now=datetime.now(timezone.utc), audit_poll_interval=AUDIT_POLL_INTERVAL)
         t0 = time.perf_counter()
         ends: dict[str, float] = {}

@@ -132,36 +132,35 @@ def _walk_top(text: str, hook: Callable[[list[tuple[str, Any]]], dict[str, Any]]
     """
     decoder = json.JSONDecoder(object_pairs_hook=hook, parse_constant=_no_constant, parse_float=_finite)
     scan: Callable[[str, int], tuple[Any, int]] = decoder.scan_once  # type: ignore[attr-defined]
-    ws = _skip
-    end = ws(text, 0)
+    end = _skip(text, 0)
     if text[end] != "{":
         raise ValueError("not an object")
     end += 1
     pairs: list[tuple[str, Any]] = []
     span: tuple[int, int] | None = None
     while True:
-        end = ws(text, end)
+        end = _skip(text, end)
         if text[end] == "}" and not pairs:
             end += 1
             break
         if text[end] != '"':
             raise ValueError("no key")
         key, end = _scanstring(text, end + 1, True)
-        end = ws(text, end)
+        end = _skip(text, end)
         if text[end] != ":":
             raise ValueError("no colon")
-        start = ws(text, end + 1)
+        start = _skip(text, end + 1)
         value, end = scan(text, start)
         if key == "value" and type(value) is list:
             span = (start, end)
         pairs.append((key, value))
-        end = ws(text, end)
+        end = _skip(text, end)
         end += 1
         if text[end - 1] == "}":
             break
         if text[end - 1] != ",":
             raise ValueError("no comma")
-    if ws(text, end) != len(text):
+    if _skip(text, end) != len(text):
         raise ValueError("extra data")
     return hook(pairs), span
 

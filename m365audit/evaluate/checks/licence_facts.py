@@ -92,13 +92,13 @@ def _plain_key(user: dict[str, Any]) -> Any:
         raise _Odd
     plan_key = tuple(map(_PLAN, plans))  # an entry that is no object: TypeError; a field missing: KeyError
     licence_key = []
-    strings = [sku for sku, _ in map(_LICENCE, licences)]
+    strings = list(chain.from_iterable(plan_key))
     for sku, disabled in map(_LICENCE, licences):
         if type(disabled) is not list:
             raise _Odd
         licence_key.append((sku, tuple(disabled)))
+        strings.append(sku)
         strings += disabled
-    strings += chain.from_iterable(plan_key)
     "".join(strings)  # TypeError unless every value is a string: 1, 1.0 and True must keep their own shapes
     return tuple(licence_key), plan_key
 
